@@ -1,0 +1,1 @@
+//! Scenario-driven load and fault generator (in progress).

@@ -1,0 +1,115 @@
+//! The chaos API: `GET`, `PUT` and `DELETE /admin/chaos`.
+//!
+//! Writes need `Authorization: Bearer <token>` when a token is configured (compared in constant time,
+//! never logged); without a token only loopback peers may write. A bad request gets 400 with every
+//! problem named, and the faults in force stay as they were.
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::app::{json, json_error, App, Body, ConnInfo};
+use crate::chaos::ChaosSpec;
+use crate::handlers::read_body;
+
+pub async fn chaos(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
+    if req.method() == Method::GET {
+        return json(
+            StatusCode::OK,
+            &serde_json::to_value(app.chaos.spec()).unwrap_or_default(),
+        );
+    }
+    if let Err(resp) = authorize(app, conn, &req) {
+        return resp;
+    }
+    if req.method() == Method::DELETE {
+        app.chaos.clear();
+        tracing::warn!("chaos faults cleared");
+        return json(
+            StatusCode::OK,
+            &serde_json::to_value(app.chaos.spec()).unwrap_or_default(),
+        );
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let spec: ChaosSpec = match serde_json::from_slice(&body) {
+        Ok(spec) => spec,
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &json!({
+                    "error": "invalid chaos request; faults unchanged",
+                    "details": [{ "field": "body", "problem": format!("{e}") }],
+                }),
+            )
+        }
+    };
+    match app.chaos.apply(spec) {
+        Ok(spec) => {
+            let kinds: Vec<&str> = spec.faults.iter().map(|f| f.kind()).collect();
+            tracing::warn!(faults = kinds.join(","), seed = spec.seed, "chaos faults applied");
+            json(StatusCode::OK, &serde_json::to_value(&spec).unwrap_or_default())
+        }
+        Err(errors) => json(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "invalid chaos request; faults unchanged", "details": errors }),
+        ),
+    }
+}
+
+fn authorize(app: &App, conn: &ConnInfo, req: &Request<Incoming>) -> Result<(), Response<Body>> {
+    match &app.config.chaos_token {
+        Some(token) => {
+            let given = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+                Ok(())
+            } else {
+                let mut resp = json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "changing faults needs `Authorization: Bearer <token>`",
+                );
+                resp.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
+                Err(resp)
+            }
+        }
+        None if conn.peer.ip().is_loopback() => Ok(()),
+        None => Err(json_error(
+            StatusCode::FORBIDDEN,
+            "no chaos token is configured, so only loopback clients may change faults (set --chaos-token)",
+        )),
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal how much of a token matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(x ^ y);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn compares_tokens() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

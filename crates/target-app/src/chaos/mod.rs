@@ -1,0 +1,10 @@
+//! Fault injection: the request format ([`spec`]) and the live state that applies it ([`state`]).
+//!
+//! Faults are shared state read on every request and changed only by the admin API; which request
+//! gets a fault is a pure function of (seed, fault, route, request number), so a run replays exactly.
+
+pub mod spec;
+pub mod state;
+
+pub use spec::{ChaosSpec, Fault, FieldError};
+pub use state::{Chaos, Decision, Terminal};

@@ -1,0 +1,80 @@
+//! `target-app`: the service under test, instrumented with metrics, traces, logs and profiles, with a
+//! runtime chaos API. The same library runs as the app and as its downstream, and can be embedded.
+//!
+//! # Layout
+//! - [`config`]: settings from the command line and `OTEL_*` variables.
+//! - [`server`]: the accept loop, outages, drain; [`serve`] is the entry point.
+//! - [`app`]: what wraps every request (shedding, spans, chaos, access log, metrics).
+//! - [`handlers`], [`admin`], [`downstream`], [`work`]: the endpoints and what they call.
+//! - [`chaos`]: fault format, validation, and the state that applies faults.
+//! - [`telemetry`], [`metrics`], [`process`]: the four signals.
+//! - [`route`], [`duration`]: routes by template; `90s`-style durations shared with scenario files.
+
+pub mod admin;
+pub mod app;
+pub mod chaos;
+pub mod config;
+pub mod downstream;
+pub mod duration;
+pub mod handlers;
+pub mod metrics;
+pub mod process;
+pub mod route;
+pub mod server;
+pub mod telemetry;
+pub mod work;
+
+pub use config::Config;
+pub use route::Role;
+pub use server::{serve, ServeError};
+
+/// Runs the service as a process: binds, starts the profiler if configured, serves until SIGINT or
+/// SIGTERM, drains, flushes.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let profiler = match &config.pyroscope_url {
+        Some(url) => {
+            let role = format!("{:?}", config.role).to_lowercase();
+            match telemetry::profiles::start(url, &config.service_name(), &role, config.profile_interval) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, url = url.as_str(), "profiling disabled: the profiler did not start");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    tracing::info!(
+        addr = %addr,
+        role = format!("{:?}", config.role).to_lowercase(),
+        service = config.service_name(),
+        otlp = config.otlp_endpoint().unwrap_or_else(|| "off".into()),
+        profiles = config.pyroscope_url.clone().unwrap_or_else(|| "off".into()),
+        "listening"
+    );
+    let result = serve(listener, config, shutdown_signal()).await;
+    if let Some(p) = profiler {
+        tokio::task::spawn_blocking(move || p.stop()).await.ok();
+    }
+    tracing::info!("stopped");
+    result.map_err(Into::into)
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}

@@ -1,0 +1,202 @@
+//! Accepting connections: the accept loop, outages, graceful drain, and connection resets.
+//!
+//! `serve` takes an already bound listener, so a test or an embedding program binds `127.0.0.1:0` and
+//! passes it in. During an outage the listener is closed and every open connection dropped, so clients
+//! (Prometheus included) see refused connections; the same address is bound again when it ends. This
+//! module moves bytes and connections; what a request means is decided in [`crate::app`].
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::app::{App, ConnInfo};
+use crate::config::Config;
+
+/// Largest request head accepted; larger heads get 431 from the HTTP layer.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Why the service stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error("cannot read the listener's address: {0}")]
+    LocalAddr(io::Error),
+    #[error("cannot listen on {addr} again after an outage: {source}")]
+    Rebind { addr: SocketAddr, source: io::Error },
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight requests for at most the
+/// configured drain timeout and flushes telemetry.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let app = Arc::new(App::new(config)?);
+    let result = accept_loop(&app, listener, shutdown).await;
+    let telemetry_app = app.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || telemetry_app.telemetry.shutdown(Duration::from_secs(5))).await;
+    result
+}
+
+async fn accept_loop(
+    app: &Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
+    let mut listener = Some(listener);
+    let graceful = GracefulShutdown::new();
+    // Bumped at each outage; every connection drops itself when it changes.
+    let (kill, _) = watch::channel(0u64);
+    let mut outages = app.chaos.outages();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(app.config.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    tokio::pin!(shutdown);
+
+    loop {
+        let accepting = async {
+            match &listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => break,
+            changed = outages.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let Some(duration) = *outages.borrow_and_update() else { continue };
+                tracing::warn!(addr = %addr, duration_ms = duration.as_millis() as u64, "chaos outage: listener closed");
+                // Let the answer to the request that started the outage leave first.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                listener = None;
+                kill.send_modify(|epoch| *epoch += 1);
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(duration) => {}
+                }
+                listener = Some(rebind(addr).await?);
+                app.chaos.outage_over();
+                tracing::info!(addr = %addr, "chaos outage over: listening again");
+            }
+            accepted = accepting => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of descriptors and similar: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let reset = Arc::new(AtomicBool::new(false));
+                let conn_info = Arc::new(ConnInfo { peer, reset: reset.clone() });
+                let io = TokioIo::new(Resettable { stream, reset });
+                let app = app.clone();
+                let service = service_fn(move |req| crate::app::handle(app.clone(), conn_info.clone(), req));
+                let conn = graceful.watch(http.serve_connection(io, service));
+                let mut killed = kill.subscribe();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = killed.changed() => {}
+                    }
+                });
+            }
+        }
+    }
+
+    drop(listener);
+    let drain = app.config.drain_timeout;
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained all connections"),
+        () = tokio::time::sleep(drain) => tracing::warn!(timeout_ms = drain.as_millis() as u64, "drain timed out; dropping the remaining connections"),
+    }
+    kill.send_modify(|epoch| *epoch += 1);
+    Ok(())
+}
+
+async fn rebind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    let mut last = None;
+    for _ in 0..50 {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(ServeError::Rebind {
+        addr,
+        source: last.unwrap_or_else(|| io::Error::other("no attempt made")),
+    })
+}
+
+/// A TCP stream that closes with a reset (RST) instead of a FIN when asked to.
+struct Resettable {
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for Resettable {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Relaxed) {
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for Resettable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Resettable {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}

@@ -1,0 +1,326 @@
+//! JSON logs: one object a line on stdout, with the trace and span ids of the request being served.
+//!
+//! A `tracing` layer formats each event and reads the current OpenTelemetry context (attached to every
+//! request future) for `trace_id`, `span_id` and the service that emits it; the same layer hands the
+//! record to that service's OTLP logger when log export is on. Lines go through a bounded queue to a
+//! writer thread so a slow terminal never stalls a request; when the queue is full a line is dropped and
+//! counted rather than blocking.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::Context;
+use opentelemetry_sdk::logs::SdkLogger;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::EnvFilter;
+
+/// Which service a request belongs to; carried in the OpenTelemetry context of each request.
+#[derive(Clone)]
+pub struct ServiceScope {
+    /// `service.name` of the service serving the request.
+    pub name: Arc<str>,
+    /// The service's OTLP logger, when log export is on.
+    pub logger: Option<SdkLogger>,
+    /// The service's tracer, for child spans of the request.
+    pub tracer: opentelemetry_sdk::trace::SdkTracer,
+}
+
+/// Keeps the writer thread alive; dropping it flushes every queued line.
+pub struct LogGuard {
+    sender: Option<SyncSender<Vec<u8>>>,
+    writer: Option<JoinHandle<()>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LogGuard {
+    /// Lines dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // The subscriber keeps its own sender for the life of the process, so the writer is told to
+        // stop with an empty line rather than by the channel closing.
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Vec::new());
+        }
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Filter applied when `RUST_LOG` is not set: the exporters' own clients and the profiler's per-push
+/// chatter stay out of the logs they would otherwise feed.
+pub const DEFAULT_FILTER: &str =
+    "info,hyper=warn,hyper_util=warn,reqwest=warn,opentelemetry=warn,opentelemetry_sdk=warn,\
+opentelemetry_otlp=warn,opentelemetry-otlp=warn,Pyroscope=warn,pyroscope=warn";
+
+/// Installs the JSON log layer as the global subscriber, writing to `out`.
+pub fn init(out: Box<dyn std::io::Write + Send>) -> LogGuard {
+    let (sender, receiver) = sync_channel::<Vec<u8>>(16 * 1024);
+    let writer = std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || write_lines(receiver, out))
+        .expect("spawn log writer thread");
+    let dropped = Arc::new(AtomicU64::new(0));
+    let layer = JsonLayer {
+        sender: sender.clone(),
+        dropped: dropped.clone(),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+    LogGuard {
+        sender: Some(sender),
+        writer: Some(writer),
+        dropped,
+    }
+}
+
+fn write_lines(receiver: Receiver<Vec<u8>>, out: Box<dyn std::io::Write + Send>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    while let Ok(line) = receiver.recv() {
+        if line.is_empty() {
+            break;
+        }
+        let _ = out.write_all(&line);
+        // Drain whatever else is queued before paying for a flush.
+        while let Ok(line) = receiver.try_recv() {
+            if line.is_empty() {
+                let _ = out.flush();
+                return;
+            }
+            let _ = out.write_all(&line);
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+struct JsonLayer {
+    sender: SyncSender<Vec<u8>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl<S: Subscriber> Layer<S> for JsonLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
+        let meta = event.metadata();
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        let level = meta.level();
+
+        let mut line = String::with_capacity(256);
+        line.push_str("{\"timestamp\":\"");
+        rfc3339(SystemTime::now(), &mut line);
+        let _ = write!(line, "\",\"level\":\"{}\"", level_name(*level));
+        line.push_str(",\"message\":");
+        push_json_str(&mut line, &fields.message);
+
+        Context::map_current(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            if sc.is_valid() {
+                let _ = write!(
+                    line,
+                    ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+                    sc.trace_id(),
+                    sc.span_id()
+                );
+            }
+            if let Some(scope) = cx.get::<ServiceScope>() {
+                line.push_str(",\"service\":");
+                push_json_str(&mut line, &scope.name);
+                if let Some(logger) = &scope.logger {
+                    emit_otlp(logger, *level, &fields);
+                }
+            }
+        });
+        line.push_str(&fields.rest);
+        line.push_str(",\"target\":");
+        push_json_str(&mut line, meta.target());
+        line.push_str("}\n");
+
+        match self.sender.try_send(line.into_bytes()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn emit_otlp(logger: &SdkLogger, level: Level, fields: &JsonFields) {
+    let mut record = logger.create_log_record();
+    record.set_timestamp(SystemTime::now());
+    record.set_severity_number(match level {
+        Level::ERROR => Severity::Error,
+        Level::WARN => Severity::Warn,
+        Level::INFO => Severity::Info,
+        Level::DEBUG => Severity::Debug,
+        Level::TRACE => Severity::Trace,
+    });
+    record.set_severity_text(level_name(level));
+    record.set_body(AnyValue::from(fields.message.clone()));
+    for (key, value) in &fields.pairs {
+        record.add_attribute(key.clone(), value.clone());
+    }
+    // The SDK takes the trace context from the current OpenTelemetry context.
+    logger.emit(record);
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// The event's fields: `message` apart, the rest pre-rendered as `,"key":value` and kept as pairs
+/// for the OTLP record.
+#[derive(Default)]
+struct JsonFields {
+    message: String,
+    rest: String,
+    pairs: Vec<(String, AnyValue)>,
+}
+
+impl JsonFields {
+    fn key(&mut self, field: &Field) {
+        self.rest.push(',');
+        push_json_str(&mut self.rest, field.name());
+        self.rest.push(':');
+    }
+}
+
+impl Visit for JsonFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_owned();
+            return;
+        }
+        self.key(field);
+        push_json_str(&mut self.rest, value);
+        self.pairs
+            .push((field.name().to_owned(), AnyValue::from(value.to_owned())));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.rest, "{value}");
+        self.pairs
+            .push((field.name().to_owned(), AnyValue::from(value as i64)));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.rest, "{value}");
+        self.pairs.push((field.name().to_owned(), AnyValue::from(value)));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        if value.is_finite() {
+            let _ = write!(self.rest, "{value}");
+        } else {
+            self.rest.push_str("null");
+        }
+        self.pairs.push((field.name().to_owned(), AnyValue::from(value)));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        let _ = write!(self.rest, "{value}");
+        self.pairs.push((field.name().to_owned(), AnyValue::from(value)));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        self.record_str(field, &text);
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends `t` as RFC 3339 UTC with milliseconds, e.g. `2026-11-24T01:55:04.123Z`.
+fn rfc3339(t: SystemTime, out: &mut String) {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        since.subsec_millis()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_timestamps() {
+        let mut s = String::new();
+        rfc3339(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_485_304_123),
+            &mut s,
+        );
+        assert_eq!(s, "2026-11-24T01:55:04.123Z");
+        s.clear();
+        rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400), &mut s);
+        assert_eq!(s, "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn escapes_json() {
+        let mut s = String::new();
+        push_json_str(&mut s, "a\"b\\c\nd\u{1}");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001""#);
+        assert!(serde_json::from_str::<String>(&s).is_ok());
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of target-app: real servers on 127.0.0.1:0, real HTTP, real protobuf decoding.
+
+mod chaos;
+mod endpoints;
+mod process;
+mod support;
+mod telemetry;

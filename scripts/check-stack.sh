@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Checks the observability stack's configuration with real tools.
+#
+# Usage (from anywhere): scripts/check-stack.sh
+#
+# Runs every check, even after one fails, then prints "N passed, M failed" and
+# exits 1 if any failed. Installs what it needs when missing: promtool and
+# amtool from Debian's prometheus and prometheus-alertmanager packages, and
+# check-jsonschema and PyYAML with pip into ./.venv (CHECK_STACK_VENV to move it).
+#
+# Grafana, Loki, Tempo, Pyroscope and Alloy cannot run here: their configs are
+# only parsed as YAML, and Grafana's datasource uids cross-checked.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CHECK_JSONSCHEMA_VERSION=0.39.0
+PYYAML_VERSION=6.0.3
+VENV=${CHECK_STACK_VENV:-.venv}
+STACK=stack
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+    echo "==> installing $* (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_prometheus_tools() {
+    local missing=()
+    command -v promtool >/dev/null || missing+=(prometheus)
+    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "==> creating $VENV"
+        if ! python3 -m venv "$VENV" 2>/dev/null; then
+            rm -rf "$VENV"
+            apt_install python3-venv
+            python3 -m venv "$VENV"
+        fi
+    fi
+    if ! "$VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA_VERSION" ||
+        ! "$VENV/bin/python" -c 'import yaml' 2>/dev/null; then
+        echo "==> installing check-jsonschema $CHECK_JSONSCHEMA_VERSION and PyYAML into $VENV (pip)"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+            "check-jsonschema==$CHECK_JSONSCHEMA_VERSION" "PyYAML==$PYYAML_VERSION"
+    fi
+}
+
+passed=0
+failed=()
+
+check() {
+    local name=$1
+    shift
+    echo "==> $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        echo "FAILED: $name" >&2
+        failed+=("$name")
+    fi
+}
+
+yaml_parses() {
+    "$VENV/bin/python" - "$@" <<'EOF'
+import sys, yaml
+bad = 0
+for path in sys.argv[1:]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            list(yaml.safe_load_all(f))
+    except (OSError, yaml.YAMLError) as e:
+        print(f"error: {path}: {e}", file=sys.stderr)
+        bad += 1
+print(f"{len(sys.argv) - 1 - bad} YAML files parse")
+sys.exit(1 if bad else 0)
+EOF
+}
+
+ensure_prometheus_tools
+ensure_venv
+
+check "promtool check config" promtool check config "$STACK/prometheus/prometheus.yml"
+check "promtool check rules" promtool check rules "$STACK"/prometheus/rules/*.yml
+check "promtool test rules" promtool test rules "$STACK"/prometheus/tests/*.yml
+check "amtool check-config" amtool check-config "$STACK/alertmanager/alertmanager.yml"
+check "compose file against the compose specification" \
+    "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$STACK/docker-compose.yml"
+check "compose policy (loopback ports, pinned images, conditions, no literal password)" \
+    "$VENV/bin/python" scripts/check_compose_policy.py "$STACK/docker-compose.yml"
+check "Grafana datasource uids" \
+    "$VENV/bin/python" scripts/check_datasource_uids.py "$STACK/grafana/provisioning" dashboards
+mapfile -t yaml_files < <(find "$STACK" -name '*.yml' -o -name '*.yaml' | sort)
+check "stack YAML files parse" yaml_parses "${yaml_files[@]}"
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+    printf 'failed: %s\n' "${failed[@]}" >&2
+fi
+echo "check-stack: $passed passed, ${#failed[@]} failed"
+[ ${#failed[@]} -eq 0 ]

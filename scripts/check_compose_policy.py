@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Check the stack's compose file against the rules the schema cannot express.
+
+Usage: check_compose_policy.py COMPOSE_FILE
+
+  - every published port is bound to 127.0.0.1;
+  - every image is pinned to an explicit version (no missing tag, no "latest");
+  - every depends_on entry names a condition;
+  - Grafana's admin password comes from a required variable, never a literal.
+
+Exits 1 and lists every violation. Needs PyYAML.
+"""
+
+import re
+import sys
+
+import yaml
+
+REQUIRED_VAR = re.compile(r"^\$\{[A-Z0-9_]+:\?[^}]*\}$")
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: check_compose_policy.py COMPOSE_FILE", file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as f:
+        compose = yaml.safe_load(f)
+    services = compose.get("services") or {}
+    errors = []
+    if not services:
+        errors.append("no services")
+
+    for name, svc in services.items():
+        for port in svc.get("ports") or []:
+            if isinstance(port, dict):
+                host_ip = str(port.get("host_ip", ""))
+                if port.get("published") and host_ip != "127.0.0.1":
+                    errors.append(f"{name}: port {port} is not bound to 127.0.0.1")
+            elif not str(port).startswith("127.0.0.1:"):
+                errors.append(f"{name}: port {port!r} is not bound to 127.0.0.1")
+
+        image = svc.get("image")
+        if image and "build" not in svc:
+            ref = image.rsplit("/", 1)[-1]
+            if "@sha256:" not in ref and (":" not in ref or ref.endswith(":latest")):
+                errors.append(f"{name}: image {image!r} is not pinned to a version")
+
+        depends = svc.get("depends_on") or {}
+        if isinstance(depends, list):
+            errors.append(f"{name}: depends_on {depends} has no conditions (use the long form)")
+        else:
+            for dep, spec in depends.items():
+                if not isinstance(spec, dict) or "condition" not in spec:
+                    errors.append(f"{name}: depends_on {dep} has no condition")
+
+    grafana_env = (services.get("grafana") or {}).get("environment") or {}
+    if isinstance(grafana_env, list):
+        grafana_env = dict(item.split("=", 1) for item in grafana_env if "=" in item)
+    password = str(grafana_env.get("GF_SECURITY_ADMIN_PASSWORD", ""))
+    if not REQUIRED_VAR.match(password):
+        errors.append(
+            "grafana: GF_SECURITY_ADMIN_PASSWORD must be a required variable like "
+            "${GRAFANA_ADMIN_PASSWORD:?message}, not a literal or an optional default"
+        )
+
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    if errors:
+        return 1
+    print(f"{len(services)} services: ports on 127.0.0.1, images pinned, depends_on with conditions")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
