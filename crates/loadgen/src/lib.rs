@@ -1,1 +1,32 @@
-//! Scenario-driven load and fault generator (in progress).
+//! `loadgen`: reads a scenario, paces requests against a target by an arrival-rate shape, injects faults
+//! through the target's chaos API, and checks that the expected signals and alerts show up.
+//!
+//! # Layout
+//! - [`scenario`]: scenario files: raw TOML mirror, validation with positioned diagnostics, the checked
+//!   model, expectation conditions and the JSON schema.
+//! - [`schedule`]: when each request is due (rate curves and their inverse, even and Poisson
+//!   arrivals), which request of the mix it sends, and sharding.
+//! - [`plan`]: the timeline and rate chart printed by `loadgen plan`.
+//! - [`engine`]: runs the phases: pacing, in-flight bound, faults applied and cleared.
+//! - [`client`], [`outcome`]: sending a request and classifying what came back.
+//! - [`stats`]: the one recorder of results (HDR histograms, per-second series).
+//! - [`report`], [`progress`]: the summary (text and JSON) and the live progress line.
+//! - [`alerts`], [`prometheus`]: alert expectations checked against a real Prometheus.
+//! - [`target`], [`chaos_client`]: the embedded target and the chaos API client.
+//! - [`cli`], [`run`]: the command line and one invocation from arguments to exit code.
+
+pub mod alerts;
+pub mod chaos_client;
+pub mod cli;
+pub mod client;
+pub mod engine;
+pub mod outcome;
+pub mod plan;
+pub mod progress;
+pub mod prometheus;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod schedule;
+pub mod stats;
+pub mod target;

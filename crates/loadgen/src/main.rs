@@ -1,1 +1,40 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use loadgen::cli::Cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop_signal().await;
+        eprintln!("\nloadgen: stopping: finishing in-flight requests and clearing faults (Ctrl-C again to quit at once)");
+        let _ = stop_tx.send(true);
+        stop_signal().await;
+        eprintln!("loadgen: quitting at once");
+        #[allow(
+            clippy::exit,
+            reason = "a second Ctrl-C must end the process whatever the run is doing"
+        )]
+        std::process::exit(130);
+    });
+    let code = loadgen::run::main(cli, stop_rx).await;
+    ExitCode::from(code)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Alert expectations, checked against a real Prometheus: a watcher polls `/api/v1/alerts` every
+//! second during the run and keeps each alert's state changes; after the run each phase's
+//! `alerts_firing`, `alerts_inactive` and `alerts_resolved` are judged from that timeline.
+//!
+//! Only state changes are kept, so memory grows with the number of transitions, not with the run's
+//! length. This module asks Prometheus; it does not start one (see [`crate::prometheus`]).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::engine::Timeline;
+use crate::scenario::Scenario;
+
+/// How often Prometheus is asked.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// State of an alert as Prometheus reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Inactive,
+    Pending,
+    Firing,
+}
+
+/// One change of an alert's state, at `at_s` seconds from the run's start.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Transition {
+    pub at_s: f64,
+    pub alert: String,
+    pub to: State,
+}
+
+/// The alert timeline and the checks made on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertReport {
+    pub prometheus: String,
+    pub transitions: Vec<Transition>,
+    pub checks: Vec<AlertCheck>,
+    /// Polls that failed (Prometheus unreachable or answering badly).
+    pub failed_polls: u64,
+}
+
+impl AlertReport {
+    /// Whether every alert check held.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// One alert expectation and its result.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertCheck {
+    pub phase: String,
+    pub alert: String,
+    /// `firing`, `inactive` or `resolved`.
+    pub expect: &'static str,
+    pub passed: bool,
+    /// Seconds from the phase's start to the first pending / firing state seen in the phase.
+    pub pending_after_s: Option<f64>,
+    pub firing_after_s: Option<f64>,
+    /// Seconds from the phase's start to the alert becoming inactive.
+    pub resolved_after_s: Option<f64>,
+    pub detail: String,
+}
+
+#[derive(Deserialize)]
+struct AlertsAnswer {
+    data: AlertsData,
+}
+
+#[derive(Deserialize)]
+struct AlertsData {
+    alerts: Vec<PromAlert>,
+}
+
+#[derive(Deserialize)]
+struct PromAlert {
+    labels: BTreeMap<String, String>,
+    state: String,
+}
+
+/// Polls Prometheus until `stop` turns true, returning the state changes seen. `status` receives a
+/// one-line view of the active alerts for the progress display.
+pub async fn watch(
+    prometheus: String,
+    start: Instant,
+    status: std::sync::Arc<std::sync::Mutex<String>>,
+    mut stop: watch::Receiver<bool>,
+) -> (Vec<Transition>, u64) {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let url = format!("{}/api/v1/alerts", prometheus.trim_end_matches('/'));
+    let mut current: BTreeMap<String, State> = BTreeMap::new();
+    let mut transitions = Vec::new();
+    let mut failed = 0;
+    let mut tick = tokio::time::interval(POLL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let now = Instant::now();
+        match poll(&client, &url).await {
+            Some(states) => {
+                let at_s = now.saturating_duration_since(start).as_secs_f64();
+                for (alert, state) in &states {
+                    if current.get(alert) != Some(state) {
+                        transitions.push(Transition {
+                            at_s,
+                            alert: alert.clone(),
+                            to: *state,
+                        });
+                    }
+                }
+                for (alert, state) in &current {
+                    if *state != State::Inactive && !states.contains_key(alert) {
+                        transitions.push(Transition {
+                            at_s,
+                            alert: alert.clone(),
+                            to: State::Inactive,
+                        });
+                    }
+                }
+                let view: Vec<String> = states
+                    .iter()
+                    .map(|(a, s)| format!("{a} {s:?}").to_lowercase())
+                    .collect();
+                *status.lock().unwrap_or_else(|e| e.into_inner()) = if view.is_empty() {
+                    "alerts: none".into()
+                } else {
+                    format!("alerts: {}", view.join(", "))
+                };
+                current = states;
+            }
+            None => failed += 1,
+        }
+    }
+    (transitions, failed)
+}
+
+/// The alerts that are pending or firing now (the most severe state per alert name).
+async fn poll(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    url: &str,
+) -> Option<BTreeMap<String, State>> {
+    let uri: http::Uri = url.parse().ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(2), client.get(uri))
+        .await
+        .ok()?
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    let answer: AlertsAnswer = serde_json::from_slice(&body).ok()?;
+    let mut states = BTreeMap::new();
+    for a in answer.data.alerts {
+        let Some(name) = a.labels.get("alertname") else {
+            continue;
+        };
+        let state = match a.state.as_str() {
+            "firing" => State::Firing,
+            "pending" => State::Pending,
+            _ => continue,
+        };
+        let entry = states.entry(name.clone()).or_insert(state);
+        *entry = (*entry).max(state);
+    }
+    Some(states)
+}
+
+/// The state of `alert` at `t` seconds.
+fn state_at(transitions: &[Transition], alert: &str, t: f64) -> State {
+    transitions
+        .iter()
+        .rev()
+        .find(|x| x.alert == alert && x.at_s <= t)
+        .map_or(State::Inactive, |x| x.to)
+}
+
+/// First time in `[from, to]` the alert reached at least `state`.
+fn first_reaching(transitions: &[Transition], alert: &str, state: State, from: f64, to: f64) -> Option<f64> {
+    if state_at(transitions, alert, from) >= state {
+        return Some(from);
+    }
+    transitions
+        .iter()
+        .find(|x| x.alert == alert && x.at_s >= from && x.at_s <= to && x.to >= state)
+        .map(|x| x.at_s)
+}
+
+/// Judges every phase's alert expectations against the timeline. A phase's window ends one poll after
+/// its end, since a state is only seen at the next poll.
+pub fn check(scenario: &Scenario, timeline: &Timeline, transitions: &[Transition]) -> Vec<AlertCheck> {
+    let slack = POLL.as_secs_f64() + 0.5;
+    let mut checks = Vec::new();
+    for (i, (start, end)) in timeline.phases.iter().enumerate() {
+        let phase = &scenario.phases[i];
+        let (from, to) = (start.as_secs_f64(), end.as_secs_f64());
+        let rel = |t: Option<f64>| t.map(|t| ((t - from) * 10.0).round() / 10.0);
+        for alert in &phase.expect.alerts_firing {
+            let pending = first_reaching(transitions, alert, State::Pending, from, to + slack);
+            let firing = first_reaching(transitions, alert, State::Firing, from, to + slack);
+            checks.push(AlertCheck {
+                phase: phase.name.clone(),
+                alert: alert.clone(),
+                expect: "firing",
+                passed: firing.is_some(),
+                pending_after_s: rel(pending),
+                firing_after_s: rel(firing),
+                resolved_after_s: None,
+                detail: match (pending, firing) {
+                    (_, Some(t)) => format!("firing {:.1}s after the phase started", t - from),
+                    (Some(t), None) => {
+                        format!("pending {:.1}s after the phase started, never firing", t - from)
+                    }
+                    (None, None) => "never pending or firing during the phase".into(),
+                },
+            });
+        }
+        for alert in &phase.expect.alerts_inactive {
+            let seen = first_reaching(transitions, alert, State::Pending, from, to);
+            checks.push(AlertCheck {
+                phase: phase.name.clone(),
+                alert: alert.clone(),
+                expect: "inactive",
+                passed: seen.is_none(),
+                pending_after_s: rel(seen),
+                firing_after_s: rel(first_reaching(transitions, alert, State::Firing, from, to)),
+                resolved_after_s: None,
+                detail: match seen {
+                    None => "stayed inactive".into(),
+                    Some(t) => format!(
+                        "became {:?} {:.1}s after the phase started",
+                        state_at(transitions, alert, t),
+                        t - from
+                    )
+                    .to_lowercase(),
+                },
+            });
+        }
+        for alert in &phase.expect.alerts_resolved {
+            let at_end = state_at(transitions, alert, to + slack);
+            let resolved = transitions
+                .iter()
+                .find(|x| {
+                    x.alert == *alert && x.at_s >= from && x.at_s <= to + slack && x.to == State::Inactive
+                })
+                .map(|x| x.at_s)
+                .or_else(|| (state_at(transitions, alert, from) == State::Inactive).then_some(from));
+            checks.push(AlertCheck {
+                phase: phase.name.clone(),
+                alert: alert.clone(),
+                expect: "resolved",
+                passed: at_end == State::Inactive,
+                pending_after_s: None,
+                firing_after_s: None,
+                resolved_after_s: rel(resolved),
+                detail: match (at_end, resolved) {
+                    (State::Inactive, Some(t)) => {
+                        format!("resolved {:.1}s after the phase started", t - from)
+                    }
+                    (State::Inactive, None) => "inactive at the end of the phase".into(),
+                    (state, _) => format!("still {state:?} at the end of the phase").to_lowercase(),
+                },
+            });
+        }
+    }
+    checks
+}
+
+/// Writes the alert section of the text summary.
+pub fn write_text(report: &AlertReport, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "\nalerts (Prometheus {})", report.prometheus)?;
+    for c in &report.checks {
+        writeln!(
+            out,
+            "  {} {:<14} {:<22} {:<9} {}",
+            if c.passed { "PASS" } else { "FAIL" },
+            c.phase,
+            c.alert,
+            c.expect,
+            c.detail
+        )?;
+    }
+    if !report.transitions.is_empty() {
+        writeln!(out, "  timeline:")?;
+        for t in &report.transitions {
+            writeln!(out, "    {:>7.1}s  {:<22} {:?}", t.at_s, t.alert, t.to)?;
+        }
+    }
+    if report.failed_polls > 0 {
+        writeln!(out, "  {} polls of Prometheus failed", report.failed_polls)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(at_s: f64, alert: &str, to: State) -> Transition {
+        Transition {
+            at_s,
+            alert: alert.into(),
+            to,
+        }
+    }
+
+    #[test]
+    fn states_follow_transitions() {
+        let tl = vec![
+            t(10.0, "A", State::Pending),
+            t(25.0, "A", State::Firing),
+            t(80.0, "A", State::Inactive),
+        ];
+        assert_eq!(state_at(&tl, "A", 5.0), State::Inactive);
+        assert_eq!(state_at(&tl, "A", 30.0), State::Firing);
+        assert_eq!(state_at(&tl, "A", 90.0), State::Inactive);
+        assert_eq!(first_reaching(&tl, "A", State::Firing, 0.0, 60.0), Some(25.0));
+        assert_eq!(
+            first_reaching(&tl, "A", State::Firing, 30.0, 60.0),
+            Some(30.0),
+            "already firing at the start"
+        );
+        assert_eq!(first_reaching(&tl, "A", State::Pending, 81.0, 100.0), None);
+        assert_eq!(first_reaching(&tl, "B", State::Pending, 0.0, 100.0), None);
+    }
+}

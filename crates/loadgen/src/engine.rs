@@ -1,0 +1,310 @@
+//! The engine: runs the phases in order, applying each phase's faults at its start, pacing requests
+//! open-loop at absolute deadlines (`phase start + Λ⁻¹(k)`) or closed-loop with N workers, and handing
+//! every result to the recorder.
+//!
+//! Latency is measured from the intended send time. When every in-flight slot is taken, the pacer waits
+//! for one and the request goes out late (counted); if the phase ends first, it is dropped (counted).
+//! Nothing is skipped silently. The engine does not compute statistics or print anything.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+
+use crate::chaos_client::{ChaosClient, ChaosError};
+use crate::client::Client;
+use crate::outcome::Class;
+use crate::scenario::{Load, Scenario};
+use crate::schedule::{Schedule, Shard};
+use crate::stats::Sample;
+
+/// Closed-loop request numbers start here, above any open-loop schedule, so they never collide.
+const CLOSED_LOOP_NUMBERS: u64 = 1 << 48;
+
+/// What the display needs to know about where the run is.
+#[derive(Debug, Clone, Default)]
+pub struct Position {
+    /// Index of the running phase (`None` before the first and after the last).
+    pub phase: Option<usize>,
+    /// When the running phase started.
+    pub phase_started: Option<Instant>,
+    /// Requests in flight.
+    pub in_flight: usize,
+    /// Requests sent so far.
+    pub sent: u64,
+}
+
+/// When phases ran and when faults were in force, relative to the run's start.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    /// Start and end of each phase that ran.
+    pub phases: Vec<(Duration, Duration)>,
+    /// Phase index, start and end of each window in which faults were applied.
+    pub faults: Vec<(usize, Duration, Duration)>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every phase ran to its end.
+    Completed,
+    /// Stopped early by a signal.
+    Interrupted,
+}
+
+/// Why the run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("phase `{phase}`: {source}")]
+    Chaos { phase: String, source: ChaosError },
+}
+
+/// Everything the engine needs.
+pub struct Engine {
+    pub scenario: Arc<Scenario>,
+    pub client: Client,
+    pub chaos: Option<ChaosClient>,
+    pub shard: Shard,
+    pub samples: mpsc::UnboundedSender<Sample>,
+    pub stop: watch::Receiver<bool>,
+    pub position: Arc<Mutex<Position>>,
+    pub phase_elapsed: Arc<Mutex<Vec<Duration>>>,
+    pub start: Instant,
+    /// How long to wait for in-flight requests after the last phase or a stop.
+    pub drain: Duration,
+}
+
+struct Shared {
+    in_flight: AtomicUsize,
+    sent: AtomicU64,
+}
+
+impl Engine {
+    /// Runs every phase. Faults applied to the target are cleared before returning, whatever happens.
+    pub async fn run(self) -> (Result<Ending, EngineError>, Timeline) {
+        let mut timeline = Timeline::default();
+        let shared = Arc::new(Shared {
+            in_flight: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
+        });
+        let max_in_flight = self.scenario.defaults.max_in_flight.get() as usize;
+        let slots = Arc::new(Semaphore::new(max_in_flight));
+        let result = self.phases(&shared, &slots, &mut timeline).await;
+
+        // Let in-flight requests finish, within the drain time.
+        let drained = Instant::now() + self.drain;
+        while shared.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < drained {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.set_position(&shared, None, None);
+        if let Some(chaos) = &self.chaos {
+            if !timeline.faults.is_empty() {
+                if let Err(e) = chaos.clear().await {
+                    eprintln!("loadgen: could not clear the faults on the target: {e}");
+                }
+            }
+        }
+        (result, timeline)
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    fn set_position(&self, shared: &Shared, phase: Option<usize>, started: Option<Instant>) {
+        let mut p = self.position.lock().unwrap_or_else(|e| e.into_inner());
+        p.phase = phase;
+        p.phase_started = started;
+        p.in_flight = shared.in_flight.load(Ordering::Relaxed);
+        p.sent = shared.sent.load(Ordering::Relaxed);
+    }
+
+    async fn phases(
+        &self,
+        shared: &Arc<Shared>,
+        slots: &Arc<Semaphore>,
+        timeline: &mut Timeline,
+    ) -> Result<Ending, EngineError> {
+        let mut faults_on = false;
+        for (index, phase) in self.scenario.phases.iter().enumerate() {
+            if self.stopped() {
+                return Ok(Ending::Interrupted);
+            }
+            if let Some(chaos) = &self.chaos {
+                let applied = if !phase.chaos.is_empty() {
+                    chaos.apply(self.scenario.seed, &phase.chaos).await.map(|()| true)
+                } else if faults_on {
+                    chaos.clear().await.map(|()| false)
+                } else {
+                    Ok(false)
+                };
+                match applied {
+                    Ok(on) => faults_on = on,
+                    Err(source) => {
+                        return Err(EngineError::Chaos {
+                            phase: phase.name.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+            let started = Instant::now();
+            self.set_position(shared, Some(index), Some(started));
+            let end = started + phase.duration;
+            let interrupted = match phase.load {
+                Load::Open { .. } => self.open_loop(index, started, end, shared, slots).await,
+                Load::Closed { concurrency } => self.closed_loop(index, concurrency.get(), end, shared).await,
+            };
+            let ended = Instant::now();
+            let span = (started - self.start, ended - self.start);
+            timeline.phases.push(span);
+            if faults_on {
+                timeline.faults.push((index, span.0, span.1));
+            }
+            self.phase_elapsed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ended - started);
+            if interrupted {
+                return Ok(Ending::Interrupted);
+            }
+        }
+        Ok(Ending::Completed)
+    }
+
+    /// Sends the phase's arrivals at their deadlines. Returns whether it was stopped.
+    async fn open_loop(
+        &self,
+        index: usize,
+        started: Instant,
+        end: Instant,
+        shared: &Arc<Shared>,
+        slots: &Arc<Semaphore>,
+    ) -> bool {
+        let scenario = &self.scenario;
+        let phase = &scenario.phases[index];
+        let timeout = scenario.defaults.timeout;
+        let mut stop = self.stop.clone();
+        let mut next_position = Instant::now();
+        for arrival in Schedule::phase(scenario, index, self.shard) {
+            let intended = started + arrival.offset;
+            if Instant::now() < intended {
+                tokio::select! {
+                    () = tokio::time::sleep_until(intended) => {}
+                    _ = stop.changed() => return true,
+                }
+            }
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => tokio::select! {
+                    p = slots.clone().acquire_owned() => {
+                        if Instant::now() >= end { None } else { p.ok() }
+                    }
+                    () = tokio::time::sleep_until(end) => None,
+                    _ = stop.changed() => return true,
+                },
+            };
+            let Some(permit) = permit else {
+                let _ = self.samples.send(dropped(index, arrival.request, intended));
+                continue;
+            };
+            let request = phase.mix.requests()[arrival.request].clone();
+            let client = self.client.clone();
+            let samples = self.samples.clone();
+            let shared_task = shared.clone();
+            shared.in_flight.fetch_add(1, Ordering::Relaxed);
+            shared.sent.fetch_add(1, Ordering::Relaxed);
+            let which = arrival.request;
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                let resp = client.send(&request, intended + timeout).await;
+                let _ = samples.send(Sample {
+                    phase: index,
+                    request: which,
+                    intended,
+                    started: Some(sent),
+                    finished: Instant::now(),
+                    class: resp.class,
+                    status: resp.status,
+                });
+                shared_task.in_flight.fetch_sub(1, Ordering::Relaxed);
+                drop(permit);
+            });
+            if Instant::now() >= next_position {
+                self.set_position(shared, Some(index), Some(started));
+                next_position = Instant::now() + Duration::from_millis(100);
+            }
+        }
+        // Hold the phase until its end even when its last arrival came earlier.
+        tokio::select! {
+            () = tokio::time::sleep_until(end) => false,
+            _ = stop.changed() => true,
+        }
+    }
+
+    /// Runs `concurrency` workers until the phase ends. Returns whether it was stopped.
+    async fn closed_loop(&self, index: usize, concurrency: u32, end: Instant, shared: &Arc<Shared>) -> bool {
+        let numbers = Arc::new(AtomicU64::new(CLOSED_LOOP_NUMBERS + ((index as u64) << 32)));
+        let mut workers = Vec::with_capacity(concurrency as usize);
+        for _ in 0..concurrency {
+            let scenario = self.scenario.clone();
+            let client = self.client.clone();
+            let samples = self.samples.clone();
+            let shared = shared.clone();
+            let numbers = numbers.clone();
+            let mut stop = self.stop.clone();
+            workers.push(tokio::spawn(async move {
+                let phase = &scenario.phases[index];
+                let timeout = scenario.defaults.timeout;
+                while Instant::now() < end && !*stop.borrow() {
+                    let number = numbers.fetch_add(1, Ordering::Relaxed);
+                    let which = phase.mix.pick(scenario.seed, number);
+                    let request = &phase.mix.requests()[which];
+                    let sent = Instant::now();
+                    shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                    let resp = tokio::select! {
+                        r = client.send(request, (sent + timeout).min(end + timeout)) => r,
+                        _ = stop.changed() => {
+                            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            break;
+                        }
+                    };
+                    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    let _ = samples.send(Sample {
+                        phase: index,
+                        request: which,
+                        intended: sent,
+                        started: Some(sent),
+                        finished: Instant::now(),
+                        class: resp.class,
+                        status: resp.status,
+                    });
+                }
+            }));
+        }
+        let mut stop = self.stop.clone();
+        let interrupted = tokio::select! {
+            () = tokio::time::sleep_until(end) => false,
+            _ = stop.changed() => true,
+        };
+        for w in workers {
+            let _ = w.await;
+        }
+        interrupted
+    }
+}
+
+fn dropped(phase: usize, request: usize, intended: Instant) -> Sample {
+    Sample {
+        phase,
+        request,
+        intended,
+        started: None,
+        finished: Instant::now(),
+        class: Class::Other,
+        status: None,
+    }
+}

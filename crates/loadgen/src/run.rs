@@ -1,0 +1,310 @@
+//! One invocation of loadgen, from parsed arguments to an exit code: loads the scenario, sets up the
+//! target and (when alerts are expected) Prometheus, runs the engine beside the recorder, progress and
+//! alert watcher, then writes the reports. Printing to the terminal happens here and nowhere below.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::alerts::{self, AlertReport};
+use crate::chaos_client::ChaosClient;
+use crate::cli::{Cli, Command, RunArgs};
+use crate::client::Client;
+use crate::engine::{Ending, Engine, EngineError};
+use crate::prometheus::LocalPrometheus;
+use crate::report;
+use crate::scenario::{self, Scenario};
+use crate::schedule::Shard;
+use crate::stats::{Live, Recorder};
+use crate::target::Embedded;
+
+/// Every expectation held.
+pub const EXIT_PASS: u8 = 0;
+/// An expectation failed.
+pub const EXIT_FAIL: u8 = 1;
+/// Bad scenario file or bad usage.
+pub const EXIT_USAGE: u8 = 2;
+/// The run could not be carried out.
+pub const EXIT_RUN_ERROR: u8 = 3;
+/// Stopped by SIGINT or SIGTERM (after writing what it had).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs the command; `stop` turns true when the user asks to stop.
+pub async fn main(cli: Cli, stop: watch::Receiver<bool>) -> u8 {
+    match cli.command {
+        Command::Run(args) => run(*args, stop).await,
+        Command::Validate { files } => validate(&files),
+        Command::Plan { file } => match load(&file) {
+            Ok(s) => {
+                let mut out = std::io::stdout().lock();
+                match crate::plan::write_plan(&s, &mut out) {
+                    Ok(()) => EXIT_PASS,
+                    Err(e) => {
+                        eprintln!("loadgen: cannot write the plan: {e}");
+                        EXIT_RUN_ERROR
+                    }
+                }
+            }
+            Err(code) => code,
+        },
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&scenario::json_schema()).unwrap_or_default()
+            );
+            EXIT_PASS
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Scenario, u8> {
+    scenario::load(path).map_err(|d| {
+        eprint!("{d}");
+        EXIT_USAGE
+    })
+}
+
+fn validate(files: &[std::path::PathBuf]) -> u8 {
+    let mut code = EXIT_PASS;
+    for f in files {
+        match scenario::load(f) {
+            Ok(s) => println!(
+                "{}: ok ({} phases, {})",
+                f.display(),
+                s.phases.len(),
+                target_app::duration::format(s.duration())
+            ),
+            Err(d) => {
+                eprint!("{d}");
+                code = EXIT_USAGE;
+            }
+        }
+    }
+    code
+}
+
+/// `loadgen run`.
+pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
+    let mut scenario = match load(&args.file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let shard = match args.shard.as_deref().map(str::parse::<Shard>) {
+        None => Shard::WHOLE,
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            eprintln!("loadgen: --shard: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let scenario = Arc::new(scenario);
+
+    // The target: given, or embedded.
+    let mut embedded = None;
+    let target_url = match &args.target {
+        Some(url) => {
+            if let Err(problem) = check_target_url(url) {
+                eprintln!("loadgen: --target {url}: {problem}");
+                return EXIT_USAGE;
+            }
+            if !is_loopback_url(url) {
+                eprintln!(
+                    "loadgen: sending scenario {} ({}, {} phases) to {url}{}",
+                    scenario.name,
+                    target_app::duration::format(scenario.duration()),
+                    scenario.phases.len(),
+                    if scenario.phases.iter().any(|p| !p.chaos.is_empty()) {
+                        ", and applying its faults there"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            url.trim_end_matches('/').to_owned()
+        }
+        None => {
+            let logs = match &args.target_logs {
+                Some(path) => match std::fs::File::create(path) {
+                    Ok(f) => Some(target_app::telemetry::logs::init(Box::new(f))),
+                    Err(e) => {
+                        eprintln!("loadgen: --target-logs {}: {e}", path.display());
+                        return EXIT_USAGE;
+                    }
+                },
+                None => None,
+            };
+            std::mem::forget(logs);
+            match Embedded::start(|_| {}).await {
+                Ok(e) => {
+                    let url = e.url();
+                    embedded = Some(e);
+                    url
+                }
+                Err(e) => {
+                    eprintln!("loadgen: {e}");
+                    return EXIT_RUN_ERROR;
+                }
+            }
+        }
+    };
+
+    // Prometheus, when alerts are expected.
+    let wants_alerts = scenario.phases.iter().any(|p| p.expect.has_alerts());
+    let mut local_prometheus = None;
+    let mut alerts_skipped = None;
+    let prometheus_url = match (&args.prometheus, wants_alerts, &embedded) {
+        (Some(url), _, _) => Some(url.trim_end_matches('/').to_owned()),
+        (None, true, Some(e)) => {
+            match LocalPrometheus::start(
+                &[("target-app", e.app), ("downstream", e.downstream)],
+                args.rules.as_deref(),
+                args.alertmanager.as_deref(),
+            )
+            .await
+            {
+                Ok(p) => {
+                    let url = p.url.clone();
+                    if !args.quiet {
+                        eprintln!(
+                            "loadgen: alert checks use a private Prometheus at {url} with the stack's rules"
+                        );
+                    }
+                    local_prometheus = Some(p);
+                    Some(url)
+                }
+                Err(e) => {
+                    alerts_skipped = Some(format!("alert checks skipped: {e}"));
+                    None
+                }
+            }
+        }
+        (None, true, None) => {
+            alerts_skipped = Some("alert checks skipped: no --prometheus given for this target".to_owned());
+            None
+        }
+        (None, false, _) => None,
+    };
+    if let Some(note) = &alerts_skipped {
+        eprintln!("loadgen: {note}");
+    }
+
+    // The run.
+    let start = Instant::now();
+    let live = Arc::new(Mutex::new(Live::default()));
+    let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
+    let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
+    let alert_status = Arc::new(Mutex::new(String::new()));
+    let (samples_tx, samples_rx) = mpsc::unbounded_channel();
+    let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
+    let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
+    let recorder = tokio::spawn(recorder.run(samples_rx, phase_elapsed.clone()));
+    let (done_tx, done_rx) = watch::channel(false);
+    let watcher = prometheus_url
+        .clone()
+        .map(|url| tokio::spawn(alerts::watch(url, start, alert_status.clone(), done_rx.clone())));
+    let progress = (!args.quiet).then(|| {
+        tokio::spawn(crate::progress::show(
+            scenario.clone(),
+            position.clone(),
+            live.clone(),
+            alert_status.clone(),
+            done_rx.clone(),
+        ))
+    });
+    let max_idle = scenario.defaults.max_in_flight.get() as usize;
+    let engine = Engine {
+        scenario: scenario.clone(),
+        client: Client::new(&target_url, args.body_cap, max_idle),
+        chaos: Some(ChaosClient::new(&target_url, args.chaos_token.clone())),
+        shard,
+        samples: samples_tx,
+        stop: stop.clone(),
+        position,
+        phase_elapsed,
+        start,
+        drain: scenario.defaults.timeout.min(Duration::from_secs(10)),
+    };
+    let (result, timeline) = engine.run().await;
+    let _ = done_tx.send(true);
+    let stats = recorder.await.unwrap_or_default();
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    let alert_report = match watcher {
+        Some(w) => {
+            let (transitions, failed_polls) = w.await.unwrap_or_default();
+            Some(AlertReport {
+                prometheus: prometheus_url.clone().unwrap_or_default(),
+                checks: alerts::check(&scenario, &timeline, &transitions),
+                transitions,
+                failed_polls,
+            })
+        }
+        None => None,
+    };
+    drop(local_prometheus);
+    if let Some(e) = embedded {
+        e.stop().await;
+    }
+
+    let (ending, run_error) = match result {
+        Ok(ending) => (ending, None),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            (Ending::Interrupted, Some(e))
+        }
+    };
+    let mut summary = report::summarize(&scenario, &target_url, &stats, &timeline, ending, alert_report);
+    summary.alerts_skipped = alerts_skipped;
+    let mut out = std::io::stdout().lock();
+    let _ = report::write_text(&summary, &mut out);
+    let _ = out.flush();
+    if let Some(path) = &args.json {
+        let written = std::fs::File::create(path).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            report::write_json(&summary, &mut w)?;
+            w.flush()
+        });
+        if let Err(e) = written {
+            eprintln!("loadgen: cannot write {}: {e}", path.display());
+            return EXIT_RUN_ERROR;
+        }
+    }
+    match (run_error, ending, summary.passed) {
+        (Some(EngineError::Chaos { .. }), _, _) => EXIT_RUN_ERROR,
+        (None, Ending::Interrupted, _) => EXIT_INTERRUPTED,
+        (None, _, true) => EXIT_PASS,
+        (None, _, false) => EXIT_FAIL,
+    }
+}
+
+fn check_target_url(url: &str) -> Result<(), &'static str> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| "not a URL (expected e.g. http://localhost:8080)")?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http"), Some(_)) => Ok(()),
+        (Some("https"), _) => Err("https targets are not supported; use http"),
+        _ => Err("expected an http URL such as http://localhost:8080"),
+    }
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    match uri.host() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}

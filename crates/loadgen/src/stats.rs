@@ -1,0 +1,331 @@
+//! The one owner of the run's statistics. Workers hand it a [`Sample`] per request; it keeps HDR
+//! histograms per phase and per request of the mix, corrected (from the intended send time) and
+//! uncorrected (from the actual send), counts per outcome class and status, and a per-second series.
+//!
+//! Memory does not grow with the number of requests: histograms have a fixed size, and the series holds
+//! one small point per second of the scenario.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::outcome::Class;
+
+/// Highest latency tracked, in microseconds (1 hour); larger values are clamped.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// A request started later than this after its intended time counts as late.
+pub const LATE_AFTER: Duration = Duration::from_millis(10);
+
+/// One finished (or dropped) request.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub phase: usize,
+    /// Index of the request in the phase's mix.
+    pub request: usize,
+    /// When it should have been sent.
+    pub intended: Instant,
+    /// When it was sent; `None` if it never was (dropped).
+    pub started: Option<Instant>,
+    /// When the answer (or failure) came.
+    pub finished: Instant,
+    pub class: Class,
+    pub status: Option<u16>,
+}
+
+/// Latency histogram in microseconds.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds")
+}
+
+/// Counts and latencies of a set of requests.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Latency from the intended send time (coordinated omission corrected).
+    pub corrected: Histogram<u64>,
+    /// Latency from the actual send time.
+    pub uncorrected: Histogram<u64>,
+    /// Schedule lag: actual minus intended send time.
+    pub lag: Histogram<u64>,
+    /// Completed requests per outcome class, indexed by [`Class::index`].
+    pub classes: [u64; Class::ALL.len()],
+    /// Completed requests per HTTP status.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Requests started more than [`LATE_AFTER`] after their intended time.
+    pub late: u64,
+    /// Requests that never started (no free slot before the phase ended, or the run was stopped).
+    pub dropped: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            corrected: histogram(),
+            uncorrected: histogram(),
+            lag: histogram(),
+            classes: [0; Class::ALL.len()],
+            statuses: BTreeMap::new(),
+            late: 0,
+            dropped: 0,
+        }
+    }
+}
+
+impl Stats {
+    fn add(&mut self, s: &Sample) {
+        let Some(started) = s.started else {
+            self.dropped += 1;
+            return;
+        };
+        let micros = |d: Duration| (d.as_micros() as u64).clamp(1, MAX_MICROS);
+        self.corrected.saturating_record(micros(s.finished - s.intended));
+        self.uncorrected.saturating_record(micros(s.finished - started));
+        let lag = started.saturating_duration_since(s.intended);
+        self.lag.saturating_record(micros(lag));
+        if lag > LATE_AFTER {
+            self.late += 1;
+        }
+        self.classes[s.class.index()] += 1;
+        if let Some(status) = s.status {
+            *self.statuses.entry(status).or_default() += 1;
+        }
+    }
+
+    /// Requests that completed (with an answer or a failure).
+    pub fn completed(&self) -> u64 {
+        self.classes.iter().sum()
+    }
+
+    /// Completed requests that failed.
+    pub fn errors(&self) -> u64 {
+        Class::ALL
+            .iter()
+            .filter(|c| c.is_error())
+            .map(|c| self.classes[c.index()])
+            .sum()
+    }
+
+    /// Failed / completed, or 0 with none completed.
+    pub fn error_ratio(&self) -> f64 {
+        match self.completed() {
+            0 => 0.0,
+            n => self.errors() as f64 / n as f64,
+        }
+    }
+
+    /// Merges `other` into `self`.
+    pub fn merge(&mut self, other: &Stats) {
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.uncorrected.add(&other.uncorrected);
+        let _ = self.lag.add(&other.lag);
+        for (a, b) in self.classes.iter_mut().zip(other.classes.iter()) {
+            *a += b;
+        }
+        for (status, n) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += n;
+        }
+        self.late += other.late;
+        self.dropped += other.dropped;
+    }
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Point {
+    /// Seconds since the start of the run.
+    pub second: u64,
+    /// Requests sent in this second.
+    pub sent: u64,
+    /// Requests completed in this second.
+    pub completed: u64,
+    /// Completed requests that failed.
+    pub errors: u64,
+    /// Corrected latency percentiles of the requests completed in this second, in milliseconds.
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    /// Uncorrected p99 of the same requests, in milliseconds.
+    pub p99_uncorrected_ms: f64,
+}
+
+/// Everything recorded for one phase.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseStats {
+    pub total: Stats,
+    /// Per request of the phase's mix.
+    pub requests: Vec<Stats>,
+    /// When the phase actually ran.
+    pub elapsed: Duration,
+}
+
+/// What the recorder hands back at the end.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    pub phases: Vec<PhaseStats>,
+    pub series: Vec<Point>,
+}
+
+/// What the progress display reads while the run goes on.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// Requests completed so far.
+    pub completed: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// The last complete second.
+    pub last: Option<Point>,
+}
+
+/// Receives samples and keeps the statistics.
+pub struct Recorder {
+    phases: Vec<PhaseStats>,
+    /// One point per second, indexed by second; never longer than `max_seconds`.
+    series: Vec<Point>,
+    max_seconds: usize,
+    /// Latencies of the requests completed in `current_second`, for its percentiles.
+    second_hist: (Histogram<u64>, Histogram<u64>),
+    current_second: u64,
+    start: Instant,
+    live: Arc<Mutex<Live>>,
+}
+
+impl Recorder {
+    /// A recorder for phases with `mix_sizes[i]` requests each, for a run starting at `start` and
+    /// lasting about `duration` (the series is sized from it, plus a margin for draining).
+    pub fn new(mix_sizes: &[usize], start: Instant, duration: Duration, live: Arc<Mutex<Live>>) -> Recorder {
+        let coarse = || Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("valid histogram bounds");
+        Recorder {
+            phases: mix_sizes
+                .iter()
+                .map(|n| PhaseStats {
+                    requests: vec![Stats::default(); *n],
+                    ..PhaseStats::default()
+                })
+                .collect(),
+            series: Vec::new(),
+            max_seconds: duration.as_secs() as usize + 120,
+            second_hist: (coarse(), coarse()),
+            current_second: 0,
+            start,
+            live,
+        }
+    }
+
+    /// Runs until every sender is gone, then returns the statistics. `phase_elapsed` holds how long
+    /// each phase really ran, filled in by the engine.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Sample>,
+        phase_elapsed: Arc<Mutex<Vec<Duration>>>,
+    ) -> RunStats {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                sample = rx.recv() => match sample {
+                    Some(s) => self.add(&s),
+                    None => break,
+                },
+                _ = tick.tick() => self.roll_to(self.second_of(Instant::now())),
+            }
+        }
+        self.close_second();
+        let elapsed = phase_elapsed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (p, d) in self.phases.iter_mut().zip(elapsed) {
+            p.elapsed = d;
+        }
+        RunStats {
+            phases: self.phases,
+            series: self.series,
+        }
+    }
+
+    fn second_of(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.start).as_secs()
+    }
+
+    fn point(&mut self, second: u64) -> &mut Point {
+        let i = (second as usize).min(self.max_seconds - 1);
+        if self.series.len() <= i {
+            let from = self.series.len();
+            self.series.extend((from..=i).map(|s| Point {
+                second: s as u64,
+                ..Point::default()
+            }));
+        }
+        &mut self.series[i]
+    }
+
+    /// Closes every second before `second`, publishing the last closed one to the live view.
+    fn roll_to(&mut self, second: u64) {
+        while self.current_second < second {
+            self.close_second();
+            self.current_second += 1;
+        }
+        let last = self.current_second.checked_sub(1).map(|s| *self.point(s));
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).last = last;
+    }
+
+    fn close_second(&mut self) {
+        let (corrected, uncorrected) = &mut self.second_hist;
+        let q = |h: &Histogram<u64>, q: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(q) as f64 / 1000.0
+            }
+        };
+        let (p50, p95, p99, p99u) = (
+            q(corrected, 0.5),
+            q(corrected, 0.95),
+            q(corrected, 0.99),
+            q(uncorrected, 0.99),
+        );
+        corrected.reset();
+        uncorrected.reset();
+        let p = self.point(self.current_second);
+        p.p50_ms = p50;
+        p.p95_ms = p95;
+        p.p99_ms = p99;
+        p.p99_uncorrected_ms = p99u;
+    }
+
+    fn add(&mut self, s: &Sample) {
+        if let Some(phase) = self.phases.get_mut(s.phase) {
+            phase.total.add(s);
+            if let Some(r) = phase.requests.get_mut(s.request) {
+                r.add(s);
+            }
+        }
+        let Some(started) = s.started else {
+            return;
+        };
+        {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            live.completed += 1;
+            if s.class.is_error() {
+                live.errors += 1;
+            }
+        }
+        let second = self.second_of(s.finished);
+        if second > self.current_second {
+            self.roll_to(second);
+        }
+        let sent_second = self.second_of(started);
+        self.point(sent_second).sent += 1;
+        let p = self.point(second);
+        p.completed += 1;
+        if s.class.is_error() {
+            p.errors += 1;
+        }
+        let micros = |d: Duration| (d.as_micros() as u64).clamp(1, MAX_MICROS);
+        self.second_hist
+            .0
+            .saturating_record(micros(s.finished - s.intended));
+        self.second_hist.1.saturating_record(micros(s.finished - started));
+    }
+}
