@@ -105,8 +105,10 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     };
     let scenario = Arc::new(scenario);
 
-    // The target: given, or embedded.
+    // The target: given, or embedded. The embedded target's log writer lives until the end, so its
+    // last lines are flushed.
     let mut embedded = None;
+    let mut target_logs = None;
     let target_url = match &args.target {
         Some(url) => {
             if let Err(problem) = check_target_url(url) {
@@ -129,7 +131,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             url.trim_end_matches('/').to_owned()
         }
         None => {
-            let logs = match &args.target_logs {
+            target_logs = match &args.target_logs {
                 Some(path) => match std::fs::File::create(path) {
                     Ok(f) => Some(target_app::telemetry::logs::init(Box::new(f))),
                     Err(e) => {
@@ -139,7 +141,6 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
                 },
                 None => None,
             };
-            std::mem::forget(logs);
             match Embedded::start(|_| {}).await {
                 Ok(e) => {
                     let url = e.url();
@@ -252,6 +253,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     if let Some(e) = embedded {
         e.stop().await;
     }
+    drop(target_logs);
 
     let (ending, run_error) = match result {
         Ok(ending) => (ending, None),

@@ -85,7 +85,7 @@ pub async fn handle(
     if !app.telemetry.enabled {
         return admit(&app, &conn, route, req).await;
     }
-    let method = req.method().clone();
+    let method = crate::metrics::method_label(req.method().as_str());
     let path = req.uri().path().to_owned();
     let parent = app.propagator.extract(&HeaderExtractor(req.headers()));
     let tracer = &app.telemetry.tracer;
@@ -93,7 +93,7 @@ pub async fn handle(
         .span_builder(format!("{method} {}", route.template()))
         .with_kind(SpanKind::Server)
         .with_attributes([
-            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("http.request.method", method),
             KeyValue::new("http.route", route.template()),
             KeyValue::new("url.path", path.clone()),
             KeyValue::new("url.scheme", "http"),
@@ -107,8 +107,8 @@ pub async fn handle(
 
     let elapsed = start.elapsed();
     let status = match &outcome {
-        Ok(resp) => resp.status().as_str().to_owned(),
-        Err(_) => "aborted".to_owned(),
+        Ok(resp) => status_label(resp.status().as_str()),
+        Err(_) => "aborted",
     };
     let _attached = cx.clone().attach();
     let span = cx.span();
@@ -119,7 +119,7 @@ pub async fn handle(
                 i64::from(resp.status().as_u16()),
             ));
             if resp.status().is_server_error() {
-                span.set_attribute(KeyValue::new("error.type", status.clone()));
+                span.set_attribute(KeyValue::new("error.type", status));
                 span.set_status(Status::error(format!("HTTP {status}")));
             }
         }
@@ -128,24 +128,43 @@ pub async fn handle(
             span.set_status(Status::error(abort.to_string()));
         }
     }
-    app.telemetry
-        .metrics
-        .request(method.as_str(), route, status_label(&status), elapsed);
+    app.telemetry.metrics.request(method, route, status, elapsed);
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let route_t = route.template();
     if route != Route::Metrics && route != Route::Health {
         match outcome.as_ref().map(|r| r.status()) {
             Ok(s) if s.is_server_error() => {
-                tracing::error!(method = %method, route = route_t, path, status = s.as_u16(), duration_ms, "request failed")
+                tracing::error!(
+                    method,
+                    route = route_t,
+                    path,
+                    status = s.as_u16(),
+                    duration_ms,
+                    "request failed"
+                )
             }
             Ok(s) if s.is_client_error() => {
-                tracing::warn!(method = %method, route = route_t, path, status = s.as_u16(), duration_ms, "request rejected")
+                tracing::warn!(
+                    method,
+                    route = route_t,
+                    path,
+                    status = s.as_u16(),
+                    duration_ms,
+                    "request rejected"
+                )
             }
             Ok(s) => {
-                tracing::info!(method = %method, route = route_t, path, status = s.as_u16(), duration_ms, "request completed")
+                tracing::info!(
+                    method,
+                    route = route_t,
+                    path,
+                    status = s.as_u16(),
+                    duration_ms,
+                    "request completed"
+                )
             }
             Err(e) => {
-                tracing::error!(method = %method, route = route_t, path, status = 0u64, duration_ms, error = %e, "request aborted")
+                tracing::error!(method, route = route_t, path, status = 0u64, duration_ms, error = %e, "request aborted")
             }
         }
     }
@@ -167,7 +186,20 @@ fn status_label(status: &str) -> &'static str {
         "200", "201", "204", "400", "401", "403", "404", "405", "408", "413", "429", "431", "500", "502",
         "503", "504", "aborted",
     ];
-    KNOWN.iter().find(|k| **k == status).copied().unwrap_or("other")
+    KNOWN.iter().find(|k| **k == status).copied().unwrap_or_else(|| {
+        // Any other code, as text: leaked once per distinct code, and there are fewer than 1000 of those.
+        static OTHERS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+        let mut others = OTHERS.lock().unwrap_or_else(|e| e.into_inner());
+        match others.iter().find(|k| **k == status) {
+            Some(k) => k,
+            None if status.len() == 3 && status.bytes().all(|b| b.is_ascii_digit()) => {
+                let leaked: &'static str = Box::leak(status.to_owned().into_boxed_str());
+                others.push(leaked);
+                leaked
+            }
+            None => "other",
+        }
+    })
 }
 
 /// Sheds load past the concurrency limit, then applies chaos, then calls the handler.

@@ -51,11 +51,29 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0,
 ];
 
+/// Methods kept as label values; any other is counted as `OTHER`, so clients cannot grow the label set.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"];
+
+/// The label value of a request method.
+pub fn method_label(method: &str) -> &'static str {
+    METHODS.iter().find(|m| **m == method).copied().unwrap_or("OTHER")
+}
+
+/// Handles of one `(method, route, status)` series, registered once and then updated without lookups.
+struct RequestSeries {
+    count: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+type SeriesKey = (&'static str, Route, &'static str);
+
 /// Metrics of one service instance.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     enabled: bool,
+    in_flight: metrics::Gauge,
+    series: std::sync::RwLock<std::collections::HashMap<SeriesKey, std::sync::Arc<RequestSeries>>>,
 }
 
 impl Metrics {
@@ -99,10 +117,13 @@ impl Metrics {
                 "Business operations, by operation and outcome."
             );
         });
+        let in_flight = with_local_recorder(&recorder, || metrics::gauge!(HTTP_REQUESTS_IN_FLIGHT));
         let metrics = Metrics {
             recorder,
             handle,
             enabled,
+            in_flight,
+            series: Default::default(),
         };
         for kind in crate::chaos::spec::FAULT_KINDS {
             metrics.fault_active(kind, false);
@@ -111,28 +132,43 @@ impl Metrics {
         metrics
     }
 
-    /// Counts one served request and its duration.
-    pub fn request(&self, method: &str, route: Route, status: &'static str, elapsed: Duration) {
+    /// Counts one served request and its duration. `status` is a label value such as `"200"`.
+    pub fn request(&self, method: &'static str, route: Route, status: &'static str, elapsed: Duration) {
         if !self.enabled {
             return;
         }
-        let labels = [
-            ("method", method.to_owned()),
-            ("route", route.template().to_owned()),
-            ("status", status.to_owned()),
-        ];
-        with_local_recorder(&self.recorder, || {
-            metrics::counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
-            metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(elapsed.as_secs_f64());
+        let key = (method, route, status);
+        let known = self
+            .series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let series = known.unwrap_or_else(|| {
+            let labels = [
+                ("method", method),
+                ("route", route.template()),
+                ("status", status),
+            ];
+            let series = with_local_recorder(&self.recorder, || RequestSeries {
+                count: metrics::counter!(HTTP_REQUESTS_TOTAL, &labels),
+                duration: metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels),
+            });
+            let series = std::sync::Arc::new(series);
+            self.series
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, series.clone());
+            series
         });
+        series.count.increment(1);
+        series.duration.record(elapsed.as_secs_f64());
     }
 
     /// Sets the number of requests in flight.
     pub fn in_flight(&self, n: usize) {
         if self.enabled {
-            with_local_recorder(&self.recorder, || {
-                metrics::gauge!(HTTP_REQUESTS_IN_FLIGHT).set(n as f64)
-            });
+            self.in_flight.set(n as f64);
         }
     }
 

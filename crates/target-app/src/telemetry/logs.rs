@@ -2,17 +2,16 @@
 //!
 //! A `tracing` layer formats each event and reads the current OpenTelemetry context (attached to every
 //! request future) for `trace_id`, `span_id` and the service that emits it; the same layer hands the
-//! record to that service's OTLP logger when log export is on. Lines go through a bounded queue to a
-//! writer thread so a slow terminal never stalls a request; when the queue is full a line is dropped and
-//! counted rather than blocking.
+//! record to that service's OTLP logger when log export is on. Lines go into a bounded buffer that a
+//! writer thread empties every 20 ms, so a slow terminal never stalls a request; when the buffer is full
+//! a line is dropped and counted rather than blocking.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
 use opentelemetry::trace::TraceContextExt;
@@ -37,30 +36,40 @@ pub struct ServiceScope {
 
 /// Keeps the writer thread alive; dropping it flushes every queued line.
 pub struct LogGuard {
-    sender: Option<SyncSender<Vec<u8>>>,
+    buffer: Arc<LineBuffer>,
     writer: Option<JoinHandle<()>>,
-    dropped: Arc<AtomicU64>,
 }
 
 impl LogGuard {
-    /// Lines dropped because the queue was full.
+    /// Lines dropped because the buffer was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.buffer.dropped.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        // The subscriber keeps its own sender for the life of the process, so the writer is told to
-        // stop with an empty line rather than by the channel closing.
-        if let Some(sender) = self.sender.take() {
-            let _ = sender.send(Vec::new());
-        }
+        self.buffer.closed.store(true, Ordering::Relaxed);
         if let Some(writer) = self.writer.take() {
+            writer.thread().unpark();
             let _ = writer.join();
         }
     }
 }
+
+/// Lines waiting for the writer. Requests append under a short lock; the writer swaps the buffer out
+/// every few milliseconds, so writing a line costs no system call and no thread wake-up.
+struct LineBuffer {
+    lines: Mutex<Vec<u8>>,
+    dropped: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// Most bytes held for the writer; past this, lines are dropped and counted.
+const MAX_BUFFERED: usize = 8 * 1024 * 1024;
+
+/// How often the writer writes what has accumulated.
+const WRITE_EVERY: Duration = Duration::from_millis(20);
 
 /// Filter applied when `RUST_LOG` is not set: the exporters' own clients and the profiler's per-push
 /// chatter stay out of the logs they would otherwise feed.
@@ -70,56 +79,73 @@ opentelemetry_otlp=warn,opentelemetry-otlp=warn,Pyroscope=warn,pyroscope=warn";
 
 /// Installs the JSON log layer as the global subscriber, writing to `out`.
 pub fn init(out: Box<dyn std::io::Write + Send>) -> LogGuard {
-    let (sender, receiver) = sync_channel::<Vec<u8>>(16 * 1024);
+    let buffer = Arc::new(LineBuffer {
+        lines: Mutex::new(Vec::with_capacity(64 * 1024)),
+        dropped: AtomicU64::new(0),
+        closed: AtomicBool::new(false),
+    });
+    let shared = buffer.clone();
     let writer = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || write_lines(receiver, out))
+        .spawn(move || write_lines(&shared, out))
         .expect("spawn log writer thread");
-    let dropped = Arc::new(AtomicU64::new(0));
     let layer = JsonLayer {
-        sender: sender.clone(),
-        dropped: dropped.clone(),
+        buffer: buffer.clone(),
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
     LogGuard {
-        sender: Some(sender),
+        buffer,
         writer: Some(writer),
-        dropped,
     }
 }
 
-fn write_lines(receiver: Receiver<Vec<u8>>, out: Box<dyn std::io::Write + Send>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = receiver.recv() {
-        if line.is_empty() {
-            break;
+fn write_lines(buffer: &LineBuffer, out: Box<dyn std::io::Write + Send>) {
+    let mut out = out;
+    let mut batch = Vec::with_capacity(64 * 1024);
+    loop {
+        let closed = buffer.closed.load(Ordering::Relaxed);
+        std::mem::swap(
+            &mut batch,
+            &mut *buffer.lines.lock().unwrap_or_else(|e| e.into_inner()),
+        );
+        if !batch.is_empty() {
+            let _ = out.write_all(&batch);
+            let _ = out.flush();
+            batch.clear();
         }
-        let _ = out.write_all(&line);
-        // Drain whatever else is queued before paying for a flush.
-        while let Ok(line) = receiver.try_recv() {
-            if line.is_empty() {
-                let _ = out.flush();
-                return;
-            }
-            let _ = out.write_all(&line);
+        if closed {
+            return;
         }
-        let _ = out.flush();
+        std::thread::park_timeout(WRITE_EVERY);
     }
-    let _ = out.flush();
 }
 
 struct JsonLayer {
-    sender: SyncSender<Vec<u8>>,
-    dropped: Arc<AtomicU64>,
+    buffer: Arc<LineBuffer>,
 }
 
 impl<S: Subscriber> Layer<S> for JsonLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
         let meta = event.metadata();
-        let mut fields = JsonFields::default();
-        event.record(&mut fields);
         let level = meta.level();
+        // Trace ids, service and OTLP logger of the request being served, if any.
+        let (ids, scope) = Context::map_current(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            let ids = sc.is_valid().then(|| (sc.trace_id(), sc.span_id()));
+            (
+                ids,
+                cx.get::<ServiceScope>()
+                    .map(|s| (s.name.clone(), s.logger.clone())),
+            )
+        });
+        let logger = scope.as_ref().and_then(|(_, l)| l.clone());
+        let mut fields = JsonFields {
+            keep_pairs: logger.is_some(),
+            ..JsonFields::default()
+        };
+        event.record(&mut fields);
 
         let mut line = String::with_capacity(256);
         line.push_str("{\"timestamp\":\"");
@@ -128,35 +154,27 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
         line.push_str(",\"message\":");
         push_json_str(&mut line, &fields.message);
 
-        Context::map_current(|cx| {
-            let span = cx.span();
-            let sc = span.span_context();
-            if sc.is_valid() {
-                let _ = write!(
-                    line,
-                    ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
-                    sc.trace_id(),
-                    sc.span_id()
-                );
-            }
-            if let Some(scope) = cx.get::<ServiceScope>() {
-                line.push_str(",\"service\":");
-                push_json_str(&mut line, &scope.name);
-                if let Some(logger) = &scope.logger {
-                    emit_otlp(logger, *level, &fields);
-                }
-            }
-        });
+        if let Some((trace_id, span_id)) = ids {
+            let _ = write!(line, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"");
+        }
+        if let Some((name, _)) = &scope {
+            line.push_str(",\"service\":");
+            push_json_str(&mut line, name);
+        }
+        if let Some(logger) = &logger {
+            emit_otlp(logger, *level, &fields);
+        }
         line.push_str(&fields.rest);
         line.push_str(",\"target\":");
         push_json_str(&mut line, meta.target());
         line.push_str("}\n");
 
-        match self.sender.try_send(line.into_bytes()) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let mut lines = self.buffer.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() + line.len() <= MAX_BUFFERED {
+            lines.extend_from_slice(line.as_bytes());
+        } else {
+            drop(lines);
+            self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -196,6 +214,8 @@ fn level_name(level: Level) -> &'static str {
 struct JsonFields {
     message: String,
     rest: String,
+    /// Whether to keep `pairs` (only when an OTLP logger will receive them).
+    keep_pairs: bool,
     pairs: Vec<(String, AnyValue)>,
 }
 
@@ -204,6 +224,12 @@ impl JsonFields {
         self.rest.push(',');
         push_json_str(&mut self.rest, field.name());
         self.rest.push(':');
+    }
+
+    fn pair(&mut self, field: &Field, value: impl FnOnce() -> AnyValue) {
+        if self.keep_pairs {
+            self.pairs.push((field.name().to_owned(), value()));
+        }
     }
 }
 
@@ -229,7 +255,7 @@ impl Visit for JsonFields {
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
         let _ = write!(self.rest, "{value}");
-        self.pairs.push((field.name().to_owned(), AnyValue::from(value)));
+        self.pair(field, || AnyValue::from(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -239,13 +265,13 @@ impl Visit for JsonFields {
         } else {
             self.rest.push_str("null");
         }
-        self.pairs.push((field.name().to_owned(), AnyValue::from(value)));
+        self.pair(field, || AnyValue::from(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
         let _ = write!(self.rest, "{value}");
-        self.pairs.push((field.name().to_owned(), AnyValue::from(value)));
+        self.pair(field, || AnyValue::from(value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -301,7 +327,6 @@ fn rfc3339(t: SystemTime, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn formats_timestamps() {

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Benchmarks, printed as figures (not tests). Everything runs on loopback.
+#
+#   scripts/bench.sh target      # target-app throughput, all four signals on vs telemetry off (wrk)
+#   scripts/bench.sh generator   # loadgen vs wrk vs hey: requests per CPU-second, nginx and target-app
+#   scripts/bench.sh accuracy    # open-loop accuracy at 5k and 20k rps for 30 s against nginx
+#   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
+#
+# Needs a release build (`cargo build --release`), wrk, hey and nginx (`apt-get install wrk hey nginx`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/release
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+
+start_nginx() {
+    NGINX_PORT=$(free_port)
+    mkdir -p "$WORK/nginx/html"
+    printf 'hello from nginx\n' > "$WORK/nginx/html/index.html"
+    chmod -R a+rX "$WORK"
+    cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$NGINX_PORT; root $WORK/nginx/html; }
+}
+CONF
+    nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -g 'daemon off;' &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$NGINX_PORT/index.html"
+}
+
+# A sink that accepts OTLP and Pyroscope pushes, so exporters do their full work.
+start_sink() {
+    SINK_PORT=$(free_port)
+    python3 - "$SINK_PORT" <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+    PIDS+=($!)
+    sleep 0.5
+}
+
+start_target() { # $1 = on|off
+    local port; port=$(free_port)
+    if [ "$1" = on ]; then
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" PYROSCOPE_SERVER_ADDRESS="http://127.0.0.1:$SINK_PORT" \
+            $BIN/target-app --listen "127.0.0.1:$port" --max-concurrency 100000 > /dev/null &
+    else
+        $BIN/target-app --listen "127.0.0.1:$port" --telemetry off --max-concurrency 100000 > /dev/null &
+    fi
+    PIDS+=($!)
+    TARGET_PID=$!
+    TARGET_PORT=$port
+    wait_http "http://127.0.0.1:$port/health"
+}
+
+wrk_rps() { wrk -t1 -c"$2" -d"$3" "$1" | awk '/Requests\/sec/ {print $2}'; }
+
+bench_target() {
+    start_sink
+    echo "target-app throughput, wrk -t1 -c50 -d10s, all four signals on vs telemetry off"
+    printf '%-10s %12s %12s %8s\n' route on_rps off_rps on/off
+    for route in / /health; do
+        start_target on;  ON=$(wrk_rps "http://127.0.0.1:$TARGET_PORT$route" 50 10s);  kill "$TARGET_PID"; wait "$TARGET_PID" 2>/dev/null || true
+        start_target off; OFF=$(wrk_rps "http://127.0.0.1:$TARGET_PORT$route" 50 10s); kill "$TARGET_PID"; wait "$TARGET_PID" 2>/dev/null || true
+        printf '%-10s %12.0f %12.0f %8.2f\n' "$route" "$ON" "$OFF" "$(echo "$ON / $OFF" | bc -l)"
+    done
+}
+
+# Prints "requests cpu_seconds" for one tool run against $1 with 50 connections for 10 s.
+measure() { # tool url
+    local tool=$1 url=$2 out="$WORK/out.txt" times="$WORK/time.txt"
+    case $tool in
+        wrk) /usr/bin/time -f '%U %S' -o "$times" wrk -t1 -c50 -d10s "$url" > "$out"
+             reqs=$(awk '/requests in/ {print $1}' "$out") ;;
+        hey) /usr/bin/time -f '%U %S' -o "$times" hey -c 50 -z 10s "$url" > "$out"
+             reqs=$(awk '/responses/ {gsub(/\t/," "); s+=$2} END {print s}' "$out") ;;
+        loadgen)
+             local path=${url#http://*/}
+             cat > "$WORK/closed.toml" <<TOML
+name = "closed-50"
+[defaults]
+timeout = "5s"
+[[mix]]
+path = "/$path"
+[[phases]]
+name = "max"
+duration = "10s"
+concurrency = 50
+TOML
+             /usr/bin/time -f '%U %S' -o "$times" $BIN/loadgen run "$WORK/closed.toml" --quiet --target "${url%/$path}" --json "$WORK/r.json" > /dev/null || true
+             reqs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["totals"]["requests"])' "$WORK/r.json") ;;
+    esac
+    echo "$reqs $(awk '{print $1 + $2}' "$times")"
+}
+
+bench_generator() {
+    start_nginx
+    start_target off
+    echo "generators, 50 connections, 10 s each: requests per CPU-second of the generator"
+    printf '%-12s %-8s %10s %8s %14s %10s\n' target tool requests cpu_s req_per_cpu_s vs_wrk
+    for t in "nginx http://127.0.0.1:$NGINX_PORT/index.html" "target-app http://127.0.0.1:$TARGET_PORT/"; do
+        set -- $t
+        read -r WREQ WCPU < <(measure wrk "$2")
+        WEFF=$(echo "$WREQ / $WCPU" | bc -l)
+        printf '%-12s %-8s %10d %8.2f %14.0f %10s\n' "$1" wrk "$WREQ" "$WCPU" "$WEFF" 1.00
+        for tool in loadgen hey; do
+            command -v "$tool" >/dev/null || [ "$tool" = loadgen ] || continue
+            read -r REQ CPU < <(measure "$tool" "$2")
+            EFF=$(echo "$REQ / $CPU" | bc -l)
+            printf '%-12s %-8s %10d %8.2f %14.0f %10.2f\n' "$1" "$tool" "$REQ" "$CPU" "$EFF" "$(echo "$EFF / $WEFF" | bc -l)"
+        done
+    done
+}
+
+bench_accuracy() {
+    start_nginx
+    echo "open-loop accuracy against nginx, 30 s constant rate, even arrivals"
+    printf '%8s %10s %10s %9s %12s %12s %8s %8s\n' target requests achieved error% lag_p99_ms lag_max_ms late dropped
+    for rps in 5000 20000; do
+        cat > "$WORK/open.toml" <<TOML
+name = "open-$rps"
+[defaults]
+timeout = "5s"
+max_in_flight = 2000
+[[mix]]
+path = "/index.html"
+[[phases]]
+name = "steady"
+duration = "30s"
+rate = { shape = "constant", rps = $rps }
+TOML
+        $BIN/loadgen run "$WORK/open.toml" --quiet --target "http://127.0.0.1:$NGINX_PORT" --json "$WORK/r.json" > /dev/null || true
+        python3 - "$WORK/r.json" "$rps" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); p = r["phases"][0]; t = p["totals"]; target = float(sys.argv[2])
+achieved = t["requests"] / (p["end_s"] - p["start_s"])
+print("%8d %10d %10.1f %9.3f %12.3f %12.3f %8d %8d" % (target, t["requests"], achieved, 100 * (achieved - target) / target,
+      t["schedule_lag_ms"]["p99"], t["schedule_lag_ms"]["max"], t["late"], t["dropped"]))
+PY
+    done
+}
+
+bench_soak() {
+    local minutes=${1:-10}
+    start_nginx
+    cat > "$WORK/soak.toml" <<TOML
+name = "soak"
+[defaults]
+timeout = "5s"
+[[mix]]
+path = "/index.html"
+[[phases]]
+name = "steady"
+duration = "${minutes}m"
+rate = { shape = "constant", rps = 5000 }
+TOML
+    $BIN/loadgen run "$WORK/soak.toml" --quiet --target "http://127.0.0.1:$NGINX_PORT" > /dev/null &
+    local pid=$!
+    echo "loadgen RSS at 5000 rps for $minutes min (MiB), one sample a minute"
+    for m in $(seq 1 "$minutes"); do
+        sleep 60
+        awk -v m="$m" '/VmRSS/ {printf "minute %2d: %.1f\n", m, $2 / 1024}' "/proc/$pid/status" 2>/dev/null || true
+    done
+    wait "$pid" || true
+}
+
+case "${1:-}" in
+    target) bench_target ;;
+    generator) bench_generator ;;
+    accuracy) bench_accuracy ;;
+    soak) bench_soak "${2:-10}" ;;
+    *) sed -n '2,10p' "$0"; exit 2 ;;
+esac
