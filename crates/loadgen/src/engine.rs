@@ -64,7 +64,7 @@ pub enum EngineError {
 /// Everything the engine needs.
 pub struct Engine {
     pub scenario: Arc<Scenario>,
-    pub client: Client,
+    pub client: Arc<Client>,
     pub chaos: Option<ChaosClient>,
     pub shard: Shard,
     pub samples: mpsc::UnboundedSender<Sample>,
@@ -184,7 +184,6 @@ impl Engine {
         slots: &Arc<Semaphore>,
     ) -> bool {
         let scenario = &self.scenario;
-        let phase = &scenario.phases[index];
         let timeout = scenario.defaults.timeout;
         let mut stop = self.stop.clone();
         let mut next_position = Instant::now();
@@ -210,7 +209,7 @@ impl Engine {
                 let _ = self.samples.send(dropped(index, arrival.request, intended));
                 continue;
             };
-            let request = phase.mix.requests()[arrival.request].clone();
+            let scenario_task = self.scenario.clone();
             let client = self.client.clone();
             let samples = self.samples.clone();
             let shared_task = shared.clone();
@@ -218,8 +217,9 @@ impl Engine {
             shared.sent.fetch_add(1, Ordering::Relaxed);
             let which = arrival.request;
             tokio::spawn(async move {
+                let request = &scenario_task.phases[index].mix.requests()[which];
                 let sent = Instant::now();
-                let resp = client.send(&request, intended + timeout).await;
+                let resp = client.send(request, intended + timeout).await;
                 let _ = samples.send(Sample {
                     phase: index,
                     request: which,

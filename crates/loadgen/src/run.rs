@@ -219,9 +219,16 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         ))
     });
     let max_idle = scenario.defaults.max_in_flight.get() as usize;
+    let client = match Client::new(&target_url, args.body_cap, max_idle) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let engine = Engine {
         scenario: scenario.clone(),
-        client: Client::new(&target_url, args.body_cap, max_idle),
+        client: Arc::new(client),
         chaos: Some(ChaosClient::new(&target_url, args.chaos_token.clone())),
         shard,
         samples: samples_tx,
