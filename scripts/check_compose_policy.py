@@ -6,7 +6,9 @@ Usage: check_compose_policy.py COMPOSE_FILE
   - every published port is bound to 127.0.0.1;
   - every image is pinned to an explicit version (no missing tag, no "latest");
   - every depends_on entry names a condition;
-  - Grafana's admin password comes from a required variable, never a literal.
+  - Grafana's admin password comes from a required variable, never a literal;
+  - Grafana's anonymous visitors (when enabled) are Viewers, and nobody can sign up;
+  - the chaos token of target-app and downstream comes from a required variable.
 
 Exits 1 and lists every violation. Needs PyYAML.
 """
@@ -63,11 +65,30 @@ def main(argv):
             "${GRAFANA_ADMIN_PASSWORD:?message}, not a literal or an optional default"
         )
 
+    anonymous = str(grafana_env.get("GF_AUTH_ANONYMOUS_ENABLED", "false"))
+    if anonymous != "false" and grafana_env.get("GF_AUTH_ANONYMOUS_ORG_ROLE") != "Viewer":
+        errors.append("grafana: anonymous access may be enabled, so GF_AUTH_ANONYMOUS_ORG_ROLE must be Viewer")
+    if str(grafana_env.get("GF_USERS_ALLOW_SIGN_UP", "")) != "false":
+        errors.append('grafana: GF_USERS_ALLOW_SIGN_UP must be "false"')
+
+    for name in ("target-app", "downstream"):
+        env = (services.get(name) or {}).get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env if "=" in item)
+        if not REQUIRED_VAR.match(str(env.get("CHAOS_TOKEN", ""))):
+            errors.append(
+                f"{name}: CHAOS_TOKEN must be a required variable like ${{CHAOS_TOKEN:?message}}: "
+                "from the host, faults are changed by a non-loopback peer"
+            )
+
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     if errors:
         return 1
-    print(f"{len(services)} services: ports on 127.0.0.1, images pinned, depends_on with conditions")
+    print(
+        f"{len(services)} services: ports on 127.0.0.1, images pinned, depends_on with conditions, "
+        "secrets from required variables, anonymous Grafana viewers only"
+    )
     return 0
 
 

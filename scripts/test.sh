@@ -11,6 +11,8 @@ as_root() {
 need_apt=()
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v amtool >/dev/null || need_apt+=(prometheus-alertmanager)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v tmux >/dev/null || need_apt+=(tmux)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     as_root apt-get update -qq
@@ -26,5 +28,17 @@ cargo test --workspace --locked
 if [ -x scripts/check-stack.sh ]; then
     echo "==> stack checks"
     scripts/check-stack.sh
+fi
+if [ -x scripts/check-k8s.sh ]; then
+    echo "==> Kubernetes manifest checks"
+    scripts/check-k8s.sh
+fi
+if [ -x scripts/check-queries.sh ]; then
+    echo "==> query and dashboard checks"
+    scripts/check-queries.sh
+fi
+if [ -x scripts/check-deny.sh ]; then
+    echo "==> dependency policy (cargo deny)"
+    scripts/check-deny.sh
 fi
 echo "==> all tests passed"

@@ -1,4 +1,4 @@
-//! The command line: `run`, `validate`, `plan` and `schema`.
+//! The command line: `run`, `validate`, `plan`, `schema` and `merge`.
 
 use std::path::PathBuf;
 
@@ -32,6 +32,28 @@ pub enum Command {
     },
     /// Print the JSON schema of scenario files, for editors.
     Schema,
+    /// Combine the JSON reports of the shards of one scenario (`run --shard i/N`) into one report.
+    Merge(MergeArgs),
+}
+
+/// Options of `loadgen merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON reports written by `loadgen run --shard i/N --json FILE`.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Write the merged JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write the merged HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// No summary on stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Options of `loadgen run`.
@@ -74,6 +96,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
+    /// Write the HTML report here: one self-contained page with charts and tables.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Write the embedded target's JSON logs here.
     #[arg(long, value_name = "FILE")]
     pub target_logs: Option<PathBuf>,
@@ -82,7 +108,22 @@ pub struct RunArgs {
     #[arg(long, default_value_t = crate::client::DEFAULT_BODY_CAP)]
     pub body_cap: usize,
 
-    /// No progress display; only the summary.
+    /// Serve the generator's own metrics (Prometheus text) at `http://ADDR/metrics` while running,
+    /// e.g. `127.0.0.1:9464`, or `0.0.0.0:9464` for a Prometheus on another host.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Keep serving `/metrics` this long after the reports are written (e.g. `15s`), so a last scrape
+    /// sees the final counts.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "metrics_addr")]
+    pub metrics_linger: Option<std::time::Duration>,
+
+    /// No live panel: a plain progress line every 5 s on stderr instead (as when stderr is not a
+    /// terminal), then the summary.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    target_app::duration::parse(text).map_err(|e| e.to_string())
 }

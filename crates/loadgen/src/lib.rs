@@ -10,7 +10,10 @@
 //! - [`engine`]: runs the phases: pacing, in-flight bound, faults applied and cleared.
 //! - [`client`], [`outcome`]: sending a request and classifying what came back.
 //! - [`stats`]: the one recorder of results (HDR histograms, per-second series).
-//! - [`report`], [`progress`]: the summary (text and JSON) and the live progress line.
+//! - [`report`], [`progress`]: the summary (text and JSON) and the live panel or progress line.
+//! - [`exporter`]: the generator's own `/metrics` while it runs.
+//! - [`html`]: the self-contained HTML report.
+//! - [`merge`], [`histograms`]: combining shard reports, from the HDR histograms the JSON report carries.
 //! - [`alerts`], [`prometheus`]: alert expectations checked against a real Prometheus.
 //! - [`target`], [`chaos_client`]: the embedded target and the chaos API client.
 //! - [`cli`], [`run`]: the command line and one invocation from arguments to exit code.
@@ -20,6 +23,10 @@ pub mod chaos_client;
 pub mod cli;
 pub mod client;
 pub mod engine;
+pub mod exporter;
+pub mod histograms;
+pub mod html;
+pub mod merge;
 pub mod outcome;
 pub mod plan;
 pub mod progress;

@@ -5,41 +5,86 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alerts::AlertReport;
 use crate::engine::{Ending, Timeline};
 use crate::outcome::Class;
-use crate::scenario::{Condition, Metric, Scenario};
+use crate::scenario::{Condition, Load, Metric, Scenario};
+use crate::schedule::{RateCurve, Shard};
 use crate::stats::{Point, RunStats, Stats};
 
+pub use crate::histograms::Histograms;
+
 /// Version of the JSON report format.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     pub format_version: u32,
     pub scenario: String,
     pub description: String,
     pub seed: u64,
     pub target: String,
+    /// The slice of the schedule this run sent (`i/N`), when it was one of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// The shards combined into this report by `loadgen merge`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_shards: Vec<String>,
     /// `completed` or `interrupted`.
-    pub ending: &'static str,
+    pub ending: String,
     /// Whether every expectation held (and the run completed).
     pub passed: bool,
     pub phases: Vec<PhaseReport>,
     pub series: Vec<Point>,
+    /// The intended (scheduled) rate of this run, from the phases' rate curves, about every second.
+    #[serde(default)]
+    pub intended: Vec<RatePoint>,
+    /// When faults were applied to the target.
+    #[serde(default)]
+    pub fault_windows: Vec<FaultWindow>,
     /// Alert checks, when a Prometheus was asked.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::merge::alert_report"
+    )]
     pub alerts: Option<AlertReport>,
     /// Why the scenario's alert expectations were not checked, when they were not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts_skipped: Option<String>,
 }
 
+/// The intended rate at one instant.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RatePoint {
+    /// Seconds from the run's start.
+    pub t_s: f64,
+    pub rps: f64,
+}
+
+/// A span of the run during which faults were applied.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultWindow {
+    pub phase: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Fault kinds.
+    pub faults: Vec<String>,
+}
+
+impl Summary {
+    /// The end of the run, in seconds from its start: the last phase's end or the series' length.
+    pub fn length_s(&self) -> f64 {
+        let phases = self.phases.iter().map(|p| p.end_s).fold(0.0, f64::max);
+        phases.max(self.series.len() as f64)
+    }
+}
+
 /// One phase of the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseReport {
     pub name: String,
     /// Seconds from the run's start.
@@ -53,14 +98,14 @@ pub struct PhaseReport {
 }
 
 /// Figures of one request of the mix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestReport {
     pub name: String,
     pub figures: Figures,
 }
 
 /// Counts and latencies (milliseconds).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Figures {
     pub requests: u64,
     pub rps: f64,
@@ -69,7 +114,7 @@ pub struct Figures {
     pub late: u64,
     pub dropped: u64,
     /// Completed requests per outcome class (only classes seen).
-    pub classes: std::collections::BTreeMap<&'static str, u64>,
+    pub classes: std::collections::BTreeMap<String, u64>,
     /// Completed requests per HTTP status.
     pub statuses: std::collections::BTreeMap<u16, u64>,
     /// Latency from the intended send time.
@@ -78,10 +123,13 @@ pub struct Figures {
     pub latency_uncorrected_ms: Latency,
     /// How late requests were sent (actual minus intended).
     pub schedule_lag_ms: Latency,
+    /// The HDR histograms the latencies come from, so reports can be merged exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<Histograms>,
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
     pub mean: f64,
     pub p50: f64,
@@ -93,7 +141,7 @@ pub struct Latency {
 }
 
 /// One expectation and whether it held.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExpectationResult {
     /// As written, e.g. `p95 < 300ms`.
     pub expectation: String,
@@ -143,13 +191,29 @@ pub fn figures(stats: &Stats, elapsed: Duration) -> Figures {
         classes: Class::ALL
             .iter()
             .filter(|c| stats.classes[c.index()] > 0)
-            .map(|c| (c.name(), stats.classes[c.index()]))
+            .map(|c| (c.name().to_owned(), stats.classes[c.index()]))
             .collect(),
         statuses: stats.statuses.clone(),
         latency_ms: latency(&stats.corrected),
         latency_uncorrected_ms: latency(&stats.uncorrected),
         schedule_lag_ms: latency(&stats.lag),
+        histograms: Some(Histograms::of(stats)),
     }
+}
+
+/// The statistics behind `figures` (counts, and histograms when the report has them).
+pub fn stats_of(figures: &Figures) -> Result<Stats, crate::histograms::HistogramError> {
+    let mut stats = match &figures.histograms {
+        Some(h) => h.stats()?,
+        None => Stats::default(),
+    };
+    for c in Class::ALL {
+        stats.classes[c.index()] = figures.classes.get(c.name()).copied().unwrap_or(0);
+    }
+    stats.statuses = figures.statuses.clone();
+    stats.late = figures.late;
+    stats.dropped = figures.dropped;
+    Ok(stats)
 }
 
 /// The observed value of `metric`, in base units (seconds for latencies).
@@ -206,10 +270,38 @@ pub fn check(conditions: &[Condition], stats: &Stats, elapsed: Duration) -> Vec<
         .collect()
 }
 
+/// The intended rate of every phase that ran, one point a second (and at each phase's ends), divided
+/// among `shard.count()` shards.
+pub fn intended_rate(scenario: &Scenario, timeline: &Timeline, shard: Shard) -> Vec<RatePoint> {
+    let mut points = Vec::new();
+    for (phase, (start, end)) in scenario.phases.iter().zip(&timeline.phases) {
+        let Load::Open { rate, .. } = &phase.load else {
+            continue;
+        };
+        let secs = phase.duration.as_secs_f64();
+        let curve = RateCurve::new(rate, secs);
+        let (start, ran) = (start.as_secs_f64(), (*end - *start).as_secs_f64().min(secs));
+        let mut t: f64 = 0.0;
+        loop {
+            let at = t.min(ran);
+            points.push(RatePoint {
+                t_s: start + at,
+                rps: curve.rate_at(at.min(secs - 1e-9).max(0.0)) / shard.count() as f64,
+            });
+            if at >= ran {
+                break;
+            }
+            t += 1.0;
+        }
+    }
+    points
+}
+
 /// Builds the summary of a run.
 pub fn summarize(
     scenario: &Scenario,
     target: &str,
+    shard: Shard,
     stats: &RunStats,
     timeline: &Timeline,
     ending: Ending,
@@ -251,11 +343,29 @@ pub fn summarize(
         description: scenario.description.clone(),
         seed: scenario.seed,
         target: target.to_owned(),
+        shard: (shard != Shard::WHOLE).then(|| shard.to_string()),
+        merged_shards: Vec::new(),
         ending: match ending {
             Ending::Completed => "completed",
             Ending::Interrupted => "interrupted",
-        },
+        }
+        .to_owned(),
         passed: client_ok && alerts_ok && ending == Ending::Completed,
+        fault_windows: timeline
+            .faults
+            .iter()
+            .map(|(i, start, end)| FaultWindow {
+                phase: scenario.phases[*i].name.clone(),
+                start_s: start.as_secs_f64(),
+                end_s: end.as_secs_f64(),
+                faults: scenario.phases[*i]
+                    .chaos
+                    .iter()
+                    .map(|f| f.kind().to_owned())
+                    .collect(),
+            })
+            .collect(),
+        intended: intended_rate(scenario, timeline, shard),
         phases,
         series: stats.series.clone(),
         alerts,
@@ -276,6 +386,12 @@ pub fn write_text(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
         "\nscenario {} (seed {}) against {}: {}",
         summary.scenario, summary.seed, summary.target, summary.ending
     )?;
+    if let Some(shard) = &summary.shard {
+        writeln!(out, "shard {shard}: this run sent one slice of the schedule")?;
+    }
+    if !summary.merged_shards.is_empty() {
+        writeln!(out, "merged from {}", summary.merged_shards.join(", "))?;
+    }
     writeln!(
         out,
         "\n{:<22} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>6} {:>7}",
@@ -300,7 +416,7 @@ pub fn write_text(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
             .totals
             .classes
             .iter()
-            .filter(|(c, _)| **c != "ok")
+            .filter(|(c, _)| c.as_str() != "ok")
             .map(|(c, n)| format!("{c} {n}"))
             .collect();
         if !failures.is_empty() {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::alerts::{self, AlertReport};
 use crate::chaos_client::ChaosClient;
-use crate::cli::{Cli, Command, RunArgs};
+use crate::cli::{Cli, Command, MergeArgs, RunArgs};
 use crate::client::Client;
 use crate::engine::{Ending, Engine, EngineError};
 use crate::prometheus::LocalPrometheus;
@@ -50,6 +50,7 @@ pub async fn main(cli: Cli, stop: watch::Receiver<bool>) -> u8 {
             }
             Err(code) => code,
         },
+        Command::Merge(args) => merge(&args),
         Command::Schema => {
             println!(
                 "{}",
@@ -86,6 +87,44 @@ fn validate(files: &[std::path::PathBuf]) -> u8 {
     code
 }
 
+/// `loadgen merge`.
+fn merge(args: &MergeArgs) -> u8 {
+    let mut reports = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        match crate::merge::read(path) {
+            Ok(r) => reports.push((path.clone(), r)),
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let merged = match crate::merge::merge(&reports) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    for w in &merged.warnings {
+        eprintln!("loadgen: {w}");
+    }
+    let summary = merged.summary;
+    if !args.quiet {
+        let mut out = std::io::stdout().lock();
+        let _ = report::write_text(&summary, &mut out);
+        let _ = out.flush();
+    }
+    if let Err(code) = write_reports(&summary, args.json.as_deref(), args.html.as_deref()) {
+        return code;
+    }
+    if summary.passed {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    }
+}
+
 /// `loadgen run`.
 pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     let mut scenario = match load(&args.file) {
@@ -104,6 +143,24 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
     };
     let scenario = Arc::new(scenario);
+
+    // Bound before anything starts, so a busy port is a usage error, not a surprise mid-run.
+    let metrics_listener = match args.metrics_addr {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                // Told even with --quiet: with port 0 this is the only way to learn the port.
+                if let Ok(bound) = l.local_addr() {
+                    eprintln!("loadgen: metrics at http://{bound}/metrics");
+                }
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("loadgen: --metrics-addr {addr}: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
 
     // The target: given, or embedded. The embedded target's log writer lives until the end, so its
     // last lines are flushed.
@@ -209,14 +266,28 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     let watcher = prometheus_url
         .clone()
         .map(|url| tokio::spawn(alerts::watch(url, start, alert_status.clone(), done_rx.clone())));
-    let progress = (!args.quiet).then(|| {
-        tokio::spawn(crate::progress::show(
-            scenario.clone(),
-            position.clone(),
-            live.clone(),
-            alert_status.clone(),
-            done_rx.clone(),
-        ))
+    let progress = tokio::spawn(crate::progress::show(
+        crate::progress::Sources {
+            scenario: scenario.clone(),
+            shard,
+            position: position.clone(),
+            live: live.clone(),
+            alerts: alert_status.clone(),
+            start,
+            stop: stop.clone(),
+        },
+        crate::progress::Style::detect(args.quiet),
+        done_rx.clone(),
+    ));
+    let (metrics_stop, metrics_stop_rx) = watch::channel(false);
+    let metrics_server = metrics_listener.map(|listener| {
+        let sources = crate::exporter::Sources {
+            scenario: scenario.clone(),
+            shard,
+            position: position.clone(),
+            live: live.clone(),
+        };
+        tokio::spawn(crate::exporter::serve(listener, sources, metrics_stop_rx))
     });
     let max_idle = scenario.defaults.max_in_flight.get() as usize;
     let client = match Client::new(&target_url, args.body_cap, max_idle) {
@@ -241,9 +312,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     let (result, timeline) = engine.run().await;
     let _ = done_tx.send(true);
     let stats = recorder.await.unwrap_or_default();
-    if let Some(p) = progress {
-        let _ = p.await;
-    }
+    let _ = progress.await;
     let alert_report = match watcher {
         Some(w) => {
             let (transitions, failed_polls) = w.await.unwrap_or_default();
@@ -269,21 +338,32 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             (Ending::Interrupted, Some(e))
         }
     };
-    let mut summary = report::summarize(&scenario, &target_url, &stats, &timeline, ending, alert_report);
+    let mut summary = report::summarize(
+        &scenario,
+        &target_url,
+        shard,
+        &stats,
+        &timeline,
+        ending,
+        alert_report,
+    );
     summary.alerts_skipped = alerts_skipped;
     let mut out = std::io::stdout().lock();
     let _ = report::write_text(&summary, &mut out);
     let _ = out.flush();
-    if let Some(path) = &args.json {
-        let written = std::fs::File::create(path).and_then(|f| {
-            let mut w = std::io::BufWriter::new(f);
-            report::write_json(&summary, &mut w)?;
-            w.flush()
-        });
-        if let Err(e) = written {
-            eprintln!("loadgen: cannot write {}: {e}", path.display());
-            return EXIT_RUN_ERROR;
+    if let Err(code) = write_reports(&summary, args.json.as_deref(), args.html.as_deref()) {
+        return code;
+    }
+    if let Some(server) = metrics_server {
+        if let Some(linger) = args.metrics_linger {
+            let mut stop = stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
         }
+        let _ = metrics_stop.send(true);
+        let _ = server.await;
     }
     match (run_error, ending, summary.passed) {
         (Some(EngineError::Chaos { .. }), _, _) => EXIT_RUN_ERROR,
@@ -291,6 +371,33 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         (None, _, true) => EXIT_PASS,
         (None, _, false) => EXIT_FAIL,
     }
+}
+
+/// Writes the JSON and HTML reports that were asked for.
+pub fn write_reports(
+    summary: &report::Summary,
+    json: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+) -> Result<(), u8> {
+    let write = |path: &std::path::Path,
+                 f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>| {
+        let written = std::fs::File::create(path).and_then(|file| {
+            let mut w = std::io::BufWriter::new(file);
+            f(&mut w)?;
+            w.flush()
+        });
+        written.map_err(|e| {
+            eprintln!("loadgen: cannot write {}: {e}", path.display());
+            EXIT_RUN_ERROR
+        })
+    };
+    if let Some(path) = json {
+        write(path, &|w| report::write_json(summary, w))?;
+    }
+    if let Some(path) = html {
+        write(path, &|w| crate::html::write_html(summary, w))?;
+    }
+    Ok(())
 }
 
 fn check_target_url(url: &str) -> Result<(), &'static str> {

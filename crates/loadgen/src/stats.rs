@@ -5,12 +5,12 @@
 //! Memory does not grow with the number of requests: histograms have a fixed size, and the series holds
 //! one small point per second of the scenario.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -135,7 +135,7 @@ impl Stats {
 }
 
 /// One second of the run.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Point {
     /// Seconds since the start of the run.
     pub second: u64,
@@ -170,7 +170,7 @@ pub struct RunStats {
     pub series: Vec<Point>,
 }
 
-/// What the progress display reads while the run goes on.
+/// What the progress display and the metrics endpoint read while the run goes on.
 #[derive(Debug, Clone, Default)]
 pub struct Live {
     /// Requests completed so far.
@@ -179,7 +179,54 @@ pub struct Live {
     pub errors: u64,
     /// The last complete second.
     pub last: Option<Point>,
+    /// The last [`RECENT_SECONDS`] complete seconds, oldest first.
+    pub recent: VecDeque<Point>,
+    /// Corrected latency percentiles over the last [`WINDOW_SECONDS`] complete seconds.
+    pub window: Option<WindowPercentiles>,
+    /// Counts per phase, copied from the recorder's statistics on each tick and at the end.
+    pub phases: Vec<LivePhase>,
+    /// Schedule lag of the run so far (count and sum) and of the latest phase (quantiles).
+    pub lag: LagSummary,
 }
+
+/// The counts of one phase, as last published by the recorder.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LivePhase {
+    /// Completed requests per outcome class, per request of the mix.
+    pub requests: Vec<[u64; Class::ALL.len()]>,
+    pub late: u64,
+    pub dropped: u64,
+}
+
+/// Schedule lag in seconds, in the shape of a Prometheus summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LagSummary {
+    /// Requests sent so far.
+    pub count: u64,
+    /// Sum of their lag.
+    pub sum: f64,
+    /// `(quantile, value)` over the latest phase that sent requests.
+    pub quantiles: Vec<(f64, f64)>,
+}
+
+/// How many complete seconds the live view keeps.
+pub const RECENT_SECONDS: usize = 60;
+
+/// The span of the live view's latency percentiles, in seconds.
+pub const WINDOW_SECONDS: usize = 5;
+
+/// Latency percentiles (milliseconds) of the requests completed in the last few seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowPercentiles {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    /// Requests they are computed from.
+    pub count: u64,
+}
+
+/// Quantiles published for the schedule lag.
+pub const LAG_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
 
 /// Receives samples and keeps the statistics.
 pub struct Recorder {
@@ -189,6 +236,8 @@ pub struct Recorder {
     max_seconds: usize,
     /// Latencies of the requests completed in `current_second`, for its percentiles.
     second_hist: (Histogram<u64>, Histogram<u64>),
+    /// Corrected latencies of the last few complete seconds, for the live view; newest last.
+    window: VecDeque<Histogram<u64>>,
     current_second: u64,
     start: Instant,
     live: Arc<Mutex<Live>>,
@@ -210,6 +259,7 @@ impl Recorder {
             series: Vec::new(),
             max_seconds: duration.as_secs() as usize + 120,
             second_hist: (coarse(), coarse()),
+            window: VecDeque::with_capacity(WINDOW_SECONDS + 1),
             current_second: 0,
             start,
             live,
@@ -230,10 +280,14 @@ impl Recorder {
                     Some(s) => self.add(&s),
                     None => break,
                 },
-                _ = tick.tick() => self.roll_to(self.second_of(Instant::now())),
+                _ = tick.tick() => {
+                    self.roll_to(self.second_of(Instant::now()));
+                    self.publish();
+                }
             }
         }
         self.close_second();
+        self.publish();
         let elapsed = phase_elapsed.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for (p, d) in self.phases.iter_mut().zip(elapsed) {
             p.elapsed = d;
@@ -242,6 +296,42 @@ impl Recorder {
             phases: self.phases,
             series: self.series,
         }
+    }
+
+    /// Copies the counts kept for the reports to the live view, so the metrics endpoint shows the same
+    /// numbers as the final report without counting them a second time.
+    fn publish(&mut self) {
+        let phases: Vec<LivePhase> = self
+            .phases
+            .iter()
+            .map(|p| LivePhase {
+                requests: p.requests.iter().map(|r| r.classes).collect(),
+                late: p.total.late,
+                dropped: p.total.dropped,
+            })
+            .collect();
+        let sent = |p: &PhaseStats| p.total.lag.len();
+        let count = self.phases.iter().map(sent).sum();
+        let sum = self
+            .phases
+            .iter()
+            .filter(|p| sent(p) > 0)
+            .map(|p| p.total.lag.mean() * p.total.lag.len() as f64 / 1e6)
+            .sum();
+        let quantiles = match self.phases.iter().rev().find(|p| sent(p) > 0) {
+            Some(p) => LAG_QUANTILES
+                .iter()
+                .map(|q| (*q, p.total.lag.value_at_quantile(*q) as f64 / 1e6))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.phases = phases;
+        live.lag = LagSummary {
+            count,
+            sum,
+            quantiles,
+        };
     }
 
     fn second_of(&self, t: Instant) -> u64 {
@@ -267,7 +357,33 @@ impl Recorder {
             self.current_second += 1;
         }
         let last = self.current_second.checked_sub(1).map(|s| *self.point(s));
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).last = last;
+        let window = self.window_percentiles();
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = last.filter(|p| live.recent.back().is_none_or(|b| b.second < p.second)) {
+            if live.recent.len() == RECENT_SECONDS {
+                live.recent.pop_front();
+            }
+            live.recent.push_back(p);
+        }
+        live.last = last;
+        live.window = window;
+    }
+
+    fn window_percentiles(&self) -> Option<WindowPercentiles> {
+        let mut sum = self.window.front()?.clone();
+        for h in self.window.iter().skip(1) {
+            let _ = sum.add(h);
+        }
+        if sum.is_empty() {
+            return None;
+        }
+        let ms = |q: f64| sum.value_at_quantile(q) as f64 / 1000.0;
+        Some(WindowPercentiles {
+            p50_ms: ms(0.5),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            count: sum.len(),
+        })
     }
 
     fn close_second(&mut self) {
@@ -285,6 +401,15 @@ impl Recorder {
             q(corrected, 0.99),
             q(uncorrected, 0.99),
         );
+        if self.window.len() == WINDOW_SECONDS {
+            if let Some(mut oldest) = self.window.pop_front() {
+                oldest.reset();
+                let _ = oldest.add(&*corrected);
+                self.window.push_back(oldest);
+            }
+        } else {
+            self.window.push_back(corrected.clone());
+        }
         corrected.reset();
         uncorrected.reset();
         let p = self.point(self.current_second);

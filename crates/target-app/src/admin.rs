@@ -2,14 +2,15 @@
 //!
 //! Writes need `Authorization: Bearer <token>` when a token is configured (compared in constant time,
 //! never logged); without a token only loopback peers may write. A bad request gets 400 with every
-//! problem named, and the faults in force stay as they were.
+//! problem named, and the faults in force stay as they were; so does a request whose faults together
+//! would take more threads, memory or per-request work than one fault may.
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::app::{json, json_error, App, Body, ConnInfo};
-use crate::chaos::ChaosSpec;
+use crate::chaos::{ChaosSpec, Fault, FieldError};
 use crate::handlers::read_body;
 
 pub async fn chaos(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
@@ -46,6 +47,14 @@ pub async fn chaos(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Respon
             )
         }
     };
+    let mut problems = spec.validate();
+    problems.extend(limits(&spec));
+    if !problems.is_empty() {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "invalid chaos request; faults unchanged", "details": problems }),
+        );
+    }
     match app.chaos.apply(spec) {
         Ok(spec) => {
             let kinds: Vec<&str> = spec.faults.iter().map(|f| f.kind()).collect();
@@ -57,6 +66,46 @@ pub async fn chaos(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Respon
             &json!({ "error": "invalid chaos request; faults unchanged", "details": errors }),
         ),
     }
+}
+
+/// Most faults in one request: every kind several times over, far below what would slow each request.
+pub const MAX_FAULTS: usize = 32;
+/// Most CPU-burning threads and most memory held, summed over every fault of a request: each fault is
+/// capped on its own, and these keep a request from multiplying the caps.
+pub const MAX_CPU_THREADS: u32 = 64;
+pub const MAX_MEMORY_MB: u32 = 4096;
+
+/// Checks the request as a whole, beyond what each fault checks on its own (loadgen runs the same check
+/// on each phase's faults).
+pub fn limits(spec: &ChaosSpec) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if spec.faults.len() > MAX_FAULTS {
+        errors.push(FieldError {
+            field: "faults".to_owned(),
+            problem: format!("at most {MAX_FAULTS} faults at once, got {}", spec.faults.len()),
+        });
+    }
+    let (mut threads, mut memory) = (0u32, 0u32);
+    for fault in &spec.faults {
+        match fault {
+            Fault::Cpu(f) => threads = threads.saturating_add(f.threads),
+            Fault::Memory(f) => memory = memory.saturating_add(f.limit_mb),
+            _ => {}
+        }
+    }
+    if threads > MAX_CPU_THREADS {
+        errors.push(FieldError {
+            field: "faults".to_owned(),
+            problem: format!("cpu faults may use at most {MAX_CPU_THREADS} threads together, got {threads}"),
+        });
+    }
+    if memory > MAX_MEMORY_MB {
+        errors.push(FieldError {
+            field: "faults".to_owned(),
+            problem: format!("memory faults may hold at most {MAX_MEMORY_MB} MiB together, got {memory}"),
+        });
+    }
+    errors
 }
 
 fn authorize(app: &App, conn: &ConnInfo, req: &Request<Incoming>) -> Result<(), Response<Body>> {

@@ -210,6 +210,11 @@ impl Metrics {
         }
     }
 
+    /// Drains recorded histogram samples into their buckets.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
     /// Renders the Prometheus text exposition, process metrics included.
     pub fn render(&self) -> String {
         self.handle.run_upkeep();

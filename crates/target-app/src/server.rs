@@ -26,7 +26,7 @@ use crate::app::{App, ConnInfo};
 use crate::config::Config;
 
 /// Largest request head accepted; larger heads get 431 from the HTTP layer.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Why the service stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,9 @@ async fn accept_loop(
         .header_read_timeout(app.config.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
     tokio::pin!(shutdown);
+    // Histogram samples wait in the recorder until drained; draining on a timer, not only on scrapes,
+    // keeps memory flat when nobody scrapes.
+    let mut upkeep = tokio::time::interval(Duration::from_secs(5));
 
     loop {
         let accepting = async {
@@ -80,6 +83,7 @@ async fn accept_loop(
         };
         tokio::select! {
             () = &mut shutdown => break,
+            _ = upkeep.tick() => app.telemetry.metrics.upkeep(),
             changed = outages.changed() => {
                 if changed.is_err() {
                     continue;

@@ -121,8 +121,15 @@ impl Diagnostics {
         let line_start = span.start.min(self.source.len()) - (col_byte_offset(&self.source, span.start));
         let text = self.source[line_start..].lines().next().unwrap_or("");
         let text = text.strip_suffix('\r').unwrap_or(text);
-        let end = span.end.clamp(span.start, line_start + text.len());
-        let carets = self.source[span.start.min(end)..end].chars().count().max(1);
+        // The underline stays on the shown line; a span that starts on the line's `\r` (or past its
+        // end) gets a single caret.
+        let start = span.start.min(self.source.len());
+        let end = span.end.min(line_start + text.len()).max(start);
+        let carets = self
+            .source
+            .get(start..end)
+            .map_or(0, |s| s.chars().count())
+            .max(1);
         writeln!(f, "{pad} |")?;
         writeln!(f, "{line} | {text}")?;
         writeln!(f, "{pad} | {}{}", " ".repeat(col - 1), "^".repeat(carets))?;
@@ -303,6 +310,14 @@ mod tests {
         let text = Diagnostics::new("s.toml", source, vec![d]).to_string();
         let want = "error: unknown key `duraton`\n --> s.toml:3:1\n  |\n3 | duraton = \"90s\"\n  | ^^^^^^^\n  = expected one of `name` or `duration`\n  = hint: did you mean `duration`?\n\n1 error in s.toml\n";
         assert_eq!(text, want);
+    }
+
+    #[test]
+    fn a_span_on_a_carriage_return_renders() {
+        let d = Diagnostic::new("unterminated string", Some(1..2));
+        let text = Diagnostics::new("s.toml", "\"\r\n", vec![d]).to_string();
+        assert!(text.contains(" --> s.toml:1:2\n"), "{text}");
+        assert!(text.contains("1 | \"\n  |  ^\n"), "{text}");
     }
 
     #[test]

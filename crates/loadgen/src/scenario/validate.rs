@@ -271,7 +271,9 @@ fn phases(
         "add one, e.g. `[[phases]]` with `duration = \"1m\"` and `rate = { shape = \"constant\", rps = 10 }`";
     let Some(raw) = raw else {
         if !ctx.was_removed("phases") {
-            ctx.push(Diagnostic::new("the scenario has no phases", None).hint(example));
+            // Placed after the last line of text, where a `[[phases]]` table would go.
+            let end = ctx.source.trim_end().len();
+            ctx.push(Diagnostic::new("the scenario has no phases", Some(end..end)).hint(example));
         }
         return Vec::new();
     };
@@ -389,7 +391,18 @@ fn chaos(raw: Spanned<Vec<Spanned<Checked<Fault>>>>, path: &str, ctx: &mut Ctx<'
     if out.iter().filter(|f| matches!(f, Fault::Outage(_))).count() > 1 {
         ctx.push(Diagnostic::new(
             "a phase can have at most one outage fault",
-            Some(list_span),
+            Some(list_span.clone()),
+        ));
+    }
+    // What the target refuses for a request as a whole, refused here before anything is sent.
+    let whole = target_app::chaos::ChaosSpec {
+        seed: 0,
+        faults: out.clone(),
+    };
+    for e in target_app::admin::limits(&whole) {
+        ctx.push(Diagnostic::new(
+            format!("a phase's faults: {}", e.problem),
+            Some(list_span.clone()),
         ));
     }
     out

@@ -1,4 +1,12 @@
 //! The integration tests of `loadgen`, in one binary so the build links once.
 
+mod alerts;
+mod fuzz;
+mod hostile;
+mod html;
+mod live;
+mod metrics;
+mod queries;
 mod run;
 mod scenario;
+mod shard;

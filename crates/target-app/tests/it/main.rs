@@ -1,5 +1,6 @@
 //! Integration tests of target-app: real servers on 127.0.0.1:0, real HTTP, real protobuf decoding.
 
+mod abuse;
 mod chaos;
 mod endpoints;
 mod process;

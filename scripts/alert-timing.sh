@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Measures how long each shipped alert scenario's alerts take: from fault start to pending and to
+# firing, and from fault end to resolved, over several runs (min / median / max), as in
+# docs/alert-timing.md. Each run uses loadgen's private Prometheus (1s scrape and evaluation) with the
+# stack's rule files, against the embedded target.
+#
+# Usage: scripts/alert-timing.sh [RUNS] [PARALLEL]
+#   RUNS      runs of each scenario (default 3)
+#   PARALLEL  runs at the same time (default 6)
+#   OUT=DIR   keep the JSON reports there (default: a temporary directory, removed afterwards)
+#   SCENARIOS="a b"  only these scenario names (default: every scenarios/*.toml with alerts_firing)
+# Prints a Markdown table on stdout; progress goes to stderr. Needs `prometheus` on the PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${1:-3}
+parallel=${2:-6}
+command -v prometheus >/dev/null || {
+    echo "alert-timing: no prometheus on the PATH (apt-get install -y prometheus)" >&2
+    exit 2
+}
+
+if [ -n "${OUT:-}" ]; then
+    out=$OUT
+    mkdir -p "$out"
+else
+    out=$(mktemp -d)
+    trap 'rm -rf "$out"' EXIT
+fi
+
+echo "==> cargo build -p loadgen" >&2
+cargo build -q -p loadgen
+loadgen=target/debug/loadgen
+
+if [ -n "${SCENARIOS:-}" ]; then
+    scenarios=$SCENARIOS
+else
+    scenarios=$(grep -l '^[^#]*alerts_firing' scenarios/*.toml | xargs -n1 basename | sed 's/\.toml$//')
+fi
+
+# Round by round (every scenario once, then again), so each round's runs overlap.
+jobs=()
+for i in $(seq 1 "$runs"); do
+    for s in $scenarios; do jobs+=("$s $i"); done
+done
+
+echo "==> ${#jobs[@]} runs, $parallel at a time, reports in $out" >&2
+export LOADGEN="$loadgen" REPORTS="$out"
+# shellcheck disable=SC2016 # expanded by the inner shell, once per job
+printf '%s\n' "${jobs[@]}" | xargs -P "$parallel" -L 1 sh -c '
+    "$LOADGEN" run "scenarios/$0.toml" --quiet --json "$REPORTS/$0-$1.json" >"$REPORTS/$0-$1.out" 2>&1
+    echo "    $0 run $1: exit $?" >&2
+' || true
+
+python3 - "$out" <<'PY'
+import glob, json, os, statistics, sys, tomllib
+
+out = sys.argv[1]
+
+def seconds(text):
+    total, num = 0.0, ""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    i = 0
+    while i < len(text):
+        if text[i].isdigit():
+            num += text[i]; i += 1; continue
+        unit = "ms" if text.startswith("ms", i) else text[i]
+        total += int(num) * units[unit]; num = ""; i += len(unit)
+    return total
+
+rows = {}  # (scenario, alert) -> {"expected": bool, "pending": [], "firing": [], "resolved": [], ...}
+runs = {}
+for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+    report = json.load(open(path))
+    name = report["scenario"]
+    runs.setdefault(name, [0, 0])
+    runs[name][0] += 1
+    runs[name][1] += bool(report["passed"])
+    scenario = tomllib.load(open(f"scenarios/{name}.toml", "rb"))
+    # The phase that brings the trouble (a fault, or a surge of load): the one expecting alerts to fire.
+    firing_phases = {c["phase"] for c in report["alerts"]["checks"] if c["expect"] == "firing"}
+    fault_index = next(i for i, p in enumerate(report["phases"]) if p["name"] in firing_phases)
+    phase = report["phases"][fault_index]
+    start, end = phase["start_s"], phase["end_s"]
+    for fault in scenario["phases"][fault_index].get("chaos", []):
+        if fault["fault"] == "outage":  # the listener opens again on its own
+            end = min(end, start + seconds(fault["duration"]))
+    expected = {c["alert"] for c in report["alerts"]["checks"] if c["expect"] == "firing"}
+    transitions = report["alerts"]["transitions"]
+    for alert in sorted({t["alert"] for t in transitions if t["to"] == "firing"}):
+        mine = [t for t in transitions if t["alert"] == alert and t["at_s"] >= start]
+        pending = next((t["at_s"] for t in mine if t["to"] in ("pending", "firing")), None)
+        firing = next((t["at_s"] for t in mine if t["to"] == "firing"), None)
+        resolved = next((t["at_s"] for t in mine if t["to"] == "inactive" and firing and t["at_s"] > firing), None)
+        row = rows.setdefault((name, alert), {"expected": alert in expected, "pending": [], "firing": [], "resolved": []})
+        if pending is not None: row["pending"].append(pending - start)
+        if firing is not None: row["firing"].append(firing - start)
+        if resolved is not None: row["resolved"].append(resolved - end)
+
+def fmt(values):
+    if not values:
+        return "-"
+    v = sorted(values)
+    return f"{v[0]:.0f} / {statistics.median(v):.0f} / {v[-1]:.0f}"
+
+print("| scenario | alert | pending after fault start | firing after fault start | resolved after fault end | runs |")
+print("|---|---|---|---|---|---|")
+for (name, alert), row in sorted(rows.items(), key=lambda kv: (kv[0][0], not kv[1]["expected"], kv[0][1])):
+    label = f"**{alert}**" if row["expected"] else f"{alert} (also)"
+    n = len(row["firing"])
+    print(f"| {name} | {label} | {fmt(row['pending'])} | {fmt(row['firing'])} | {fmt(row['resolved'])} | {n} |")
+print()
+print("seconds, min / median / max; **bold**: the alert the scenario expects; (also): fired as a consequence")
+for name, (total, passed) in sorted(runs.items()):
+    print(f"- {name}: {passed} of {total} runs passed")
+PY
