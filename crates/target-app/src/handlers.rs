@@ -20,6 +20,9 @@ use crate::app::{allow, json, json_error, Abort, App, Body, ConnInfo};
 use crate::route::Route;
 use crate::telemetry::logs::ServiceScope;
 
+/// Longest time a request body may take to arrive; slower bodies get 408.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest request body accepted (chaos requests, checkout carts); larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -292,7 +295,18 @@ fn validate_cart(cart: &Cart) -> Result<u64, String> {
 
 /// Reads a body of at most [`MAX_BODY_BYTES`], or answers 413/400.
 pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+    let reading = Limited::new(req.into_body(), MAX_BODY_BYTES).collect();
+    // A client that trickles its body must not hold a connection and a concurrency slot for long.
+    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, reading).await else {
+        return Err(json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "request body not received within {}",
+                crate::duration::format(BODY_TIMEOUT)
+            ),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(json_error(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -412,6 +412,7 @@ fn observe(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
     Observed {
         code: status.code(),
         elapsed,
