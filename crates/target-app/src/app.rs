@@ -86,11 +86,15 @@ pub async fn handle(
         return admit(&app, &conn, route, req).await;
     }
     let method = crate::metrics::method_label(req.method().as_str());
-    let path = req.uri().path().to_owned();
+    // A matched route's path is its template: no copy needed.
+    let path: std::borrow::Cow<'static, str> = match route {
+        Route::Unmatched => req.uri().path().to_owned().into(),
+        r => r.template().into(),
+    };
     let parent = app.propagator.extract(&HeaderExtractor(req.headers()));
     let tracer = &app.telemetry.tracer;
     let span = tracer
-        .span_builder(format!("{method} {}", route.template()))
+        .span_builder(span_name(method, route))
         .with_kind(SpanKind::Server)
         .with_attributes([
             KeyValue::new("http.request.method", method),
@@ -137,7 +141,7 @@ pub async fn handle(
                 tracing::error!(
                     method,
                     route = route_t,
-                    path,
+                    path = path.as_ref(),
                     status = s.as_u16(),
                     duration_ms,
                     "request failed"
@@ -147,7 +151,7 @@ pub async fn handle(
                 tracing::warn!(
                     method,
                     route = route_t,
-                    path,
+                    path = path.as_ref(),
                     status = s.as_u16(),
                     duration_ms,
                     "request rejected"
@@ -157,19 +161,39 @@ pub async fn handle(
                 tracing::info!(
                     method,
                     route = route_t,
-                    path,
+                    path = path.as_ref(),
                     status = s.as_u16(),
                     duration_ms,
                     "request completed"
                 )
             }
             Err(e) => {
-                tracing::error!(method, route = route_t, path, status = 0u64, duration_ms, error = %e, "request aborted")
+                tracing::error!(method, route = route_t, path = path.as_ref(), status = 0u64, duration_ms, error = %e, "request aborted")
             }
         }
     }
     span.end();
     outcome
+}
+
+/// `"METHOD route"`, made once per pair and kept: there are at most 8 methods × 13 routes.
+fn span_name(method: &'static str, route: Route) -> &'static str {
+    static NAMES: std::sync::RwLock<Vec<(&'static str, Route, &'static str)>> =
+        std::sync::RwLock::new(Vec::new());
+    let known = NAMES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(m, r, _)| *m == method && *r == route)
+        .map(|e| e.2);
+    known.unwrap_or_else(|| {
+        let name: &'static str = Box::leak(format!("{method} {}", route.template()).into_boxed_str());
+        NAMES
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((method, route, name));
+        name
+    })
 }
 
 fn version_text(v: http::Version) -> &'static str {

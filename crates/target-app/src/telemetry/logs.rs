@@ -147,28 +147,73 @@ impl<S: Subscriber> Layer<S> for JsonLayer {
         };
         event.record(&mut fields);
 
-        let mut line = String::with_capacity(256);
-        line.push_str("{\"timestamp\":\"");
-        rfc3339(SystemTime::now(), &mut line);
-        let _ = write!(line, "\",\"level\":\"{}\"", level_name(*level));
-        line.push_str(",\"message\":");
-        push_json_str(&mut line, &fields.message);
-
-        if let Some((trace_id, span_id)) = ids {
-            let _ = write!(line, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"");
-        }
-        if let Some((name, _)) = &scope {
-            line.push_str(",\"service\":");
-            push_json_str(&mut line, name);
-        }
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                self.format_line(
+                    &mut line,
+                    meta,
+                    *level,
+                    &fields,
+                    ids,
+                    scope.as_ref().map(|(n, _)| n),
+                );
+                self.push(&line);
+            }
+            // An event raised while formatting another one on this thread: use a fresh buffer.
+            Err(_) => {
+                let mut line = String::with_capacity(256);
+                self.format_line(
+                    &mut line,
+                    meta,
+                    *level,
+                    &fields,
+                    ids,
+                    scope.as_ref().map(|(n, _)| n),
+                );
+                self.push(&line);
+            }
+        });
         if let Some(logger) = &logger {
             emit_otlp(logger, *level, &fields);
         }
+    }
+}
+
+thread_local! {
+    /// Each thread formats its lines in one reused buffer.
+    static LINE: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(512));
+}
+
+impl JsonLayer {
+    fn format_line(
+        &self,
+        line: &mut String,
+        meta: &tracing::Metadata<'_>,
+        level: Level,
+        fields: &JsonFields,
+        ids: Option<(opentelemetry::trace::TraceId, opentelemetry::trace::SpanId)>,
+        service: Option<&Arc<str>>,
+    ) {
+        line.push_str("{\"timestamp\":\"");
+        rfc3339(SystemTime::now(), line);
+        let _ = write!(line, "\",\"level\":\"{}\"", level_name(level));
+        line.push_str(",\"message\":");
+        push_json_str(line, &fields.message);
+        if let Some((trace_id, span_id)) = ids {
+            let _ = write!(line, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"");
+        }
+        if let Some(name) = service {
+            line.push_str(",\"service\":");
+            push_json_str(line, name);
+        }
         line.push_str(&fields.rest);
         line.push_str(",\"target\":");
-        push_json_str(&mut line, meta.target());
+        push_json_str(line, meta.target());
         line.push_str("}\n");
+    }
 
+    fn push(&self, line: &str) {
         let mut lines = self.buffer.lines.lock().unwrap_or_else(|e| e.into_inner());
         if lines.len() + line.len() <= MAX_BUFFERED {
             lines.extend_from_slice(line.as_bytes());
@@ -275,6 +320,11 @@ impl Visit for JsonFields {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" && !self.keep_pairs {
+            // The common case: format the message straight into its buffer, no intermediate string.
+            let _ = write!(self.message, "{value:?}");
+            return;
+        }
         let text = format!("{value:?}");
         self.record_str(field, &text);
     }
