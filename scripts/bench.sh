@@ -104,7 +104,7 @@ name = "max"
 duration = "10s"
 concurrency = 50
 TOML
-             /usr/bin/time -f '%U %S' -o "$times" $BIN/loadgen run "$WORK/closed.toml" --quiet --target "${url%/$path}" --json "$WORK/r.json" > /dev/null || true
+             /usr/bin/time -f '%U %S' -o "$times" $BIN/loadgen run "$WORK/closed.toml" --quiet --target "${url%/$path}" --json "$WORK/r.json" > /dev/null 2>&1 || true
              reqs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["totals"]["requests"])' "$WORK/r.json") ;;
     esac
     echo "$reqs $(awk '{print $1 + $2}' "$times")"
@@ -146,7 +146,7 @@ name = "steady"
 duration = "30s"
 rate = { shape = "constant", rps = $rps }
 TOML
-        $BIN/loadgen run "$WORK/open.toml" --quiet --target "http://127.0.0.1:$NGINX_PORT" --json "$WORK/r.json" > /dev/null || true
+        $BIN/loadgen run "$WORK/open.toml" --quiet --target "http://127.0.0.1:$NGINX_PORT" --json "$WORK/r.json" > /dev/null 2>&1 || true
         python3 - "$WORK/r.json" "$rps" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); p = r["phases"][0]; t = p["totals"]; target = float(sys.argv[2])
