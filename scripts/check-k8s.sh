@@ -22,20 +22,11 @@ KUBERNETES_VERSIONS=(1.30.0 1.37.0)
 VENV=${CHECK_K8S_VENV:-.venv}
 K8S=stack/k8s
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
-ensure_venv() {
-    if [ ! -x "$VENV/bin/python" ]; then
-        echo "==> creating $VENV"
-        if ! python3 -m venv "$VENV" 2>/dev/null; then
-            rm -rf "$VENV"
-            as_root apt-get update -qq
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-            python3 -m venv "$VENV"
-        fi
-    fi
+ensure_tools_venv() {
+    ensure_venv "$VENV"
     if ! "$VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION" ||
         ! "$VENV/bin/python" -c 'import yaml' 2>/dev/null; then
         echo "==> installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION and PyYAML into $VENV (pip)"
@@ -44,20 +35,6 @@ ensure_venv() {
     fi
 }
 
-passed=0
-failed=()
-
-check() {
-    local name=$1
-    shift
-    echo "==> $name"
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        echo "FAILED: $name" >&2
-        failed+=("$name")
-    fi
-}
 
 validate_schemas() {
     local version=$1
@@ -163,7 +140,7 @@ PY
     return "$ok"
 }
 
-ensure_venv
+ensure_tools_venv
 mapfile -t manifests < <(find "$K8S" -name '*.yaml' | sort)
 for version in "${KUBERNETES_VERSIONS[@]}"; do
     check "manifests against the Kubernetes $version schemas" validate_schemas "$version" "${manifests[@]}"
@@ -172,8 +149,4 @@ check "manifests agree with each other" consistent "${manifests[@]}"
 check "the ConfigMap's scenario validates" scenario_validates
 
 echo
-if [ ${#failed[@]} -gt 0 ]; then
-    printf 'failed: %s\n' "${failed[@]}" >&2
-fi
-echo "check-k8s: $passed passed, ${#failed[@]} failed"
-[ ${#failed[@]} -eq 0 ]
+checks_done check-k8s

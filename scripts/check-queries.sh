@@ -21,23 +21,10 @@ cd "$(dirname "$0")/.."
 TOOL=tools/query-check
 OUT=.cache/query-check
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
-apt_install() {
-    echo "==> installing $* (apt-get)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
-missing=()
-command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
-command -v promtool >/dev/null || missing+=(prometheus)
-if [ ${#missing[@]} -gt 0 ]; then
-    apt_install "${missing[@]}"
-fi
+ensure_commands node=nodejs npm=npm promtool=prometheus
 
 # npm ci wipes and reinstalls node_modules: do it only when the lockfile changed since the last install.
 stamp=$TOOL/node_modules/.installed-lock.json
@@ -48,23 +35,14 @@ if ! cmp -s "$TOOL/package-lock.json" "$stamp" 2>/dev/null; then
 fi
 
 mkdir -p "$OUT"
-passed=0
-failed=0
+promql_rules_parse() {
+    if [ -s "$OUT/promql-rules.yml" ] && promtool check rules "$OUT/promql-rules.yml"; then
+        return 0
+    fi
+    echo "a PromQL query does not parse; the group name in $OUT/promql-rules.yml says where it comes from" >&2
+    return 1
+}
 
-echo "==> static checks of queries and dashboards"
-if node "$TOOL/check.mjs" --promql-rules "$OUT/promql-rules.yml"; then
-    passed=$((passed + 1))
-else
-    failed=$((failed + 1))
-fi
-
-echo "==> promtool check rules (every PromQL query of queries/, docs/ and dashboards/)"
-if [ -s "$OUT/promql-rules.yml" ] && promtool check rules "$OUT/promql-rules.yml"; then
-    passed=$((passed + 1))
-else
-    echo "FAILED: a PromQL query does not parse; the group name in $OUT/promql-rules.yml says where it comes from" >&2
-    failed=$((failed + 1))
-fi
-
-echo "check-queries: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+check "static checks of queries and dashboards" node "$TOOL/check.mjs" --promql-rules "$OUT/promql-rules.yml"
+check "promtool check rules (every PromQL query of queries/, docs/ and dashboards/)" promql_rules_parse
+checks_done check-queries

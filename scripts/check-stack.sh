@@ -18,34 +18,15 @@ PYYAML_VERSION=6.0.3
 VENV=${CHECK_STACK_VENV:-.venv}
 STACK=stack
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_install() {
-    echo "==> installing $* (apt-get)"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 ensure_prometheus_tools() {
-    local missing=()
-    command -v promtool >/dev/null || missing+=(prometheus)
-    command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
-    if [ ${#missing[@]} -gt 0 ]; then
-        apt_install "${missing[@]}"
-    fi
+    ensure_commands promtool=prometheus amtool=prometheus-alertmanager
 }
 
-ensure_venv() {
-    if [ ! -x "$VENV/bin/python" ]; then
-        echo "==> creating $VENV"
-        if ! python3 -m venv "$VENV" 2>/dev/null; then
-            rm -rf "$VENV"
-            apt_install python3-venv
-            python3 -m venv "$VENV"
-        fi
-    fi
+ensure_tools_venv() {
+    ensure_venv "$VENV"
     if ! "$VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "$CHECK_JSONSCHEMA_VERSION" ||
         ! "$VENV/bin/python" -c 'import yaml' 2>/dev/null; then
         echo "==> installing check-jsonschema $CHECK_JSONSCHEMA_VERSION and PyYAML into $VENV (pip)"
@@ -54,20 +35,6 @@ ensure_venv() {
     fi
 }
 
-passed=0
-failed=()
-
-check() {
-    local name=$1
-    shift
-    echo "==> $name"
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        echo "FAILED: $name" >&2
-        failed+=("$name")
-    fi
-}
 
 yaml_parses() {
     "$VENV/bin/python" - "$@" <<'EOF'
@@ -86,7 +53,7 @@ EOF
 }
 
 ensure_prometheus_tools
-ensure_venv
+ensure_tools_venv
 
 check "promtool check config" promtool check config "$STACK/prometheus/prometheus.yml"
 check "promtool check rules" promtool check rules "$STACK"/prometheus/rules/*.yml
@@ -102,8 +69,4 @@ mapfile -t yaml_files < <(find "$STACK" -name '*.yml' -o -name '*.yaml' | sort)
 check "stack YAML files parse" yaml_parses "${yaml_files[@]}"
 
 echo
-if [ ${#failed[@]} -gt 0 ]; then
-    printf 'failed: %s\n' "${failed[@]}" >&2
-fi
-echo "check-stack: $passed passed, ${#failed[@]} failed"
-[ ${#failed[@]} -eq 0 ]
+checks_done check-stack

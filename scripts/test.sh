@@ -4,20 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
-need_apt=()
-command -v promtool >/dev/null || need_apt+=(prometheus)
-command -v amtool >/dev/null || need_apt+=(prometheus-alertmanager)
-command -v chromium >/dev/null || need_apt+=(chromium)
-command -v tmux >/dev/null || need_apt+=(tmux)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "==> installing ${need_apt[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+# Tests run a real Prometheus and Alertmanager, headless Chromium (HTML report) and tmux (live view).
+ensure_commands promtool=prometheus amtool=prometheus-alertmanager chromium=chromium tmux=tmux
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
