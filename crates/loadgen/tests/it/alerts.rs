@@ -20,16 +20,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::repo_dir;
+
 /// Extra time a run may take beyond its scenario's duration (start-up, drain, report).
 const RUN_SLACK: Duration = Duration::from_secs(120);
 
 /// The scenario that goes through Alertmanager, and the alert its webhook must receive.
 const ALERTMANAGER_SCENARIO: &str = "error-spike";
 const ALERTMANAGER_ALERT: &str = "HighErrorRate";
-
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn on_path(binary: &str) -> bool {
     std::env::var_os("PATH")

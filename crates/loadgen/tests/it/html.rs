@@ -3,10 +3,12 @@
 //! the run's data points (a marker per second of the series, with the JSON report's values) and phase
 //! names. A screenshot is kept in `.test-artifacts/report.png`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+use crate::support::{repo_dir, scenario_file};
 
 const SCENARIO: &str = r#"
 name = "html-check"
@@ -32,10 +34,6 @@ rate = { shape = "constant", rps = 60 }
 chaos = [{ fault = "error", status = 503, ratio = 0.5, routes = ["/"] }]
 expect = { error_ratio = "> 0.2" }
 "#;
-
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Runs headless Chromium on `page` with a fresh profile; `extra` adds e.g. `--dump-dom`.
 fn chromium(page: &Path, profile: &Path, extra: &[&str]) -> Output {
@@ -69,11 +67,8 @@ fn console_errors(out: &Output) -> Vec<String> {
 
 #[test]
 fn the_html_report_opens_in_chromium_with_the_runs_data_points() {
-    let dir = std::env::temp_dir().join(format!("loadgen-it-{}-html", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("html-check.toml");
-    std::fs::write(&file, SCENARIO).unwrap();
+    let file = scenario_file("html-check", SCENARIO);
+    let dir = file.parent().unwrap().to_path_buf();
     let (json, html) = (dir.join("report.json"), dir.join("report.html"));
     let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["run", file.to_str().unwrap(), "--quiet"])

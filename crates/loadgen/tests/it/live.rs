@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::support::scenario_file;
+
 const SCENARIO: &str = r#"
 name = "live-check"
 seed = 8
@@ -63,10 +65,8 @@ impl Drop for Tmux {
 
 #[test]
 fn the_live_panel_draws_in_place_and_ctrl_c_restores_the_terminal() {
-    let dir = std::env::temp_dir().join(format!("loadgen-it-{}-live", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("live-check.toml");
-    std::fs::write(&file, SCENARIO).unwrap();
+    let file = scenario_file("live-check", SCENARIO);
+    let dir = file.parent().unwrap().to_path_buf();
     let stty = |name: &str| dir.join(name);
     let script = format!(
         // The wrapping shell must outlive the Ctrl-C that is meant for loadgen.

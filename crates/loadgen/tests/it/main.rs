@@ -10,3 +10,4 @@ mod queries;
 mod run;
 mod scenario;
 mod shard;
+mod support;

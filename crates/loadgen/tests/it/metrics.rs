@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::scenario_file;
+
 const SCENARIO: &str = r#"
 name = "metrics-check"
 seed = 5
@@ -78,10 +80,8 @@ fn promtool_check(text: &str) {
 
 #[test]
 fn metrics_pass_promtool_and_match_the_json_report() {
-    let dir = std::env::temp_dir().join(format!("loadgen-it-{}-metrics", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("metrics-check.toml");
-    std::fs::write(&file, SCENARIO).unwrap();
+    let file = scenario_file("metrics-check", SCENARIO);
+    let dir = file.parent().unwrap().to_path_buf();
     let report = dir.join("report.json");
     let _ = std::fs::remove_file(&report);
 

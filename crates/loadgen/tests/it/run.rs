@@ -8,14 +8,7 @@ use std::time::Duration;
 
 use target_app::{Config, Role};
 
-/// A scenario file in a fresh temporary directory.
-fn scenario_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-it-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use crate::support::{read_report, scenario_file};
 
 fn loadgen(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
@@ -25,10 +18,6 @@ fn loadgen(args: &[&str]) -> Command {
 
 fn run(args: &[&str]) -> Output {
     loadgen(args).output().unwrap()
-}
-
-fn json(path: &PathBuf) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("report written")).expect("report is JSON")
 }
 
 const TWO_PHASES: &str = r#"
@@ -74,7 +63,7 @@ fn counts_and_error_ratios_match_the_schedule_and_the_faults() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r = json(&report);
+    let r = read_report(&report);
     assert_eq!(r["passed"], true);
     assert_eq!(r["ending"], "completed");
     let phases = r["phases"].as_array().unwrap();
@@ -281,7 +270,7 @@ chaos = [{ fault = "latency", delay = "5ms" }]
         serde_json::json!([]),
         "faults cleared on the way out"
     );
-    let r = json(&report);
+    let r = read_report(&report);
     assert_eq!(r["ending"], "interrupted");
     let done = r["phases"][0]["totals"]["requests"].as_u64().unwrap();
     assert!(
@@ -327,7 +316,7 @@ expect = { error_ratio = "== 1" }
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let r = json(&report);
+    let r = read_report(&report);
     assert_eq!(r["phases"][0]["totals"]["classes"]["connect"], 20);
 }
 

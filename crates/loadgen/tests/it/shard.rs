@@ -2,11 +2,13 @@
 //! exactly the unsharded schedule (request numbers, intended offsets, request picks), and each slice
 //! carries 1/N of it; two real shard runs merged with `loadgen merge` add up to the whole scenario.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use loadgen::schedule::{Arrival, Schedule, Shard};
 use serde_json::Value;
+
+use crate::support::{read_report, scenario_file};
 
 const SHAPES: &str = r#"
 name = "shapes"
@@ -111,17 +113,10 @@ chaos = [{ fault = "error", status = 500, ratio = 0.5, routes = ["/"] }]
 expect = { checks = ["requests == 200", "error_ratio > 0.2", "p99 < 5s"] }
 "#;
 
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("report written")).expect("JSON")
-}
-
 #[test]
 fn two_shard_runs_merge_into_the_whole_scenario() {
-    let dir = std::env::temp_dir().join(format!("loadgen-it-{}-shards", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("sharded.toml");
-    std::fs::write(&file, RUN).unwrap();
+    let file = scenario_file("sharded", RUN);
+    let dir = file.parent().unwrap().to_path_buf();
     let bin = env!("CARGO_BIN_EXE_loadgen");
     let shard_reports: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("shard-{i}.json"))).collect();
     let children: Vec<_> = shard_reports
@@ -155,7 +150,7 @@ fn two_shard_runs_merge_into_the_whole_scenario() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let shards: Vec<Value> = shard_reports.iter().map(|p| json(p)).collect();
+    let shards: Vec<Value> = shard_reports.iter().map(|p| read_report(p)).collect();
     for (i, s) in shards.iter().enumerate() {
         assert_eq!(s["shard"], format!("{i}/2"));
         for phase in s["phases"].as_array().unwrap() {
@@ -185,7 +180,7 @@ fn two_shard_runs_merge_into_the_whole_scenario() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("merged from 0/2, 1/2"), "{stdout}");
-    let merged = json(&merged_json);
+    let merged = read_report(&merged_json);
     assert_eq!(merged["passed"], true);
     assert_eq!(merged["merged_shards"], serde_json::json!(["0/2", "1/2"]));
     for (p, phase) in merged["phases"].as_array().unwrap().iter().enumerate() {
