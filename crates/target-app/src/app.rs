@@ -111,7 +111,7 @@ pub async fn handle(
 
     let elapsed = start.elapsed();
     let status = match &outcome {
-        Ok(resp) => status_label(resp.status().as_str()),
+        Ok(resp) => status_label(resp.status()),
         Err(_) => "aborted",
     };
     let _attached = cx.clone().attach();
@@ -176,24 +176,21 @@ pub async fn handle(
     outcome
 }
 
-/// `"METHOD route"`, made once per pair and kept: there are at most 8 methods × 13 routes.
+/// `"METHOD route"`, from a table made once for every method label and route.
 fn span_name(method: &'static str, route: Route) -> &'static str {
-    static NAMES: std::sync::RwLock<Vec<(&'static str, Route, &'static str)>> =
-        std::sync::RwLock::new(Vec::new());
-    let known = NAMES
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
+    use crate::metrics::METHOD_LABELS;
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        METHOD_LABELS
+            .iter()
+            .flat_map(|m| Route::ALL.iter().map(move |r| format!("{m} {}", r.template())))
+            .collect()
+    });
+    let m = METHOD_LABELS
         .iter()
-        .find(|(m, r, _)| *m == method && *r == route)
-        .map(|e| e.2);
-    known.unwrap_or_else(|| {
-        let name: &'static str = Box::leak(format!("{method} {}", route.template()).into_boxed_str());
-        NAMES
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((method, route, name));
-        name
-    })
+        .position(|x| *x == method)
+        .unwrap_or(METHOD_LABELS.len() - 1);
+    &names[m * Route::ALL.len() + route.index()]
 }
 
 fn version_text(v: http::Version) -> &'static str {
@@ -204,26 +201,11 @@ fn version_text(v: http::Version) -> &'static str {
     }
 }
 
-/// Status labels as static strings for the common codes, so recording does not allocate for them.
-fn status_label(status: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "200", "201", "204", "400", "401", "403", "404", "405", "408", "413", "429", "431", "500", "502",
-        "503", "504", "aborted",
-    ];
-    KNOWN.iter().find(|k| **k == status).copied().unwrap_or_else(|| {
-        // Any other code, as text: leaked once per distinct code, and there are fewer than 1000 of those.
-        static OTHERS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-        let mut others = OTHERS.lock().unwrap_or_else(|e| e.into_inner());
-        match others.iter().find(|k| **k == status) {
-            Some(k) => k,
-            None if status.len() == 3 && status.bytes().all(|b| b.is_ascii_digit()) => {
-                let leaked: &'static str = Box::leak(status.to_owned().into_boxed_str());
-                others.push(leaked);
-                leaked
-            }
-            None => "other",
-        }
-    })
+/// The `status` label of a response: its three digits, from a table made once.
+fn status_label(status: StatusCode) -> &'static str {
+    static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let labels = LABELS.get_or_init(|| (100..1000).map(|code: u16| code.to_string()).collect());
+    &labels[usize::from(status.as_u16()) - 100]
 }
 
 /// Sheds load past the concurrency limit, then applies chaos, then calls the handler.

@@ -52,11 +52,17 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// Methods kept as label values; any other is counted as `OTHER`, so clients cannot grow the label set.
-const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"];
+pub const METHOD_LABELS: &[&str] = &[
+    "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "OTHER",
+];
 
 /// The label value of a request method.
 pub fn method_label(method: &str) -> &'static str {
-    METHODS.iter().find(|m| **m == method).copied().unwrap_or("OTHER")
+    METHOD_LABELS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("OTHER")
 }
 
 /// Handles of one `(method, route, status)` series, registered once and then updated without lookups.
