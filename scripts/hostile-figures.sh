@@ -5,7 +5,7 @@
 #   scripts/hostile-figures.sh soak [MINUTES]     # target-app held at its shedding limit, default 5 min
 #
 # `hostile` runs the ignored test `hostile::figures_for_a_minute_against_each_target` (the test servers of
-# crates/loadgen/tests/it/hostile.rs) on a release build: 50 rps, 1 s timeout, one target after the other.
+# loadgen/tests/it/hostile.rs) on a release build: 50 rps, 1 s timeout, one target after the other.
 # `soak` starts the release target-app with --max-concurrency 64 and offers it about 100 concurrent
 # requests (/slow?ms=100 at 1000 rps, from loadgen), sampling its RSS and open descriptors every 10 s.
 set -euo pipefail

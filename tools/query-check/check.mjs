@@ -71,10 +71,10 @@ function substitute(text, where, problems) {
 // Facts read from the project, so the checks follow the code rather than a copy of it.
 
 function catalogMetrics() {
-  const src = read('crates/target-app/src/metrics.rs');
+  const src = read('target-app/src/metrics.rs');
   const consts = new Map([...src.matchAll(/pub const (\w+): &str = "([^"]+)";/g)].map((m) => [m[1], m[2]]));
   const block = src.match(/pub const CATALOG: &\[&str\] = &\[([\s\S]*?)\];/);
-  if (!block) throw new Error('crates/target-app/src/metrics.rs: no CATALOG found');
+  if (!block) throw new Error('target-app/src/metrics.rs: no CATALOG found');
   const names = new Set();
   for (const ident of block[1].match(/\w+/g) ?? []) {
     if (!consts.has(ident)) throw new Error(`metrics.rs: CATALOG names ${ident}, which is not a string constant`);
@@ -102,7 +102,7 @@ function alertNames() {
   return names;
 }
 
-// The generator's metrics (served with --metrics-addr, see crates/loadgen/src), plus any `loadgen_*` name its
+// The generator's metrics (served with --metrics-addr, see loadgen/src), plus any `loadgen_*` name its
 // source spells out, so a metric added there is known here too.
 function loadgenMetrics() {
   const names = new Set([
@@ -119,7 +119,7 @@ function loadgenMetrics() {
       else if (p.endsWith('.rs')) for (const m of read(p).matchAll(/"(loadgen_[a-z0-9_]+)"/g)) names.add(m[1]);
     }
   };
-  walk('crates/loadgen/src');
+  walk('loadgen/src');
   return names;
 }
 
@@ -171,13 +171,13 @@ function spanAttributes() {
       }
     }
   };
-  walk('crates/target-app/src');
+  walk('target-app/src');
   return { span, resource };
 }
 
 // Labels of the pushed profiles: service_name (the application name) and the agent's tags.
 function profileLabels() {
-  const src = read('crates/target-app/src/telemetry/profiles.rs');
+  const src = read('target-app/src/telemetry/profiles.rs');
   const labels = new Set(['service_name']);
   const tags = src.match(/\.tags\(vec!\[([\s\S]*?)\]\)/);
   if (tags) for (const m of tags[1].matchAll(/\(\s*"(\w+)"/g)) labels.add(m[1]);
@@ -628,7 +628,7 @@ check('promql: metric names exist', (problems) => {
       if (isTempoMetric(n)) {
         if (!TEMPO_METRICS.has(n)) problems.push(`${q.where}: ${n} is not a metric Tempo's metrics-generator writes`);
       } else if (!known(n)) {
-        problems.push(`${q.where}: metric ${n} is not in the target's CATALOG (crates/target-app/src/metrics.rs), a recording rule, a loadgen metric, up or ALERTS`);
+        problems.push(`${q.where}: metric ${n} is not in the target's CATALOG (target-app/src/metrics.rs), a recording rule, a loadgen metric, up or ALERTS`);
       }
     }
     for (const m of q.text.matchAll(/alertname\s*(=~|=)\s*"([^"]*)"/g)) {

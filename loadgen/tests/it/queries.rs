@@ -113,7 +113,7 @@ const MAX_CONCURRENCY: usize = 8;
 const APP_SERVICES: &[&str] = &["target-app", "downstream"];
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// A buffer the log writer thread appends to.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 /// The repository's root.
 pub fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// Writes `NAME.toml` into a fresh temporary directory of its own, where reports can go beside it.

@@ -58,7 +58,7 @@ fn bad_files_give_the_golden_diagnostics() {
 
 #[test]
 fn every_bundled_scenario_validates() {
-    let dir = crate_dir().join("../../scenarios");
+    let dir = crate_dir().join("../scenarios");
     let files = toml_files(&dir);
     assert!(files.len() >= 2, "no scenarios in {}", dir.display());
     for file in files {

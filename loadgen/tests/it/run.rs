@@ -322,7 +322,7 @@ expect = { error_ratio = "== 1" }
 
 #[test]
 fn every_shipped_scenario_plans() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {

@@ -18,11 +18,11 @@ use hyper_util::rt::TokioExecutor;
 pub const STACK_RULES: &[(&str, &str)] = &[
     (
         "recording.yml",
-        include_str!("../../../stack/prometheus/rules/recording.yml"),
+        include_str!("../../stack/prometheus/rules/recording.yml"),
     ),
     (
         "alerts.yml",
-        include_str!("../../../stack/prometheus/rules/alerts.yml"),
+        include_str!("../../stack/prometheus/rules/alerts.yml"),
     ),
 ];
 
