@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-# Tests run a real Prometheus and Alertmanager, headless Chromium (HTML report) and tmux (live view).
-ensure_commands promtool=prometheus amtool=prometheus-alertmanager chromium=chromium tmux=tmux
+# Tests run a real Prometheus and Alertmanager, nginx (https, HTTP/2 and keep-alive peer, certificates made
+# with openssl), headless Chromium (HTML report) and tmux (live view).
+ensure_commands promtool=prometheus amtool=prometheus-alertmanager chromium=chromium tmux=tmux nginx=nginx openssl=openssl
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

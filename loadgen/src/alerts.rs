@@ -9,14 +9,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::client::Api;
 use crate::engine::Timeline;
 use crate::scenario::Scenario;
 
@@ -92,16 +89,15 @@ struct PromAlert {
 /// Polls Prometheus until `stop` turns true, returning the state changes seen. `status` receives a
 /// one-line view of the active alerts for the progress display.
 pub async fn watch(
-    prometheus: String,
+    prometheus: std::sync::Arc<Api>,
     start: Instant,
     status: std::sync::Arc<std::sync::Mutex<String>>,
     mut stop: watch::Receiver<bool>,
-) -> (Vec<Transition>, u64) {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let url = format!("{}/api/v1/alerts", prometheus.trim_end_matches('/'));
+) -> Watched {
     let mut current: BTreeMap<String, State> = BTreeMap::new();
     let mut transitions = Vec::new();
     let mut failed = 0;
+    let mut first_failure = None;
     let mut tick = tokio::time::interval(POLL);
     loop {
         tokio::select! {
@@ -109,8 +105,8 @@ pub async fn watch(
             _ = stop.changed() => break,
         }
         let now = Instant::now();
-        match poll(&client, &url).await {
-            Some(states) => {
+        match poll(&prometheus).await {
+            Ok(states) => {
                 let at_s = now.saturating_duration_since(start).as_secs_f64();
                 for (alert, state) in &states {
                     if current.get(alert) != Some(state) {
@@ -141,27 +137,38 @@ pub async fn watch(
                 };
                 current = states;
             }
-            None => failed += 1,
+            Err(why) => {
+                failed += 1;
+                first_failure.get_or_insert(why);
+            }
         }
     }
-    (transitions, failed)
+    Watched {
+        transitions,
+        failed_polls: failed,
+        first_failure,
+    }
+}
+
+/// What the watcher saw.
+#[derive(Debug, Default)]
+pub struct Watched {
+    pub transitions: Vec<Transition>,
+    /// Polls that got no usable answer.
+    pub failed_polls: u64,
+    /// Why the first of them failed.
+    pub first_failure: Option<String>,
 }
 
 /// The alerts that are pending or firing now (the most severe state per alert name).
-async fn poll(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
-    url: &str,
-) -> Option<BTreeMap<String, State>> {
-    let uri: http::Uri = url.parse().ok()?;
-    let resp = tokio::time::timeout(Duration::from_secs(2), client.get(uri))
-        .await
-        .ok()?
-        .ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    let answer: AlertsAnswer = serde_json::from_slice(&body).ok()?;
+async fn poll(prometheus: &Api) -> Result<BTreeMap<String, State>, String> {
+    let body = prometheus.get("/api/v1/alerts", Duration::from_secs(2)).await?;
+    let answer: AlertsAnswer = serde_json::from_slice(&body).map_err(|e| {
+        format!(
+            "{}/api/v1/alerts: not a Prometheus alerts answer: {e}",
+            prometheus.url
+        )
+    })?;
     let mut states = BTreeMap::new();
     for a in answer.data.alerts {
         let Some(name) = a.labels.get("alertname") else {
@@ -175,7 +182,7 @@ async fn poll(
         let entry = states.entry(name.clone()).or_insert(state);
         *entry = (*entry).max(state);
     }
-    Some(states)
+    Ok(states)
 }
 
 /// The state of `alert` at `t` seconds.

@@ -1,12 +1,14 @@
 //! Applies a phase's faults to the target through its chaos API, and clears them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
+use http::HeaderValue;
 use target_app::chaos::{ChaosSpec, Fault};
+
+use crate::client::{BadTarget, Client, Options};
 
 /// Why faults could not be applied or cleared.
 #[derive(Debug, thiserror::Error)]
@@ -17,21 +19,36 @@ pub enum ChaosError {
     Refused { url: String, status: u16, body: String },
 }
 
-/// A client of one target's `/admin/chaos`.
+/// A client of one target's `/admin/chaos`, over the same transport (http or https) as the load.
 #[derive(Clone)]
 pub struct ChaosClient {
     url: String,
-    token: Option<String>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    client: Arc<Client>,
 }
 
 impl ChaosClient {
-    pub fn new(base: &str, token: Option<String>) -> ChaosClient {
-        ChaosClient {
-            url: format!("{}/admin/chaos", base.trim_end_matches('/')),
-            token,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+    /// A chaos client for `base`, with `token` as bearer token when given.
+    pub fn new(base: &str, token: Option<&str>, options: &Options) -> Result<ChaosClient, BadTarget> {
+        let client = Client::new(
+            base,
+            &Options {
+                max_idle: 1,
+                ..options.clone()
+            },
+        )?;
+        let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| BadTarget::Url("the chaos token is not valid in a header".to_owned()))?;
+            value.set_sensitive(true);
+            headers.push((AUTHORIZATION, value));
         }
+        Ok(ChaosClient {
+            url: format!("{}/admin/chaos", base.trim_end_matches('/')),
+            headers,
+            client: Arc::new(client),
+        })
     }
 
     /// Replaces the target's faults with `faults`, decided from `seed`.
@@ -59,25 +76,20 @@ impl ChaosClient {
     }
 
     async fn call(&self, method: http::Method, body: Bytes) -> Result<(), ChaosError> {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(&self.url)
-            .header("content-type", "application/json");
-        if let Some(token) = &self.token {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
-        let req = req.body(Full::new(body)).map_err(|e| self.unreachable(e))?;
-        let resp = tokio::time::timeout(Duration::from_secs(5), self.client.request(req))
+        let (status, body) = self
+            .client
+            .call(
+                method,
+                "/admin/chaos",
+                &self.headers,
+                body,
+                Duration::from_secs(5),
+            )
             .await
-            .map_err(|_| self.unreachable("no answer within 5s"))?
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+            .map_err(|e| ChaosError::Unreachable {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
         if status.is_success() {
             Ok(())
         } else {
@@ -86,13 +98,6 @@ impl ChaosClient {
                 status: status.as_u16(),
                 body: String::from_utf8_lossy(&body).trim().to_owned(),
             })
-        }
-    }
-
-    fn unreachable(&self, reason: impl std::fmt::Display) -> ChaosError {
-        ChaosError::Unreachable {
-            url: self.url.clone(),
-            reason: reason.to_string(),
         }
     }
 }

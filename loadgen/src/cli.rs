@@ -71,6 +71,41 @@ pub struct RunArgs {
     #[arg(long, env = "CHAOS_TOKEN", hide_env_values = true)]
     pub chaos_token: Option<String>,
 
+    /// Trust the CA certificates in FILE (PEM) for https, beside the system's trust store.
+    #[arg(long, value_name = "FILE", help_heading = "TLS and HTTP")]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate chain (PEM), for servers that require one (mutual TLS). Needs --key.
+    #[arg(long, value_name = "FILE", requires = "key", help_heading = "TLS and HTTP")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the --cert certificate.
+    #[arg(long, value_name = "FILE", requires = "cert", help_heading = "TLS and HTTP")]
+    pub key: Option<PathBuf>,
+
+    /// Do not verify server certificates (a warning is printed at start).
+    #[arg(long, short = 'k', help_heading = "TLS and HTTP")]
+    pub insecure: bool,
+
+    /// Offer HTTP/2 by ALPN (https targets); the server may still choose HTTP/1.1. Requests share
+    /// one connection, as many at once as the server allows.
+    #[arg(long, conflicts_with = "http2_prior_knowledge", help_heading = "TLS and HTTP")]
+    pub http2: bool,
+
+    /// Speak HTTP/2 without negotiation (h2c) to a cleartext http:// target.
+    #[arg(long, help_heading = "TLS and HTTP")]
+    pub http2_prior_knowledge: bool,
+
+    /// Keep-alive connections idle longer than this are not reused. Keep it below the server's own
+    /// idle timeout (requests written just as a server closes an idle connection fail).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "900ms", help_heading = "TLS and HTTP")]
+    pub idle_timeout: std::time::Duration,
+
+    /// After Ctrl-C, SIGTERM or the last phase, how long requests in flight may still finish; the
+    /// rest are cancelled (counted as `cancelled`). Never more than the scenario's request timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub drain: std::time::Duration,
+
     /// Replace the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -79,6 +114,20 @@ pub struct RunArgs {
     /// expects alerts, a private Prometheus is started if one is installed.
     #[arg(long)]
     pub prometheus: Option<String>,
+
+    /// Bearer token for --prometheus (better given in the environment than on the command line).
+    #[arg(long, env = "PROMETHEUS_TOKEN", hide_env_values = true)]
+    pub prometheus_token: Option<String>,
+
+    /// Basic auth for --prometheus, as `USER:PASSWORD`.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "PROMETHEUS_BASIC_AUTH",
+        hide_env_values = true,
+        conflicts_with = "prometheus_token"
+    )]
+    pub prometheus_basic_auth: Option<String>,
 
     /// Alertmanager (`host:port`) that the private Prometheus sends its alerts to.
     #[arg(long, value_name = "HOST:PORT")]

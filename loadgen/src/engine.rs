@@ -5,6 +5,10 @@
 //! Latency is measured from the intended send time. When every in-flight slot is taken, the pacer waits
 //! for one and the request goes out late (counted); if the phase ends first, it is dropped (counted).
 //! Nothing is skipped silently. The engine does not compute statistics or print anything.
+//!
+//! Stopping is bounded: after a stop (or the last phase), requests in flight get at most the drain
+//! time; those still running then are cancelled and counted as `cancelled`, so the run always ends
+//! within the drain time of the stop.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,25 +83,48 @@ pub struct Engine {
 struct Shared {
     in_flight: AtomicUsize,
     sent: AtomicU64,
+    /// Turns true when the requests still in flight are to be cancelled.
+    cancel: watch::Receiver<bool>,
 }
 
 impl Engine {
     /// Runs every phase. Faults applied to the target are cleared before returning, whatever happens.
     pub async fn run(self) -> (Result<Ending, EngineError>, Timeline) {
         let mut timeline = Timeline::default();
+        let (cancel_tx, cancel) = watch::channel(false);
         let shared = Arc::new(Shared {
             in_flight: AtomicUsize::new(0),
             sent: AtomicU64::new(0),
+            cancel,
         });
+        // A stop in the middle of a phase starts the drain clock at once, even while a closed-loop
+        // phase is still waiting for its workers.
+        let watchdog = {
+            let mut stop = self.stop.clone();
+            let cancel_tx = cancel_tx.clone();
+            let drain = self.drain;
+            tokio::spawn(async move {
+                if stop.wait_for(|s| *s).await.is_ok() {
+                    tokio::time::sleep(drain).await;
+                    let _ = cancel_tx.send(true);
+                }
+            })
+        };
         let max_in_flight = self.scenario.defaults.max_in_flight.get() as usize;
         let slots = Arc::new(Semaphore::new(max_in_flight));
         let result = self.phases(&shared, &slots, &mut timeline).await;
 
-        // Let in-flight requests finish, within the drain time.
+        // Let in-flight requests finish within the drain time, then cancel the rest; each records
+        // itself as cancelled at once.
         let drained = Instant::now() + self.drain;
         while shared.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < drained {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = cancel_tx.send(true);
+        while shared.in_flight.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        watchdog.abort();
         self.set_position(&shared, None, None);
         if let Some(chaos) = &self.chaos {
             if !timeline.faults.is_empty() {
@@ -206,7 +233,13 @@ impl Engine {
                 },
             };
             let Some(permit) = permit else {
-                let _ = self.samples.send(dropped(index, arrival.request, intended));
+                let _ = self.samples.send(Sample::unanswered(
+                    index,
+                    arrival.request,
+                    intended,
+                    None,
+                    Class::Other,
+                ));
                 continue;
             };
             let scenario_task = self.scenario.clone();
@@ -219,16 +252,16 @@ impl Engine {
             tokio::spawn(async move {
                 let request = &scenario_task.phases[index].mix.requests()[which];
                 let sent = Instant::now();
-                let resp = client.send(request, intended + timeout).await;
-                let _ = samples.send(Sample {
-                    phase: index,
-                    request: which,
-                    intended,
-                    started: Some(sent),
-                    finished: Instant::now(),
-                    class: resp.class,
-                    status: resp.status,
-                });
+                let mut cancel = shared_task.cancel.clone();
+                let sample = tokio::select! {
+                    resp = client.send(request, intended + timeout) => {
+                        Sample::answered(index, which, intended, sent, &resp)
+                    }
+                    _ = cancel.wait_for(|c| *c) => {
+                        Sample::unanswered(index, which, intended, Some(sent), Class::Cancelled)
+                    }
+                };
+                let _ = samples.send(sample);
                 shared_task.in_flight.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             });
@@ -254,10 +287,11 @@ impl Engine {
             let samples = self.samples.clone();
             let shared = shared.clone();
             let numbers = numbers.clone();
-            let mut stop = self.stop.clone();
+            let stop = self.stop.clone();
             workers.push(tokio::spawn(async move {
                 let phase = &scenario.phases[index];
                 let timeout = scenario.defaults.timeout;
+                let mut cancel = shared.cancel.clone();
                 while Instant::now() < end && !*stop.borrow() {
                     let number = numbers.fetch_add(1, Ordering::Relaxed);
                     let which = phase.mix.pick(scenario.seed, number);
@@ -265,23 +299,16 @@ impl Engine {
                     let sent = Instant::now();
                     shared.in_flight.fetch_add(1, Ordering::Relaxed);
                     shared.sent.fetch_add(1, Ordering::Relaxed);
-                    let resp = tokio::select! {
-                        r = client.send(request, (sent + timeout).min(end + timeout)) => r,
-                        _ = stop.changed() => {
-                            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                            break;
+                    let sample = tokio::select! {
+                        r = client.send(request, (sent + timeout).min(end + timeout)) => {
+                            Sample::answered(index, which, sent, sent, &r)
+                        }
+                        _ = cancel.wait_for(|c| *c) => {
+                            Sample::unanswered(index, which, sent, Some(sent), Class::Cancelled)
                         }
                     };
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    let _ = samples.send(Sample {
-                        phase: index,
-                        request: which,
-                        intended: sent,
-                        started: Some(sent),
-                        finished: Instant::now(),
-                        class: resp.class,
-                        status: resp.status,
-                    });
+                    let _ = samples.send(sample);
                 }
             }));
         }
@@ -294,17 +321,5 @@ impl Engine {
             let _ = w.await;
         }
         interrupted
-    }
-}
-
-fn dropped(phase: usize, request: usize, intended: Instant) -> Sample {
-    Sample {
-        phase,
-        request,
-        intended,
-        started: None,
-        finished: Instant::now(),
-        class: Class::Other,
-        status: None,
     }
 }

@@ -19,6 +19,9 @@ pub struct Histograms {
     pub uncorrected: String,
     /// Schedule lag.
     pub lag: String,
+    /// Connection set-up times (absent in reports without new connections, and in older ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<String>,
 }
 
 /// Why a report's histogram could not be read.
@@ -39,6 +42,7 @@ impl Histograms {
             corrected: encode(&stats.corrected),
             uncorrected: encode(&stats.uncorrected),
             lag: encode(&stats.lag),
+            handshake: (!stats.handshake.is_empty()).then(|| encode(&stats.handshake)),
         }
     }
 
@@ -51,6 +55,12 @@ impl Histograms {
             (&self.lag, &mut stats.lag),
         ] {
             into.add(decode(text)?).map_err(HistogramError::Range)?;
+        }
+        if let Some(text) = &self.handshake {
+            stats
+                .handshake
+                .add(decode(text)?)
+                .map_err(HistogramError::Range)?;
         }
         Ok(stats)
     }
@@ -83,11 +93,13 @@ mod tests {
             stats.corrected.record(v).unwrap();
             stats.uncorrected.record(v / 2 + 1).unwrap();
             stats.lag.record(v % 7 + 1).unwrap();
+            stats.handshake.record(v / 3 + 1).unwrap();
         }
         let back = Histograms::of(&stats).stats().unwrap();
         assert_eq!(back.corrected, stats.corrected);
         assert_eq!(back.uncorrected, stats.uncorrected);
         assert_eq!(back.lag, stats.lag);
+        assert_eq!(back.handshake, stats.handshake);
         assert!(decode("not base64!").is_err());
         assert!(decode("AAAA").is_err());
     }

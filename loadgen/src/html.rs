@@ -23,17 +23,19 @@ const TOP: f64 = 22.0;
 const BOTTOM: f64 = 26.0;
 
 /// Colours of the outcome classes, in [`crate::outcome::Class::ALL`] order.
-const CLASS_COLOURS: [(&str, &str); 10] = [
+const CLASS_COLOURS: [(&str, &str); 12] = [
     ("ok", "#4caf50"),
     ("http_4xx", "#ff9800"),
     ("http_5xx", "#e53935"),
     ("connect", "#8e24aa"),
+    ("tls", "#d81b60"),
     ("timeout", "#3949ab"),
     ("reset", "#00897b"),
     ("closed", "#6d4c41"),
     ("protocol", "#c0ca33"),
     ("body_too_large", "#00acc1"),
     ("other", "#757575"),
+    ("cancelled", "#bdbdbd"),
 ];
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 12px}\

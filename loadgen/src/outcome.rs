@@ -17,6 +17,9 @@ pub enum Class {
     Http5xx,
     /// The connection could not be made (refused, unreachable).
     Connect,
+    /// The TLS handshake failed (untrusted or wrong certificate, no common protocol, a client
+    /// certificate required).
+    Tls,
     /// No complete answer within the request timeout.
     Timeout,
     /// The connection was reset by the peer.
@@ -29,21 +32,26 @@ pub enum Class {
     BodyTooLarge,
     /// Anything else.
     Other,
+    /// Still in flight when the drain time after a stop ran out: neither a success nor the server's
+    /// failure, so counted apart and not in the error ratio.
+    Cancelled,
 }
 
 impl Class {
     /// Every class, in report order.
-    pub const ALL: [Class; 10] = [
+    pub const ALL: [Class; 12] = [
         Class::Ok,
         Class::Http4xx,
         Class::Http5xx,
         Class::Connect,
+        Class::Tls,
         Class::Timeout,
         Class::Reset,
         Class::Closed,
         Class::Protocol,
         Class::BodyTooLarge,
         Class::Other,
+        Class::Cancelled,
     ];
 
     /// The class of an HTTP status.
@@ -55,9 +63,9 @@ impl Class {
         }
     }
 
-    /// Whether this class counts as a failed request (anything but `Ok`).
+    /// Whether this class counts as a failed request (anything but `Ok` and `Cancelled`).
     pub fn is_error(self) -> bool {
-        self != Class::Ok
+        !matches!(self, Class::Ok | Class::Cancelled)
     }
 
     /// Name as written in reports.
@@ -67,12 +75,14 @@ impl Class {
             Class::Http4xx => "http_4xx",
             Class::Http5xx => "http_5xx",
             Class::Connect => "connect",
+            Class::Tls => "tls",
             Class::Timeout => "timeout",
             Class::Reset => "reset",
             Class::Closed => "closed",
             Class::Protocol => "protocol",
             Class::BodyTooLarge => "body_too_large",
             Class::Other => "other",
+            Class::Cancelled => "cancelled",
         }
     }
 
@@ -89,6 +99,9 @@ pub fn classify_error(err: &(dyn std::error::Error + 'static)) -> Class {
     while let Some(e) = cur {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
+            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                return Class::Tls;
+            }
             return match io.kind() {
                 ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable => Class::Connect,
                 ConnectionReset | ConnectionAborted | BrokenPipe => Class::Reset,
@@ -129,6 +142,12 @@ mod tests {
         assert_eq!(classify_error(&refused), Class::Connect);
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert_eq!(classify_error(&reset), Class::Reset);
+        let tls = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert_eq!(classify_error(&tls), Class::Tls);
+        assert!(!Class::Cancelled.is_error() && Class::Tls.is_error());
         for (i, c) in Class::ALL.iter().enumerate() {
             assert_eq!(c.index(), i);
         }

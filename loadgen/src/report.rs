@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::AlertReport;
+use crate::client::Version;
 use crate::engine::{Ending, Timeline};
 use crate::outcome::Class;
 use crate::scenario::{Condition, Load, Metric, Scenario};
@@ -126,6 +127,27 @@ pub struct Figures {
     /// The HDR histograms the latencies come from, so reports can be merged exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histograms: Option<Histograms>,
+    /// Answers per HTTP version actually used (`HTTP/1.1`, `HTTP/2`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub protocols: std::collections::BTreeMap<String, u64>,
+    /// Connections opened, and how long each took (TCP and TLS), apart from request latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshakes: Option<Handshakes>,
+    /// Requests a closing keep-alive connection handed back unsent, sent again on a fresh one and
+    /// counted once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resent: u64,
+}
+
+/// New connections and their set-up time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Handshakes {
+    pub connections: u64,
+    pub time_ms: Latency,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Latency percentiles in milliseconds.
@@ -198,6 +220,16 @@ pub fn figures(stats: &Stats, elapsed: Duration) -> Figures {
         latency_uncorrected_ms: latency(&stats.uncorrected),
         schedule_lag_ms: latency(&stats.lag),
         histograms: Some(Histograms::of(stats)),
+        protocols: Version::ALL
+            .iter()
+            .filter(|v| stats.versions[v.index()] > 0)
+            .map(|v| (v.name().to_owned(), stats.versions[v.index()]))
+            .collect(),
+        handshakes: (!stats.handshake.is_empty()).then(|| Handshakes {
+            connections: stats.handshake.len(),
+            time_ms: latency(&stats.handshake),
+        }),
+        resent: stats.resent,
     }
 }
 
@@ -213,6 +245,10 @@ pub fn stats_of(figures: &Figures) -> Result<Stats, crate::histograms::Histogram
     stats.statuses = figures.statuses.clone();
     stats.late = figures.late;
     stats.dropped = figures.dropped;
+    for v in Version::ALL {
+        stats.versions[v.index()] = figures.protocols.get(v.name()).copied().unwrap_or(0);
+    }
+    stats.resent = figures.resent;
     Ok(stats)
 }
 
@@ -421,6 +457,22 @@ pub fn write_text(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
             .collect();
         if !failures.is_empty() {
             writeln!(out, "  failures: {}", failures.join(", "))?;
+        }
+        let t = &phase.totals;
+        if !t.protocols.is_empty() || t.handshakes.is_some() || t.resent > 0 {
+            let mut parts: Vec<String> = t.protocols.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            if let Some(h) = &t.handshakes {
+                parts.push(format!(
+                    "{} new connections (set-up p50 {}, max {})",
+                    h.connections,
+                    ms(h.time_ms.p50),
+                    ms(h.time_ms.max)
+                ));
+            }
+            if t.resent > 0 {
+                parts.push(format!("{} resent unsent on a fresh connection", t.resent));
+            }
+            writeln!(out, "  transport: {}", parts.join(", "))?;
         }
     }
     let checks: Vec<(&str, &ExpectationResult)> = summary

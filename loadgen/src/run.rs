@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -12,7 +11,7 @@ use tokio::time::Instant;
 use crate::alerts::{self, AlertReport};
 use crate::chaos_client::ChaosClient;
 use crate::cli::{Cli, Command, MergeArgs, RunArgs};
-use crate::client::Client;
+use crate::client::{self, Api, Auth, Client, Protocol};
 use crate::engine::{Ending, Engine, EngineError};
 use crate::prometheus::LocalPrometheus;
 use crate::report;
@@ -143,6 +142,10 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
     };
     let scenario = Arc::new(scenario);
+    let options = client_options(&args, scenario.defaults.max_in_flight.get() as usize);
+    if args.insecure {
+        eprintln!("loadgen: warning: --insecure: server certificates are not verified");
+    }
 
     // Bound before anything starts, so a busy port is a usage error, not a surprise mid-run.
     let metrics_listener = match args.metrics_addr {
@@ -212,6 +215,22 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
     };
 
+    // The clients, built before anything else starts so that bad TLS files are a usage error.
+    let clients = Client::new(&target_url, &options).and_then(|c| {
+        let chaos = ChaosClient::new(&target_url, args.chaos_token.as_deref(), &options)?;
+        Ok((Arc::new(c), chaos))
+    });
+    let (client, chaos) = match clients {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            if let Some(e) = embedded {
+                e.stop().await;
+            }
+            return EXIT_USAGE;
+        }
+    };
+
     // Prometheus, when alerts are expected.
     let wants_alerts = scenario.phases.iter().any(|p| p.expect.has_alerts());
     let mut local_prometheus = None;
@@ -263,9 +282,23 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
     let recorder = tokio::spawn(recorder.run(samples_rx, phase_elapsed.clone()));
     let (done_tx, done_rx) = watch::channel(false);
-    let watcher = prometheus_url
+    let prometheus_api = match prometheus_url
+        .as_deref()
+        .map(|url| Api::new(url, &options, &prometheus_auth(&args)))
+    {
+        None => None,
+        Some(Ok(api)) => Some(Arc::new(api)),
+        Some(Err(e)) => {
+            eprintln!("loadgen: --prometheus: {e}");
+            if let Some(e) = embedded {
+                e.stop().await;
+            }
+            return EXIT_USAGE;
+        }
+    };
+    let watcher = prometheus_api
         .clone()
-        .map(|url| tokio::spawn(alerts::watch(url, start, alert_status.clone(), done_rx.clone())));
+        .map(|api| tokio::spawn(alerts::watch(api, start, alert_status.clone(), done_rx.clone())));
     let progress = tokio::spawn(crate::progress::show(
         crate::progress::Sources {
             scenario: scenario.clone(),
@@ -289,38 +322,39 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         };
         tokio::spawn(crate::exporter::serve(listener, sources, metrics_stop_rx))
     });
-    let max_idle = scenario.defaults.max_in_flight.get() as usize;
-    let client = match Client::new(&target_url, args.body_cap, max_idle) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            return EXIT_USAGE;
-        }
-    };
     let engine = Engine {
         scenario: scenario.clone(),
-        client: Arc::new(client),
-        chaos: Some(ChaosClient::new(&target_url, args.chaos_token.clone())),
+        client: client.clone(),
+        chaos: Some(chaos),
         shard,
         samples: samples_tx,
         stop: stop.clone(),
         position,
         phase_elapsed,
         start,
-        drain: scenario.defaults.timeout.min(Duration::from_secs(10)),
+        drain: args.drain.min(scenario.defaults.timeout),
     };
     let (result, timeline) = engine.run().await;
     let _ = done_tx.send(true);
     let stats = recorder.await.unwrap_or_default();
     let _ = progress.await;
+    if let Some(why) = client.tls_failure() {
+        eprintln!("loadgen: {why}");
+    }
     let alert_report = match watcher {
         Some(w) => {
-            let (transitions, failed_polls) = w.await.unwrap_or_default();
+            let watched = w.await.unwrap_or_default();
+            if let Some(why) = &watched.first_failure {
+                eprintln!(
+                    "loadgen: {} of the polls of Prometheus failed; the first: {why}",
+                    watched.failed_polls
+                );
+            }
             Some(AlertReport {
                 prometheus: prometheus_url.clone().unwrap_or_default(),
-                checks: alerts::check(&scenario, &timeline, &transitions),
-                transitions,
-                failed_polls,
+                checks: alerts::check(&scenario, &timeline, &watched.transitions),
+                transitions: watched.transitions,
+                failed_polls: watched.failed_polls,
             })
         }
         None => None,
@@ -405,9 +439,39 @@ fn check_target_url(url: &str) -> Result<(), &'static str> {
         .parse()
         .map_err(|_| "not a URL (expected e.g. http://localhost:8080)")?;
     match (uri.scheme_str(), uri.host()) {
-        (Some("http"), Some(_)) => Ok(()),
-        (Some("https"), _) => Err("https targets are not supported; use http"),
-        _ => Err("expected an http URL such as http://localhost:8080"),
+        (Some("http" | "https"), Some(_)) => Ok(()),
+        _ => Err("expected an http or https URL such as http://localhost:8080"),
+    }
+}
+
+/// How to speak to the target, from the command line.
+fn client_options(args: &RunArgs, max_idle: usize) -> client::Options {
+    client::Options {
+        body_cap: args.body_cap,
+        max_idle,
+        idle_timeout: args.idle_timeout,
+        protocol: if args.http2_prior_knowledge {
+            Protocol::Http2PriorKnowledge
+        } else if args.http2 {
+            Protocol::Http2
+        } else {
+            Protocol::Http1
+        },
+        tls: client::tls::TlsOptions {
+            cacert: args.cacert.clone(),
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+            insecure: args.insecure,
+        },
+    }
+}
+
+/// Credentials for `--prometheus`.
+fn prometheus_auth(args: &RunArgs) -> Auth {
+    match (&args.prometheus_token, &args.prometheus_basic_auth) {
+        (Some(token), _) => Auth::Bearer(token.clone()),
+        (None, Some(pair)) => Auth::Basic(pair.clone()),
+        (None, None) => Auth::None,
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::client::{Response, Version};
 use crate::outcome::Class;
 
 /// Highest latency tracked, in microseconds (1 hour); larger values are clamped.
@@ -36,6 +37,58 @@ pub struct Sample {
     pub finished: Instant,
     pub class: Class,
     pub status: Option<u16>,
+    /// The HTTP version the answer came in.
+    pub version: Option<Version>,
+    /// Time spent opening a connection for this request, when it needed one.
+    pub handshake: Option<Duration>,
+    /// Whether it was handed back unsent once and sent again on a fresh connection.
+    pub resent: bool,
+}
+
+impl Sample {
+    /// The sample of a request of the mix that was sent at `started` and answered `response`.
+    pub fn answered(
+        phase: usize,
+        request: usize,
+        intended: Instant,
+        started: Instant,
+        response: &Response,
+    ) -> Sample {
+        Sample {
+            phase,
+            request,
+            intended,
+            started: Some(started),
+            finished: Instant::now(),
+            class: response.class,
+            status: response.status,
+            version: response.version,
+            handshake: response.handshake,
+            resent: response.resent,
+        }
+    }
+
+    /// A request that was never sent (`started` is `None`) or was cancelled in flight.
+    pub fn unanswered(
+        phase: usize,
+        request: usize,
+        intended: Instant,
+        started: Option<Instant>,
+        class: Class,
+    ) -> Sample {
+        Sample {
+            phase,
+            request,
+            intended,
+            started,
+            finished: Instant::now(),
+            class,
+            status: None,
+            version: None,
+            handshake: None,
+            resent: false,
+        }
+    }
 }
 
 /// Latency histogram in microseconds.
@@ -60,6 +113,12 @@ pub struct Stats {
     pub late: u64,
     /// Requests that never started (no free slot before the phase ended, or the run was stopped).
     pub dropped: u64,
+    /// Time to open each new connection (TCP and TLS), in microseconds; apart from request latency.
+    pub handshake: Histogram<u64>,
+    /// Answers per HTTP version, indexed by [`Version::index`].
+    pub versions: [u64; Version::ALL.len()],
+    /// Requests handed back unsent by a closing connection and sent again (counted once).
+    pub resent: u64,
 }
 
 impl Default for Stats {
@@ -72,6 +131,9 @@ impl Default for Stats {
             statuses: BTreeMap::new(),
             late: 0,
             dropped: 0,
+            handshake: histogram(),
+            versions: [0; Version::ALL.len()],
+            resent: 0,
         }
     }
 }
@@ -83,6 +145,18 @@ impl Stats {
             return;
         };
         let micros = |d: Duration| (d.as_micros() as u64).clamp(1, MAX_MICROS);
+        if let Some(h) = s.handshake {
+            self.handshake.saturating_record(micros(h));
+        }
+        if s.class == Class::Cancelled {
+            // Never finished: no latency to record.
+            self.classes[s.class.index()] += 1;
+            return;
+        }
+        if let Some(v) = s.version {
+            self.versions[v.index()] += 1;
+        }
+        self.resent += u64::from(s.resent);
         self.corrected.saturating_record(micros(s.finished - s.intended));
         self.uncorrected.saturating_record(micros(s.finished - started));
         let lag = started.saturating_duration_since(s.intended);
@@ -96,9 +170,9 @@ impl Stats {
         }
     }
 
-    /// Requests that completed (with an answer or a failure).
+    /// Requests that completed (with an answer or a failure; cancelled ones did not).
     pub fn completed(&self) -> u64 {
-        self.classes.iter().sum()
+        self.classes.iter().sum::<u64>() - self.classes[Class::Cancelled.index()]
     }
 
     /// Completed requests that failed.
@@ -131,6 +205,11 @@ impl Stats {
         }
         self.late += other.late;
         self.dropped += other.dropped;
+        let _ = self.handshake.add(&other.handshake);
+        for (a, b) in self.versions.iter_mut().zip(other.versions.iter()) {
+            *a += b;
+        }
+        self.resent += other.resent;
     }
 }
 
@@ -429,6 +508,12 @@ impl Recorder {
         let Some(started) = s.started else {
             return;
         };
+        if s.class == Class::Cancelled {
+            // Sent, never completed.
+            let sent_second = self.second_of(started);
+            self.point(sent_second).sent += 1;
+            return;
+        }
         {
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             live.completed += 1;

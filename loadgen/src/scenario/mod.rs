@@ -14,6 +14,7 @@
 pub mod condition;
 pub mod diag;
 mod document;
+mod env;
 mod expect;
 mod load;
 pub mod model;
@@ -30,6 +31,11 @@ pub use model::{Arrivals, Defaults, Expectations, Load, Mix, Phase, Rate, Reques
 /// Parses and checks a scenario; `file` names it in diagnostics (and, without a `name` key, names the
 /// scenario after the file's stem).
 pub fn parse(text: &str, file: &str) -> Result<Scenario, Diagnostics> {
+    parse_with_env(text, file, &env::process)
+}
+
+/// [`parse`], with `${NAME}` references resolved by `env` instead of the process environment.
+pub fn parse_with_env(text: &str, file: &str, env: env::Lookup<'_>) -> Result<Scenario, Diagnostics> {
     let fail = |items| Diagnostics::new(file, text, items);
     let doc = document::Document::parse(text).map_err(|d| fail(vec![d]))?;
     let out = document::deserialize::<raw::RawScenario>(&doc);
@@ -41,6 +47,7 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, Diagnostics> {
         source: text,
         removed: &out.removed,
         errors: out.errors,
+        env,
     };
     let stem = Path::new(file)
         .file_stem()

@@ -99,7 +99,7 @@ pub enum RawQuery {
 }
 
 /// One value of a query table.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged, expecting = "a string, number or boolean")]
 pub enum QueryValue {
     /// Text.

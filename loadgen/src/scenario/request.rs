@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use toml::Spanned;
 
 use super::diag::{did_you_mean, Diagnostic};
+use super::env;
 use super::model::{Mix, Request};
 use super::raw::{QueryValue, RawBody, RawQuery, RawRequest};
 use super::validate::{positive, Ctx};
@@ -207,9 +208,22 @@ fn query(raw: &Spanned<RawQuery>, ctx: &mut Ctx<'_>) -> Option<String> {
                 );
                 return None;
             }
-            Some(text.to_owned())
+            // Variables' values are percent-encoded: they are data, not query syntax.
+            env::expand(text, &raw.span(), ctx, &percent_encode).map(|(t, _)| t)
         }
-        RawQuery::Table(table) => Some(encode_query(table)),
+        RawQuery::Table(table) => {
+            let mut expanded = BTreeMap::new();
+            for (key, value) in table {
+                let value = match value {
+                    QueryValue::Text(t) => {
+                        QueryValue::Text(env::expand(t, &raw.span(), ctx, &env::verbatim)?.0)
+                    }
+                    other => other.clone(),
+                };
+                expanded.insert(key.clone(), value);
+            }
+            Some(encode_query(&expanded))
+        }
     }
 }
 
@@ -233,7 +247,7 @@ fn encode_query(table: &BTreeMap<String, QueryValue>) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(text: &str, out: &mut String) {
+pub(super) fn percent_encode(text: &str, out: &mut String) {
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
             out.push(byte as char);
@@ -260,7 +274,13 @@ pub(super) fn headers(
                 .expected("letters, digits and `-`, e.g. \"x-request-id\""),
             );
         }
-        let parsed = HeaderValue::from_str(value.get_ref());
+        let Some((text, secret)) = env::expand(value.get_ref(), &value.span(), ctx, &env::verbatim) else {
+            continue;
+        };
+        let parsed = HeaderValue::from_str(&text).map(|mut v| {
+            v.set_sensitive(secret);
+            v
+        });
         if parsed.is_err() {
             ctx.push(
                 Diagnostic::new(

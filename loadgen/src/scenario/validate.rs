@@ -28,6 +28,8 @@ pub(super) struct Ctx<'a> {
     /// Keys already reported and removed by deserialization: not to be reported again as missing.
     pub(super) removed: &'a [String],
     pub(super) errors: Vec<Diagnostic>,
+    /// Values of `${NAME}` references.
+    pub(super) env: super::env::Lookup<'a>,
 }
 
 impl Ctx<'_> {

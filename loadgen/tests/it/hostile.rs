@@ -729,23 +729,8 @@ fn figures_for_a_minute_against_each_target() {
 
 #[test]
 fn a_refused_chaos_token_is_reported_without_being_echoed() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let addr = rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut config = target_app::Config::embedded(target_app::Role::App);
-        config.listen = addr;
-        config.chaos_token = Some("the-right-token-4d2a".into());
-        tokio::spawn(target_app::serve(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        addr
-    });
+    let target = InProcessTarget::start(|c| c.chaos_token = Some("the-right-token-4d2a".into()));
+    let addr = target.addr;
     let wrong = "a-wrong-token-9f7e";
     let text = "name = \"faults\"\n[[mix]]\npath = \"/\"\n[[phases]]\nduration = \"2s\"\n\
                 rate = { shape = \"constant\", rps = 10 }\nchaos = [{ fault = \"error\", ratio = 0.5 }]\n";
@@ -760,5 +745,74 @@ fn a_refused_chaos_token_is_reported_without_being_echoed() {
     assert_eq!(o.code, Some(3), "the run could not be carried out:\n{}", o.output);
     assert!(o.output.contains("401"), "says the target refused: {}", o.output);
     assert!(!o.output.contains(wrong), "the token was echoed: {}", o.output);
-    let _ = stop.send(());
+}
+
+#[test]
+fn an_interrupt_gives_in_flight_requests_the_drain_time_not_the_timeout() {
+    let target = InProcessTarget::start(|_| {});
+    let addr = target.addr;
+    // Every answer is held for two minutes by the target's own fault; the request timeout is 60 s.
+    let text = "name = \"held\"\n[defaults]\ntimeout = \"60s\"\n[[mix]]\npath = \"/\"\n[[phases]]\n\
+                duration = \"60s\"\nrate = { shape = \"constant\", rps = 20 }\n\
+                chaos = [{ fault = \"latency\", delay = \"120s\" }]\n";
+    let o = observe(
+        "drain",
+        &format!("http://{addr}"),
+        text,
+        &["--drain", "2s"],
+        Duration::from_secs(50),
+        &[(Duration::from_secs(2), "INT")],
+    );
+    assert_eq!(o.code, Some(130), "{}", o.output);
+    // Bounded by the drain time: far from the 60 s timeout, whatever the machine's load.
+    assert!(o.elapsed < Duration::from_secs(40), "took {:?}", o.elapsed);
+    assert_eq!(o.report["ending"], "interrupted");
+    let cancelled = o.class("cancelled");
+    assert!(
+        cancelled >= 10,
+        "the held requests were cancelled: {}",
+        o.classes()
+    );
+    assert_eq!(o.class("ok") + o.figure("errors"), 0, "{}", o.classes());
+    assert_eq!(o.sent(), cancelled, "every request sent is accounted for");
+    // The faults were cleared on the way out.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut s, b"GET /admin/chaos HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.contains("\"faults\":[]"), "{answer}");
+}
+
+/// A target-app served by a runtime of its own in the test process, stopped when dropped.
+struct InProcessTarget {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl InProcessTarget {
+    fn start(tweak: impl FnOnce(&mut target_app::Config)) -> InProcessTarget {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let addr = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut config = target_app::Config::embedded(target_app::Role::App);
+            config.listen = addr;
+            tweak(&mut config);
+            tokio::spawn(target_app::serve(listener, config, async move {
+                let _ = stopped.await;
+            }));
+            addr
+        });
+        InProcessTarget {
+            addr,
+            _stop: stop,
+            _rt: rt,
+        }
+    }
 }

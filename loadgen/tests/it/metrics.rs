@@ -187,7 +187,11 @@ fn metrics_pass_promtool_and_match_the_json_report() {
             );
         }
     }
-    assert_eq!(checked, 2 * 2 * 10, "a series per phase, request and class");
+    assert_eq!(
+        checked,
+        2 * 2 * loadgen::outcome::Class::ALL.len(),
+        "a series per phase, request and class"
+    );
     let scraped: f64 = end
         .iter()
         .filter(|(k, _)| k.starts_with("loadgen_requests_total{"))

@@ -1,0 +1,408 @@
+//! The HTTP client of every request loadgen sends: the scenario's requests to the target, and the
+//! calls to the chaos API and Prometheus. http or https (rustls), HTTP/1.1 or HTTP/2, a small
+//! connection pool of its own, a timeout per request counted from its intended send time, and a cap on
+//! how much of each answer is read.
+//!
+//! The pool holds idle HTTP/1.1 connections to the one target (most recently used first) and, for
+//! HTTP/2, one shared connection whose streams the requests share (the server's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` bounds them; more wait for a stream). There is no routing by host
+//! and no background reaping; that is what makes it cheaper than a general client.
+//!
+//! It never invents an error. A request is sent again, on a fresh connection, only when hyper hands
+//! it back unsent (the pooled connection closed before any byte of it was written); it is then
+//! counted once, as what the new attempt got. Idle connections older than the idle timeout, or than
+//! the idle time after which this server was seen closing them, are not reused.
+
+mod api;
+mod conn;
+pub mod tls;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HOST};
+use http::{HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::{http1, http2};
+use tokio::time::Instant;
+
+pub use api::{Api, Auth};
+pub use conn::{BadTarget, Protocol};
+use conn::{Endpoint, Sender};
+use tls::TlsOptions;
+
+use crate::outcome::{classify_error, Class};
+use crate::scenario::Request;
+
+/// Default cap on the bytes read from one answer.
+pub const DEFAULT_BODY_CAP: usize = 1024 * 1024;
+
+/// Idle connections older than this are closed rather than reused. Below a second, because servers
+/// close idle connections after as little as one (`keepalive_timeout 1s`), and a request written just
+/// as the server closes may have reached it, so it can neither be resent nor blamed on the client.
+/// Above it, one connection per request costs little.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_millis(900);
+
+/// A server seen closing a connection idle for less than this is not taken as a keep-alive policy
+/// (an outage or a restart closes connections too).
+const SHORTEST_LEARNED_IDLE: Duration = Duration::from_millis(250);
+
+/// Attempts per request: the first, and resends of a request handed back unsent.
+const ATTEMPTS: usize = 3;
+
+/// How to speak to the target.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most bytes read from one answer.
+    pub body_cap: usize,
+    /// Most idle HTTP/1.1 connections kept.
+    pub max_idle: usize,
+    /// Idle connections older than this are not reused.
+    pub idle_timeout: Duration,
+    /// HTTP/1.1, HTTP/2 by ALPN, or h2c by prior knowledge.
+    pub protocol: Protocol,
+    /// Certificates and verification, for https.
+    pub tls: TlsOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            body_cap: DEFAULT_BODY_CAP,
+            max_idle: 64,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            protocol: Protocol::Http1,
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+/// What one request produced.
+#[derive(Debug, Clone, Copy)]
+pub struct Response {
+    pub class: Class,
+    /// The status, when an answer came.
+    pub status: Option<u16>,
+    /// Body bytes read.
+    pub bytes: u64,
+    /// The protocol the answer came in.
+    pub version: Option<Version>,
+    /// Time spent opening a connection (TCP and TLS) for this request, when it needed a new one.
+    pub handshake: Option<Duration>,
+    /// Whether the request was handed back unsent and sent again on a fresh connection.
+    pub resent: bool,
+}
+
+impl Response {
+    fn failed(class: Class) -> Response {
+        Response {
+            class,
+            status: None,
+            bytes: 0,
+            version: None,
+            handshake: None,
+            resent: false,
+        }
+    }
+}
+
+/// The HTTP version an answer came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http1,
+    Http2,
+}
+
+impl Version {
+    /// Every version, in report order.
+    pub const ALL: [Version; 2] = [Version::Http1, Version::Http2];
+
+    /// As written in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::Http1 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2",
+        }
+    }
+
+    /// Position in [`Version::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A call that did not get an answer (see [`Client::call`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct CallError {
+    pub class: Class,
+    pub detail: String,
+}
+
+/// Sends requests to one target.
+pub struct Client {
+    endpoint: Endpoint,
+    host: HeaderValue,
+    /// Path prefix of the target URL, without a trailing slash.
+    prefix: String,
+    body_cap: usize,
+    max_idle: usize,
+    idle_timeout: Duration,
+    idle: Mutex<Vec<Idle>>,
+    shared_h2: Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
+    /// Shortest idle time after which the server was seen closing a connection, in nanoseconds
+    /// (`u64::MAX`: never seen).
+    server_idle_nanos: AtomicU64,
+    /// The first TLS failure, told once to the user.
+    tls_failure: Mutex<Option<String>>,
+}
+
+struct Idle {
+    sender: http1::SendRequest<Full<Bytes>>,
+    since: Instant,
+}
+
+impl Client {
+    /// A client for `base` (e.g. `https://api.example:8443/v1`).
+    pub fn new(base: &str, options: &Options) -> Result<Client, BadTarget> {
+        let (endpoint, host, prefix) = Endpoint::new(base, options)?;
+        Ok(Client {
+            endpoint,
+            host,
+            prefix,
+            body_cap: options.body_cap,
+            max_idle: options.max_idle,
+            idle_timeout: options.idle_timeout,
+            idle: Mutex::new(Vec::new()),
+            shared_h2: Mutex::new(None),
+            server_idle_nanos: AtomicU64::new(u64::MAX),
+            tls_failure: Mutex::new(None),
+        })
+    }
+
+    /// The first TLS failure seen, in words, if any.
+    pub fn tls_failure(&self) -> Option<String> {
+        self.tls_failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends `req`, giving up at `deadline`.
+    pub async fn send(&self, req: &Request, deadline: Instant) -> Response {
+        let target = if self.prefix.is_empty() {
+            req.path_and_query.as_str().to_owned()
+        } else {
+            format!("{}{}", self.prefix, req.path_and_query)
+        };
+        let build = || {
+            let mut builder = http::Request::builder()
+                .method(req.method.clone())
+                .uri(target.as_str());
+            if let Some(headers) = builder.headers_mut() {
+                headers.reserve(req.headers.len() + 1);
+                headers.insert(HOST, self.host.clone());
+                for (name, value) in &req.headers {
+                    headers.append(name, value.clone());
+                }
+            }
+            builder.body(Full::new(req.body.clone().unwrap_or_default()))
+        };
+        let mut handshake = None;
+        let exchange = self.exchange(build, self.body_cap, &mut handshake);
+        let mut response = match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(Ok((r, _))) => r,
+            Ok(Err(class)) => Response::failed(class),
+            Err(_) => Response::failed(Class::Timeout),
+        };
+        response.handshake = handshake;
+        response
+    }
+
+    /// One call to an API on this target (the chaos API, Prometheus): `path` with `headers` and
+    /// `body`, giving up after `limit`. The answer's status and body (up to the body cap).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        limit: Duration,
+    ) -> Result<(StatusCode, Bytes), CallError> {
+        let uri = format!("{}{path}", self.prefix);
+        let build = || {
+            let mut builder = http::Request::builder().method(method.clone()).uri(uri.as_str());
+            if let Some(h) = builder.headers_mut() {
+                h.insert(HOST, self.host.clone());
+                for (name, value) in headers {
+                    h.append(name, value.clone());
+                }
+            }
+            builder.body(Full::new(body.clone()))
+        };
+        let mut handshake = None;
+        let failed = |class: Class| CallError {
+            class,
+            detail: match (class, self.tls_failure()) {
+                (Class::Tls, Some(why)) => why,
+                (Class::Timeout, _) => format!("no answer within {limit:?}"),
+                _ => format!("request failed ({})", class.name()),
+            },
+        };
+        match tokio::time::timeout(limit, self.exchange(build, self.body_cap, &mut handshake)).await {
+            Ok(Ok((r, body))) => match r.status {
+                Some(status) if r.class != Class::BodyTooLarge => Ok((
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    body,
+                )),
+                _ => Err(failed(r.class)),
+            },
+            Ok(Err(class)) => Err(failed(class)),
+            Err(_) => Err(failed(Class::Timeout)),
+        }
+    }
+
+    /// Sends the request `build` makes, resending it on a fresh connection when it comes back
+    /// unsent. The response and the body read.
+    async fn exchange<F>(
+        &self,
+        build: F,
+        body_cap: usize,
+        handshake: &mut Option<Duration>,
+    ) -> Result<(Response, Bytes), Class>
+    where
+        F: Fn() -> http::Result<http::Request<Full<Bytes>>>,
+    {
+        let mut resent = false;
+        let mut fresh_only = false;
+        for attempt in 0..ATTEMPTS {
+            let request = build().map_err(|_| Class::Other)?;
+            let (mut sender, idle_age) = self.checkout(fresh_only, handshake).await?;
+            let answer = match sender.send(request).await {
+                Ok(a) => a,
+                Err(mut e) => {
+                    if e.take_message().is_some() && attempt + 1 < ATTEMPTS {
+                        // Never written: the connection was closed under it. Not the server's doing.
+                        resent = true;
+                        fresh_only = true;
+                        continue;
+                    }
+                    let class = classify_error(e.error());
+                    if let (Some(age), Class::Closed | Class::Reset) = (idle_age, class) {
+                        // Written just as the server closed the idle connection: it may have reached
+                        // the server, so it counts; but the server's idle limit is now known.
+                        self.learn_server_idle(age);
+                    }
+                    return Err(class);
+                }
+            };
+            let status = answer.status().as_u16();
+            let version = match answer.version() {
+                http::Version::HTTP_2 => Version::Http2,
+                _ => Version::Http1,
+            };
+            let mut response = Response {
+                class: Class::of_status(status),
+                status: Some(status),
+                bytes: 0,
+                version: Some(version),
+                handshake: None,
+                resent,
+            };
+            let body = match Limited::new(answer.into_body(), body_cap).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                    // The rest of the body is never read: this connection cannot be reused.
+                    response.class = Class::BodyTooLarge;
+                    response.bytes = body_cap as u64;
+                    return Ok((response, Bytes::new()));
+                }
+                Err(e) => {
+                    response.class = classify_error(e.as_ref());
+                    return Ok((response, Bytes::new()));
+                }
+            };
+            response.bytes = body.len() as u64;
+            self.give_back(sender);
+            return Ok((response, body));
+        }
+        Err(Class::Closed)
+    }
+
+    /// A connection to send on: the shared HTTP/2 one, an idle HTTP/1.1 one that is still usable
+    /// (with how long it was idle), or a new one (always, with `fresh_only`). The time a new one took
+    /// goes to `handshake`.
+    async fn checkout(
+        &self,
+        fresh_only: bool,
+        handshake: &mut Option<Duration>,
+    ) -> Result<(Sender, Option<Duration>), Class> {
+        if !fresh_only {
+            if let Some(shared) = self.shared_h2.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                if !shared.is_closed() {
+                    return Ok((Sender::H2(shared.clone()), None));
+                }
+            }
+            if let Some((sender, age)) = self.idle_connection() {
+                return Ok((Sender::H1(sender), Some(age)));
+            }
+        }
+        let begun = Instant::now();
+        let sender = self.endpoint.connect().await.map_err(|failure| {
+            if let Some(why) = failure.tls {
+                let mut first = self.tls_failure.lock().unwrap_or_else(|e| e.into_inner());
+                first.get_or_insert(why);
+            }
+            failure.class
+        })?;
+        *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
+        if let Sender::H2(h2) = &sender {
+            *self.shared_h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(h2.clone());
+        }
+        Ok((sender, None))
+    }
+
+    /// The server closed a connection that had been idle for `age`: stay short of that from now on.
+    fn learn_server_idle(&self, age: Duration) {
+        if age >= SHORTEST_LEARNED_IDLE {
+            let margin = (age * 9) / 10;
+            self.server_idle_nanos
+                .fetch_min(margin.as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The most recently used idle connection that is open, ready, and not idle for too long.
+    fn idle_connection(&self) -> Option<(http1::SendRequest<Full<Bytes>>, Duration)> {
+        let limit = self.idle_timeout.min(Duration::from_nanos(
+            self.server_idle_nanos.load(Ordering::Relaxed),
+        ));
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(entry) = idle.pop() {
+            let age = entry.since.elapsed();
+            if entry.sender.is_closed() {
+                // Closed by the server while idle: its keep-alive policy.
+                self.learn_server_idle(age);
+                continue;
+            }
+            if age < limit && entry.sender.is_ready() {
+                return Some((entry.sender, age));
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, sender: Sender) {
+        let Sender::H1(sender) = sender else {
+            return;
+        };
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+}
