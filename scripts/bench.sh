@@ -5,6 +5,8 @@
 #   scripts/bench.sh generator   # loadgen vs wrk vs hey: requests per CPU-second, nginx and target-app
 #   scripts/bench.sh accuracy    # open-loop accuracy at 5k and 20k rps for 30 s against nginx
 #   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
+#   scripts/bench.sh protocols [BEFORE]  # closed loop over http, https and h2 (nginx), pinned; with
+#                                # BEFORE (an older loadgen binary), plain http before and after
 #
 # Needs a release build (`cargo build --release`), wrk, hey and nginx (`apt-get install wrk hey nginx`).
 set -euo pipefail
@@ -181,7 +183,71 @@ TOML
     wait "$pid" || true
 }
 
+# Closed loop, 50 requests at a time for 10 s, loadgen pinned to core 0 and nginx (one worker) to core
+# 1: requests per second over http, https (HTTP/1.1) and https with h2, wrk beside it on http and https.
+bench_protocols() {
+    local before=${1:-}
+    local port; port=$(free_port)
+    local tls_port; tls_port=$(free_port)
+    local dir="$WORK/proto"
+    mkdir -p "$dir"
+    (cd "$dir" && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > ext &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
+            -days 1 -subj /CN=bench-ca 2>/dev/null &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr \
+            -subj /CN=localhost 2>/dev/null &&
+        openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 \
+            -extfile ext 2>/dev/null)
+    cat > "$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
+    server { listen 127.0.0.1:$tls_port ssl http2; ssl_certificate $dir/srv.pem; ssl_certificate_key $dir/srv.key;
+             location / { return 200 "ok\n"; } }
+}
+CONF
+    taskset -c 1 nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$port/"
+    cat > "$WORK/closed.toml" <<TOML
+name = "closed-50"
+[defaults]
+timeout = "5s"
+[[mix]]
+path = "/"
+[[phases]]
+name = "max"
+duration = "10s"
+concurrency = 50
+TOML
+    run_loadgen() { # binary url flags...
+        local bin=$1 url=$2; shift 2
+        taskset -c 0 "$bin" run "$WORK/closed.toml" --quiet --target "$url" --json "$WORK/p.json" "$@" > /dev/null 2>&1 || true
+        python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["phases"][0]["totals"]; print("%.0f %s" % (t["rps"], ",".join(sorted(t.get("protocols", {"HTTP/1.1": 0}).keys()))))' "$WORK/p.json"
+    }
+    echo "closed loop, 50 at a time, 10 s; generator on core 0, nginx (1 worker) on core 1"
+    printf '%-34s %12s %10s\n' run requests/s protocol
+    local cacert=(--cacert "$dir/ca.pem")
+    for round in 1 2; do
+        if [ -n "$before" ]; then
+            printf '%-34s %12s %10s\n' "loadgen before, http" $(run_loadgen "$before" "http://127.0.0.1:$port")
+        fi
+        printf '%-34s %12s %10s\n' "loadgen, http" $(run_loadgen $BIN/loadgen "http://127.0.0.1:$port")
+        printf '%-34s %12s %10s\n' "loadgen, https" $(run_loadgen $BIN/loadgen "https://localhost:$tls_port" "${cacert[@]}")
+        printf '%-34s %12s %10s\n' "loadgen, https --http2" $(run_loadgen $BIN/loadgen "https://localhost:$tls_port" "${cacert[@]}" --http2)
+        printf '%-34s %12.0f %10s\n' "wrk -t1 -c50, http" "$(taskset -c 0 wrk -t1 -c50 -d10s "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')" HTTP/1.1
+        printf '%-34s %12.0f %10s\n' "wrk -t1 -c50, https" "$(taskset -c 0 wrk -t1 -c50 -d10s "https://localhost:$tls_port/" | awk '/Requests\/sec/ {print $2}')" HTTP/1.1
+        [ "$round" = 1 ] && echo "--- second round"
+    done
+}
+
 case "${1:-}" in
+    protocols) shift; bench_protocols "${1:-}" ;;
     target) bench_target ;;
     generator) bench_generator ;;
     accuracy) bench_accuracy ;;
