@@ -12,7 +12,9 @@ check fails when
   - a row names an image:tag that no service runs (the table went stale);
   - a healthcheck calls a program the image's row does not list: the first word of
     a CMD test; the shell itself for CMD-SHELL; and for `sh -c` / `bash -c` scripts
-    also the first word of every command in the script (shell builtins aside).
+    also the first word of every command in the script (shell builtins aside);
+  - the row's `healthcheck` column (when the table has one) does not name the program
+    the compose healthcheck runs.
 
 A program written with a path must be listed with that path; a bare name matches a
 listed program of the same base name. Exits 1 and names the service, the program and
@@ -56,7 +58,11 @@ def read_table(readme_path):
         cell = dict(zip(header, cells))
         image = cell["image"].strip("`")
         tag = cell["tag"].strip("`")
-        rows[f"{image}:{tag}"] = {"programs": set(re.findall(r"`([^`]+)`", cell["programs"])), "line": i + 1}
+        rows[f"{image}:{tag}"] = {
+            "programs": set(re.findall(r"`([^`]+)`", cell["programs"])),
+            "healthcheck": cell.get("healthcheck", ""),
+            "line": i + 1,
+        }
     if not rows:
         raise ValueError(f"{readme_path}:{header_at + 1}: the image table has no rows")
     return rows
@@ -128,7 +134,15 @@ def check(compose, rows):
         test = (svc.get("healthcheck") or {}).get("test")
         if test is None or (svc.get("healthcheck") or {}).get("disable"):
             continue
-        for program, why in programs_called(test):
+        called = programs_called(test)
+        if called and "healthcheck" in row:
+            first = called[0][0] if called[0][0] != "/bin/sh" or len(called) == 1 else called[1][0]
+            if first.rsplit("/", 1)[-1] not in row["healthcheck"]:
+                errors.append(
+                    f"{name}: healthcheck runs `{first}`, but the image table (line {row['line']}) describes "
+                    f"its healthcheck as {row['healthcheck']!r}"
+                )
+        for program, why in called:
             if not contains(row["programs"], program):
                 listed = ", ".join(sorted(row["programs"])) or "nothing"
                 errors.append(

@@ -49,9 +49,11 @@ class ImageTableTest(unittest.TestCase):
         compose["services"]["loki"]["healthcheck"] = old["healthcheck"]
         code, errors = run(compose)
         self.assertEqual(code, 1)
-        self.assertEqual(len(errors), 1, errors)
-        self.assertIn("loki: healthcheck runs `wget`", errors[0])
-        self.assertIn("grafana/loki:3.7.6 does not contain", errors[0])
+        missing = [e for e in errors if "does not contain" in e]
+        self.assertEqual(len(missing), 1, errors)
+        self.assertIn("loki: healthcheck runs `wget` (the healthcheck command), which grafana/loki:3.7.6 does not contain", missing[0])
+        # The table also no longer describes that healthcheck: the only other complaint.
+        self.assertEqual(len(errors), 2, errors)
 
     def test_image_without_a_row_fails(self):
         compose = current_compose()
@@ -78,6 +80,14 @@ class ImageTableTest(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertEqual(len(errors), 1, errors)
         self.assertIn("alloy: healthcheck runs `curl`", errors[0])
+
+    def test_table_must_describe_the_healthcheck_that_runs(self):
+        compose = current_compose()
+        compose["services"]["grafana"]["healthcheck"]["test"] = ["CMD", "/run.sh"]
+        code, errors = run(compose)
+        self.assertEqual(code, 1)
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIn("grafana: healthcheck runs `/run.sh`, but the image table", errors[0])
 
     def test_readme_without_the_table_fails(self):
         with tempfile.TemporaryDirectory() as tmp:
