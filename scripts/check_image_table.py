@@ -100,7 +100,7 @@ def programs_called(test):
     if kind == "CMD-SHELL":
         script = " ".join(args)
         return [("/bin/sh", "CMD-SHELL runs /bin/sh")] + [
-            (w, f"called by the CMD-SHELL script") for w in script_commands(script) if w not in BUILTINS
+            (w, "called by the CMD-SHELL script") for w in script_commands(script) if w not in BUILTINS
         ]
     if kind != "CMD" or not args:
         return [(str(kind), "unknown healthcheck form")]
