@@ -9,7 +9,9 @@
 # check-jsonschema and PyYAML with pip into ./.venv (CHECK_STACK_VENV to move it).
 #
 # Grafana, Loki, Tempo, Pyroscope and Alloy cannot run here: their configs are
-# only parsed as YAML, and Grafana's datasource uids cross-checked.
+# only parsed as YAML, Grafana's datasource uids cross-checked, and every
+# healthcheck checked against what the image table of stack/README.md says each
+# image contains. scripts/stack-smoke.sh runs the stack on a Docker host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +67,10 @@ check "compose policy (loopback ports, pinned images, conditions, no literal pas
     "$VENV/bin/python" scripts/check_compose_policy.py "$STACK/docker-compose.yml"
 check "Grafana datasource uids" \
     "$VENV/bin/python" scripts/check_datasource_uids.py "$STACK/grafana/provisioning" dashboards
+check "images and healthchecks against the image table of stack/README.md" \
+    "$VENV/bin/python" scripts/check_image_table.py "$STACK/docker-compose.yml" "$STACK/README.md"
+check "unit tests of the stack checks and of stack-smoke.sh's probe parsers" \
+    "$VENV/bin/python" -m unittest discover --start-directory scripts/tests --top-level-directory scripts/tests
 mapfile -t yaml_files < <(find "$STACK" -name '*.yml' -o -name '*.yaml' | sort)
 check "stack YAML files parse" yaml_parses "${yaml_files[@]}"
 

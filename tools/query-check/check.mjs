@@ -58,10 +58,15 @@ const VARIABLES = {
   scenario: 'baseline',
 };
 
+// Grafana's `${var:regex}` format escapes the value's regex metacharacters and `/` (a route `/` becomes `\/`).
+// Substituting the escaped text lets the grammars see what Tempo and Pyroscope receive: inside a
+// double-quoted string `\/` is an invalid escape, so such variables belong in raw (backtick) strings.
+const regexEscape = (value) => value.replace(/[\\^$*+?.()|[\]{}/]/g, '\\$&');
+
 function substitute(text, where, problems) {
-  return text.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (all, braced, bare) => {
+  return text.replace(/\$\{(\w+)(?::(\w+))?\}|\$(\w+)/g, (all, braced, format, bare) => {
     const name = braced ?? bare;
-    if (name in VARIABLES) return VARIABLES[name];
+    if (name in VARIABLES) return format === 'regex' ? regexEscape(VARIABLES[name]) : VARIABLES[name];
     problems.push(`${where}: unknown Grafana variable ${all} (add it to VARIABLES in tools/query-check/check.mjs)`);
     return all;
   });
@@ -591,7 +596,7 @@ check('pyroscope: profile types and labels the profiler pushes', (problems) => {
       continue;
     }
     if (!PROFILE_TYPES.has(m[1])) problems.push(`${q.where}: profile type ${m[1]} is not pushed by the target (pushed: ${[...PROFILE_TYPES].join(', ')})`);
-    const body = m[2].slice(1, -1).replace(/"(?:[^"\\]|\\.)*"/g, '""');
+    const body = m[2].slice(1, -1).replace(/"(?:[^"\\]|\\.)*"|`[^`]*`/g, '""');
     for (const lm of body.matchAll(/(\w+)\s*(=~|!~|!=|=)/g)) {
       if (!labels.has(lm[1])) problems.push(`${q.where}: label ${lm[1]} is not pushed by the target's profiler (labels: ${[...labels].join(', ')})`);
     }
