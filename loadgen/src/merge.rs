@@ -29,6 +29,13 @@ pub enum MergeError {
     Version { path: PathBuf, found: u32 },
     #[error("{}: {what}", path.display())]
     Mismatch { path: PathBuf, what: String },
+    #[error("{}: {field} is {value}: {expected}", path.display())]
+    Field {
+        path: PathBuf,
+        field: String,
+        value: f64,
+        expected: &'static str,
+    },
     #[error("phase `{phase}`: {source}")]
     Histogram {
         phase: String,
@@ -77,6 +84,7 @@ pub fn merge(reports: &[(PathBuf, Summary)]) -> Result<Merged, MergeError> {
     let mut warnings = Vec::new();
     let mut shards: Vec<Shard> = Vec::new();
     for (path, r) in reports {
+        check_times(path, r)?;
         let mismatch = |what: String| MergeError::Mismatch {
             path: path.clone(),
             what,
@@ -166,6 +174,33 @@ pub fn merge(reports: &[(PathBuf, Summary)]) -> Result<Merged, MergeError> {
         },
         warnings,
     })
+}
+
+/// Phase times are read from a file: anything a `Duration` cannot hold is refused here, where the file
+/// and the field can still be named, rather than panicking when the phase's length is computed.
+fn check_times(path: &Path, r: &Summary) -> Result<(), MergeError> {
+    for (i, p) in r.phases.iter().enumerate() {
+        let field = |name: &str| format!("phases[{i}].{name} (phase `{}`)", p.name);
+        for (name, value) in [("start_s", p.start_s), ("end_s", p.end_s)] {
+            if !(value >= 0.0 && std::time::Duration::try_from_secs_f64(value).is_ok()) {
+                return Err(MergeError::Field {
+                    path: path.to_owned(),
+                    field: field(name),
+                    value,
+                    expected: "expected seconds from the run's start, zero or more",
+                });
+            }
+        }
+        if p.end_s < p.start_s {
+            return Err(MergeError::Field {
+                path: path.to_owned(),
+                field: field("end_s"),
+                value: p.end_s,
+                expected: "expected no less than the phase's start_s",
+            });
+        }
+    }
+    Ok(())
 }
 
 fn merge_phase<'a>(parts: impl Iterator<Item = &'a PhaseReport>) -> Result<PhaseReport, MergeError> {

@@ -167,3 +167,54 @@ fn mismatched_reports_are_refused() {
     old.phases[0].totals.histograms = None;
     assert!(merge(&[(path("a"), old)]).is_err());
 }
+
+/// Writes `report`'s JSON with the first phase's `field` set to the literal `value`, as a file would hold it.
+fn file_with(dir: &Path, name: &str, field: &str, value: &str) -> PathBuf {
+    let mut s = Stats::default();
+    record(&mut s, 1);
+    let mut json = serde_json::to_value(round_trip(&report(Some("0/1"), &s, &[]))).unwrap();
+    json["phases"][0][field] = serde_json::Value::from(0.0);
+    let text = serde_json::to_string(&json).unwrap().replacen(
+        &format!("\"{field}\":0.0"),
+        &format!("\"{field}\":{value}"),
+        1,
+    );
+    assert!(text.contains(&format!("\"{field}\":{value}")));
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn phase_times_out_of_range_are_refused_with_the_file_and_field() {
+    let dir = std::env::temp_dir().join(format!("loadgen-merge-times-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        ("end_s", "1e300", "phases[0].end_s"),
+        ("end_s", "1.7976931348623157e308", "phases[0].end_s"),
+        ("start_s", "-5", "phases[0].start_s"),
+        ("start_s", "-1e308", "phases[0].start_s"),
+        ("start_s", "20", "phases[0].end_s"),
+    ];
+    for (i, (field, value, named)) in cases.iter().enumerate() {
+        let path = file_with(&dir, &format!("bad-{i}.json"), field, value);
+        let report = read(&path).unwrap();
+        let err = merge(&[(path.clone(), report)]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&path.display().to_string()) && text.contains(named),
+            "{field} = {value}: {text}"
+        );
+        assert!(matches!(err, MergeError::Field { .. }), "{err:?}");
+    }
+    // Beyond what a double holds: the JSON reader refuses it, naming the file.
+    let path = file_with(&dir, "beyond.json", "end_s", "1e400");
+    let err = read(&path).unwrap_err();
+    assert!(matches!(err, MergeError::Parse { .. }), "{err:?}");
+    assert!(err.to_string().contains("beyond.json"), "{err}");
+    // The same file with sane times merges.
+    let path = file_with(&dir, "fine.json", "end_s", "10.5");
+    let report = read(&path).unwrap();
+    assert_eq!(merge(&[(path, report)]).unwrap().summary.phases[0].end_s, 10.5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
