@@ -21,7 +21,7 @@ use crate::chaos_client::{ChaosClient, ChaosError};
 use crate::client::Client;
 use crate::outcome::Class;
 use crate::scenario::{Load, Scenario};
-use crate::schedule::{Schedule, Shard};
+use crate::schedule::{PhaseStarts, Shard};
 use crate::stats::Sample;
 
 /// Closed-loop request numbers start here, above any open-loop schedule, so they never collide.
@@ -71,6 +71,8 @@ pub struct Engine {
     pub client: Arc<Client>,
     pub chaos: Option<ChaosClient>,
     pub shard: Shard,
+    /// Counted once before the run, from `scenario`.
+    pub starts: PhaseStarts,
     pub samples: mpsc::UnboundedSender<Sample>,
     pub stop: watch::Receiver<bool>,
     pub position: Arc<Mutex<Position>>,
@@ -214,7 +216,7 @@ impl Engine {
         let timeout = scenario.defaults.timeout;
         let mut stop = self.stop.clone();
         let mut next_position = Instant::now();
-        for arrival in Schedule::phase(scenario, index, self.shard) {
+        for arrival in self.starts.phase(scenario, index, self.shard) {
             let intended = started + arrival.offset;
             if Instant::now() < intended {
                 tokio::select! {

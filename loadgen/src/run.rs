@@ -327,6 +327,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         client: client.clone(),
         chaos: Some(chaos),
         shard,
+        starts: crate::schedule::PhaseStarts::new(&scenario),
         samples: samples_tx,
         stop: stop.clone(),
         position,

@@ -4,7 +4,8 @@
 //! an even phase is due at `Λ⁻¹(k)`; a Poisson phase draws unit-rate exponential gaps in `Λ`-time and maps
 //! them through `Λ⁻¹`. Offsets are absolute (from the phase start), so pacing never accumulates drift.
 //! Request numbers run across the whole scenario; the mix choice and sharding depend only on the number,
-//! so `--shard i/N` slices are disjoint and together are exactly the unsharded schedule. Everything is
+//! so `--shard i/N` slices are disjoint and together are exactly the unsharded schedule. Where each
+//! phase's numbers start is counted once, before the run ([`PhaseStarts`]). Everything else is
 //! an iterator: memory does not grow with the number of requests. Closed-loop phases have no schedule
 //! (the engine's workers send as answers come back) and use [`crate::scenario::Mix::pick`] directly.
 //! Nothing here sleeps or sends.
@@ -103,16 +104,64 @@ pub fn expected_requests(phase: &Phase) -> Option<f64> {
 }
 
 /// The exact number of scheduled requests of phase `index` (unsharded). Closed-loop phases have 0;
-/// a Poisson phase is drawn through to count it.
+/// a Poisson phase's gaps are drawn through to count them (nothing else: no times, no mix picks).
 pub fn arrival_count(scenario: &Scenario, index: usize) -> u64 {
-    let mut arrivals = PhaseArrivals::new(scenario, index, 0, Shard::WHOLE);
-    match arrivals.mode {
-        Mode::Even { count } => count,
-        Mode::Poisson { .. } => {
-            arrivals.by_ref().for_each(drop);
-            arrivals.next_index
+    let arrivals = PhaseArrivals::new(scenario, index, 0, Shard::WHOLE);
+    match (arrivals.mode, &arrivals.curve) {
+        (Mode::Even { count }, _) => count,
+        (Mode::Poisson { mut rng, mut u }, Some(curve)) => {
+            // The same draws, in the same order, as `PhaseArrivals::next`.
+            let mut count = 0;
+            loop {
+                u += rng.next_exp();
+                if u >= curve.total() {
+                    return count;
+                }
+                count += 1;
+            }
         }
-        Mode::Closed => 0,
+        _ => 0,
+    }
+}
+
+/// The global number of each phase's first request. Poisson phases are counted by drawing them, so
+/// this is built once, before the run; starting a phase then costs nothing however long the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseStarts {
+    /// One entry a phase, then the total.
+    firsts: Vec<u64>,
+}
+
+impl PhaseStarts {
+    /// Counts every phase of `scenario` (unsharded: numbering does not depend on the shard).
+    pub fn new(scenario: &Scenario) -> Self {
+        let mut firsts = Vec::with_capacity(scenario.phases.len() + 1);
+        let mut next = 0;
+        firsts.push(next);
+        for index in 0..scenario.phases.len() {
+            next += arrival_count(scenario, index);
+            firsts.push(next);
+        }
+        PhaseStarts { firsts }
+    }
+
+    /// The number of phase `index`'s first request; for the index past the last phase, the total.
+    ///
+    /// # Panics
+    /// If `index` is more than the number of phases counted.
+    pub fn first_number(&self, index: usize) -> u64 {
+        self.firsts[index]
+    }
+
+    /// Scheduled requests of the whole scenario (unsharded).
+    pub fn total(&self) -> u64 {
+        self.firsts.last().copied().unwrap_or(0)
+    }
+
+    /// Only phase `index`'s arrivals in `shard`, numbered as in the whole scenario. `scenario` must
+    /// be the one these starts were counted from.
+    pub fn phase<'a>(&self, scenario: &'a Scenario, index: usize, shard: Shard) -> PhaseArrivals<'a> {
+        PhaseArrivals::new(scenario, index, self.first_number(index), shard)
     }
 }
 
@@ -250,18 +299,24 @@ impl<'a> Schedule<'a> {
         Schedule::starting_at(scenario, 0, Shard::WHOLE)
     }
 
-    /// Keeps only the arrivals of `shard`.
+    /// Keeps only the arrivals of `shard`, from the start of the current phase on.
     pub fn shard(self, shard: Shard) -> Self {
-        let phase = self
+        let current = self
             .current
             .as_ref()
-            .map_or(self.scenario.phases.len(), |c| c.phase);
-        Schedule::starting_at(self.scenario, phase, shard)
+            .map(|c| PhaseArrivals::new(self.scenario, c.phase, self.first_number, shard));
+        Schedule {
+            shard,
+            current,
+            ..self
+        }
     }
 
     /// The schedule from phase `index` on, with request numbers as in the whole scenario.
     pub fn starting_at(scenario: &'a Scenario, index: usize, shard: Shard) -> Self {
-        let first_number = (0..index).map(|p| arrival_count(scenario, p)).sum();
+        let first_number = (0..index.min(scenario.phases.len()))
+            .map(|p| arrival_count(scenario, p))
+            .sum();
         let current =
             (index < scenario.phases.len()).then(|| PhaseArrivals::new(scenario, index, first_number, shard));
         Schedule {
@@ -270,12 +325,6 @@ impl<'a> Schedule<'a> {
             current,
             first_number,
         }
-    }
-
-    /// Only phase `index`'s arrivals, numbered as in the whole scenario.
-    pub fn phase(scenario: &'a Scenario, index: usize, shard: Shard) -> PhaseArrivals<'a> {
-        let first_number = (0..index).map(|p| arrival_count(scenario, p)).sum();
-        PhaseArrivals::new(scenario, index, first_number, shard)
     }
 }
 

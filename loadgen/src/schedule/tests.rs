@@ -113,7 +113,7 @@ fn numbers_run_across_phases_and_offsets_stay_in_their_phase() {
         all.iter().all(|a| a.phase != 2),
         "a closed-loop phase has no schedule"
     );
-    let last: Vec<Arrival> = Schedule::phase(&s, 3, Shard::WHOLE).collect();
+    let last: Vec<Arrival> = PhaseStarts::new(&s).phase(&s, 3, Shard::WHOLE).collect();
     assert_eq!(last.first().map(|a| a.number), Some(72));
     assert_eq!(last, all[72..]);
     assert_eq!(
@@ -192,6 +192,61 @@ fn shards_partition_the_schedule() {
             .collect();
         union.sort_by_key(|a| a.number);
         assert_eq!(union, whole, "{n} shards");
+    }
+}
+
+/// The arrivals and picks of each phase, started from the counted starts, are the whole run's.
+#[test]
+fn phases_started_from_their_counted_starts_are_the_whole_run() {
+    let s = scenario_with(&format!(
+        "{}arrivals = \"poisson\"\n{}[[phases]]\nduration = \"1s\"\nconcurrency = 2\n{}arrivals = \"poisson\"\n{}",
+        phase("10s", "{ shape = \"constant\", rps = 37 }"),
+        phase("7s", "{ shape = \"ramp\", from = 3, to = 41 }"),
+        phase("9s", "{ shape = \"sine\", mean = 30, amplitude = 20, period = \"4s\" }"),
+        phase("2500ms", "{ shape = \"constant\", rps = 13 }"),
+    ));
+    let starts = PhaseStarts::new(&s);
+    let whole: Vec<Arrival> = Schedule::new(&s).collect();
+    assert_eq!(starts.total(), whole.len() as u64);
+    for index in 0..s.phases.len() {
+        let before = whole.iter().filter(|a| a.phase < index).count() as u64;
+        assert_eq!(starts.first_number(index), before, "phase {index}");
+    }
+    // A Poisson count is not its expectation: the draws decide it.
+    let poisson = whole.iter().filter(|a| a.phase == 0).count() as u64;
+    assert_eq!(starts.first_number(1), poisson);
+    assert_eq!(arrival_count(&s, 0), poisson);
+    for n in [1u64, 2, 3, 7] {
+        for i in 0..n {
+            let shard = Shard::new(i, n).unwrap();
+            let mine: Vec<Arrival> = whole
+                .iter()
+                .filter(|a| shard.contains(a.number))
+                .copied()
+                .collect();
+            let by_phase: Vec<Arrival> = (0..s.phases.len())
+                .flat_map(|index| starts.phase(&s, index, shard))
+                .collect();
+            assert_eq!(by_phase, mine, "shard {shard}, phase by phase");
+            assert_eq!(
+                Schedule::new(&s).shard(shard).collect::<Vec<_>>(),
+                mine,
+                "shard {shard}"
+            );
+            for index in 0..s.phases.len() {
+                assert_eq!(
+                    Schedule::starting_at(&s, index, shard).collect::<Vec<_>>(),
+                    mine.iter()
+                        .filter(|a| a.phase >= index)
+                        .copied()
+                        .collect::<Vec<_>>(),
+                    "shard {shard} from phase {index}"
+                );
+            }
+        }
+    }
+    for a in &whole {
+        assert_eq!(a.request, s.phases[a.phase].mix.pick(s.seed, a.number));
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use loadgen::schedule::{Arrival, Schedule, Shard};
+use loadgen::schedule::{Arrival, PhaseStarts, Schedule, Shard};
 use serde_json::Value;
 
 use crate::support::{read_report, scenario_file};
@@ -63,14 +63,15 @@ fn the_union_of_shard_schedules_is_the_unsharded_schedule() {
     let s = loadgen::scenario::parse(SHAPES, "shapes.toml").expect("valid scenario");
     let whole: Vec<Arrival> = Schedule::new(&s).collect();
     assert!(whole.len() > 1000, "{}", whole.len());
+    let starts = PhaseStarts::new(&s);
     for n in [2u64, 3, 5, 8] {
         let mut union: Vec<Arrival> = Vec::new();
         for phase in 0..s.phases.len() {
-            let unsharded: Vec<Arrival> = Schedule::phase(&s, phase, Shard::WHOLE).collect();
+            let unsharded: Vec<Arrival> = starts.phase(&s, phase, Shard::WHOLE).collect();
             let mut counts = Vec::new();
             for i in 0..n {
                 let shard = Shard::new(i, n).unwrap();
-                let part: Vec<Arrival> = Schedule::phase(&s, phase, shard).collect();
+                let part: Vec<Arrival> = starts.phase(&s, phase, shard).collect();
                 assert!(part.iter().all(|a| a.number % n == i && a.phase == phase));
                 assert!(
                     part.windows(2).all(|w| w[0].offset <= w[1].offset),
