@@ -138,8 +138,8 @@ pub struct RunArgs {
     pub rules: Option<PathBuf>,
 
     /// Run only slice I of N of the schedule (`I/N`, from 0).
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<String>,
+    #[arg(long, value_name = "I/N", value_parser = str::parse::<crate::schedule::Shard>)]
+    pub shard: Option<crate::schedule::Shard>,
 
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
@@ -175,4 +175,36 @@ pub struct RunArgs {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     target_app::duration::parse(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+    use crate::schedule::Shard;
+
+    fn shard(value: &str) -> Result<Option<Shard>, clap::Error> {
+        let cli = Cli::try_parse_from(["loadgen", "run", "s.toml", "--shard", value])?;
+        match cli.command {
+            Command::Run(args) => Ok(args.shard),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shard_is_parsed_by_the_command_line() {
+        assert_eq!(shard("2/4").unwrap(), Shard::new(2, 4));
+        for bad in ["4/4", "2", "a/4"] {
+            let e = shard(bad).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            let text = e.to_string();
+            assert!(
+                text.contains("--shard") && text.contains(&format!("invalid shard `{bad}`")),
+                "{text}"
+            );
+        }
+        let cli = Cli::try_parse_from(["loadgen", "run", "s.toml"]).unwrap();
+        assert!(matches!(cli.command, Command::Run(args) if args.shard.is_none()));
+    }
 }

@@ -133,14 +133,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
-    let shard = match args.shard.as_deref().map(str::parse::<Shard>) {
-        None => Shard::WHOLE,
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            eprintln!("loadgen: --shard: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
     let scenario = Arc::new(scenario);
     let options = client_options(&args, scenario.defaults.max_in_flight.get() as usize);
     if args.insecure {
