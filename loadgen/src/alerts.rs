@@ -29,6 +29,21 @@ pub enum State {
     Firing,
 }
 
+impl State {
+    /// As Prometheus spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Inactive => "inactive",
+            State::Pending => "pending",
+            State::Firing => "firing",
+        }
+    }
+}
+
+/// The alerts pending or firing at the watcher's last answered poll (the most severe state per name,
+/// by name), for the live displays; `None` until the first answer, and when alerts are not checked.
+pub type Active = Option<Vec<(String, State)>>;
+
 /// One change of an alert's state, at `at_s` seconds from the run's start.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Transition {
@@ -86,12 +101,12 @@ struct PromAlert {
     state: String,
 }
 
-/// Polls Prometheus until `stop` turns true, returning the state changes seen. `status` receives a
-/// one-line view of the active alerts for the progress display.
+/// Polls Prometheus until `stop` turns true, returning the state changes seen. `active` receives the
+/// alerts active at each answered poll, for the progress display.
 pub async fn watch(
     prometheus: std::sync::Arc<Api>,
     start: Instant,
-    status: std::sync::Arc<std::sync::Mutex<String>>,
+    active: std::sync::Arc<std::sync::Mutex<Active>>,
     mut stop: watch::Receiver<bool>,
 ) -> Watched {
     let mut current: BTreeMap<String, State> = BTreeMap::new();
@@ -126,15 +141,8 @@ pub async fn watch(
                         });
                     }
                 }
-                let view: Vec<String> = states
-                    .iter()
-                    .map(|(a, s)| format!("{a} {s:?}").to_lowercase())
-                    .collect();
-                *status.lock().unwrap_or_else(|e| e.into_inner()) = if view.is_empty() {
-                    "alerts: none".into()
-                } else {
-                    format!("alerts: {}", view.join(", "))
-                };
+                let now_active = states.iter().map(|(a, s)| (a.clone(), *s)).collect();
+                *active.lock().unwrap_or_else(|e| e.into_inner()) = Some(now_active);
                 current = states;
             }
             Err(why) => {

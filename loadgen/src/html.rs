@@ -475,7 +475,7 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
                 State::Pending => "#fbc02d",
                 State::Firing => "#e53935",
             };
-            let state = format!("{:?}", t.to).to_lowercase();
+            let state = t.to.as_str();
             let (x0, x1) = (chart.x(t.at_s), chart.x(end));
             let _ = write!(
                 h,

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::alerts::{Active, State};
 use crate::engine::Position;
 use crate::scenario::Scenario;
 use crate::schedule::Shard;
@@ -50,9 +51,8 @@ pub struct Sources {
     pub shard: Shard,
     pub position: Arc<Mutex<Position>>,
     pub live: Arc<Mutex<Live>>,
-    /// The alert watcher's one-line view (`alerts: A firing, B pending`), empty when alerts are not
-    /// checked.
-    pub alerts: Arc<Mutex<String>>,
+    /// The alerts the watcher saw active at its last poll.
+    pub alerts: Arc<Mutex<Active>>,
     pub start: Instant,
     /// Turns true on Ctrl-C (or SIGTERM).
     pub stop: watch::Receiver<bool>,
@@ -93,7 +93,7 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
                     shard: sources.shard,
                     position: &position,
                     live: &live,
-                    alerts: &alerts,
+                    alerts: alerts.as_deref(),
                     elapsed: sources.start.elapsed(),
                     now: Instant::now(),
                 };
@@ -102,7 +102,11 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
                 drawn = lines.len();
             }
             Style::Lines => {
-                let _ = writeln!(err, "{}", line(&sources.scenario, &position, &live, &alerts));
+                let _ = writeln!(
+                    err,
+                    "{}",
+                    line(&sources.scenario, &position, &live, alerts.as_deref())
+                );
             }
         }
         let _ = err.flush();
@@ -142,7 +146,8 @@ pub struct View<'a> {
     pub shard: Shard,
     pub position: &'a Position,
     pub live: &'a Live,
-    pub alerts: &'a str,
+    /// `None`: no answer from Prometheus yet, or alerts are not checked.
+    pub alerts: Option<&'a [(String, State)]>,
     /// Since the run's start.
     pub elapsed: Duration,
     pub now: Instant,
@@ -229,8 +234,8 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
         ),
         None => "latency -".to_owned(),
     });
-    if !v.alerts.is_empty() {
-        lines.push(alert_line(v.alerts));
+    if let Some(alerts) = v.alerts {
+        lines.push(alert_line(alerts));
     }
     lines.into_iter().map(|l| fit(&l, WIDTH)).collect()
 }
@@ -275,14 +280,16 @@ fn timeline(s: &Scenario, pos: &Position, now: Instant) -> (String, String) {
     (bar, marker)
 }
 
-/// `alerts: A firing, B pending` as `alerts  A FIRING · B pending`.
-fn alert_line(status: &str) -> String {
-    let body = status.strip_prefix("alerts:").unwrap_or(status).trim();
-    let items: Vec<String> = body
-        .split(", ")
-        .map(|item| match item.rsplit_once(' ') {
-            Some((name, "firing")) => format!("{name} FIRING"),
-            _ => item.to_owned(),
+/// `alerts  A FIRING · B pending`: firing alerts stand out.
+fn alert_line(alerts: &[(String, State)]) -> String {
+    if alerts.is_empty() {
+        return "alerts  none".to_owned();
+    }
+    let items: Vec<String> = alerts
+        .iter()
+        .map(|(name, state)| match state {
+            State::Firing => format!("{name} FIRING"),
+            other => format!("{name} {}", other.as_str()),
         })
         .collect();
     format!("alerts  {}", items.join(" · "))
@@ -330,7 +337,7 @@ fn ratio(part: u64, whole: u64) -> f64 {
 }
 
 /// One plain progress line.
-pub fn line(scenario: &Scenario, pos: &Position, live: &Live, alerts: &str) -> String {
+pub fn line(scenario: &Scenario, pos: &Position, live: &Live, alerts: Option<&[(String, State)]>) -> String {
     let phase = match (pos.phase, pos.phase_started) {
         (Some(i), Some(started)) => {
             let p = &scenario.phases[i];
@@ -359,9 +366,17 @@ pub fn line(scenario: &Scenario, pos: &Position, live: &Live, alerts: &str) -> S
         "{phase} | sent {} done {} | {rps:.0} rps err {err:.1}% p95 {p95:.1}ms | in flight {}",
         pos.sent, live.completed, pos.in_flight
     );
-    if !alerts.is_empty() {
-        line.push_str(" | ");
-        line.push_str(alerts);
+    if let Some(alerts) = alerts {
+        let items: Vec<String> = alerts
+            .iter()
+            .map(|(name, state)| format!("{name} {}", state.as_str()))
+            .collect();
+        let items = if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        };
+        line.push_str(&format!(" | alerts: {items}"));
     }
     line
 }
@@ -436,12 +451,17 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             }),
             ..Live::default()
         };
+        // A name is any label value, commas and spaces included.
+        let alerts = [
+            ("HighErrorRate".to_owned(), State::Firing),
+            ("Disk, full soon".to_owned(), State::Pending),
+        ];
         let view = View {
             scenario: &s,
             shard: Shard::new(1, 2).unwrap(),
             position: &position,
             live: &live,
-            alerts: "alerts: HighErrorRate firing, HighLatency pending",
+            alerts: Some(&alerts),
             elapsed: Duration::from_secs(90),
             now,
         };
@@ -480,9 +500,25 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             "{text}"
         );
         assert!(
-            text.contains("alerts  HighErrorRate FIRING · HighLatency pending"),
+            text.contains("alerts  HighErrorRate FIRING · Disk, full soon pending"),
             "{text}"
         );
+        let quiet = line(&s, &position, &live, Some(&alerts));
+        assert!(
+            quiet.ends_with(" | alerts: HighErrorRate firing, Disk, full soon pending"),
+            "{quiet}"
+        );
+
+        // Prometheus answered with nothing active; then, no answer yet (or no alert checks).
+        let none = panel(&View {
+            alerts: Some(&[]),
+            ..view
+        });
+        assert_eq!(none.last().map(String::as_str), Some("alerts  none"), "{none:?}");
+        assert!(line(&s, &position, &live, Some(&[])).ends_with(" | alerts: none"));
+        let unknown = panel(&View { alerts: None, ..view });
+        assert!(!unknown.join("\n").contains("alerts"), "{unknown:?}");
+        assert!(!line(&s, &position, &live, None).contains("alerts"));
     }
 
     #[test]

@@ -269,7 +269,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     let live = Arc::new(Mutex::new(Live::default()));
     let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
     let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
-    let alert_status = Arc::new(Mutex::new(String::new()));
+    let alert_status = Arc::new(Mutex::new(None));
     let (samples_tx, samples_rx) = mpsc::unbounded_channel();
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
     let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
