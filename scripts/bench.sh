@@ -2,13 +2,14 @@
 # Benchmarks, printed as figures (not tests). Everything runs on loopback.
 #
 #   scripts/bench.sh target      # target-app throughput, all four signals on vs telemetry off (wrk)
-#   scripts/bench.sh generator   # loadgen vs wrk vs hey: requests per CPU-second, nginx and target-app
+#   scripts/bench.sh generator   # closed loop, pinned: loadgen vs wrk, oha and hey, requests/s on one core
 #   scripts/bench.sh accuracy    # open-loop accuracy at 5k and 20k rps for 30 s against nginx
 #   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
 #   scripts/bench.sh protocols [BEFORE]  # closed loop over http, https and h2 (nginx), pinned; with
 #                                # BEFORE (an older loadgen binary), plain http before and after
 #
-# Needs a release build (`cargo build --release`), wrk, hey and nginx (`apt-get install wrk hey nginx`).
+# Needs a release build (`cargo build --release`), wrk, hey and nginx (`apt-get install wrk hey nginx`);
+# `generator` installs oha (`cargo install oha --locked`) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release
@@ -85,48 +86,92 @@ bench_target() {
     done
 }
 
-# Prints "requests cpu_seconds" for one tool run against $1 with 50 connections for 10 s.
+# oha is a benchmark peer only (never needed by the tests): built from source when missing, which takes
+# several minutes.
+ensure_oha() {
+    command -v oha >/dev/null && return 0
+    [ -x "$HOME/.cargo/bin/oha" ] && { PATH="$HOME/.cargo/bin:$PATH"; return 0; }
+    echo "==> installing oha (cargo install oha --locked; several minutes)" >&2
+    nice cargo install oha --locked >&2 && PATH="$HOME/.cargo/bin:$PATH"
+}
+
+# pinned_nginx DIR PORT [SERVER...]: nginx with one worker, pinned to core 1, answering `return 200` on
+# PORT, plus any further `server { ... }` blocks given.
+pinned_nginx() {
+    local dir=$1 port=$2; shift 2
+    mkdir -p "$dir"
+    cat > "$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
+    $*
+}
+CONF
+    taskset -c 1 nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$port/"
+}
+
+# One closed-loop run of `tool` pinned to core 0 against $2, 50 connections for 10 s. Prints
+# "requests requests_per_s cpu_seconds": the tool's own count of answers and rate, and its user + system
+# CPU time from /usr/bin/time.
 measure() { # tool url
-    local tool=$1 url=$2 out="$WORK/out.txt" times="$WORK/time.txt"
+    local tool=$1 url=$2 out="$WORK/out.txt" times="$WORK/time.txt" reqs rps
+    local timed=(/usr/bin/time -f '%U %S' -o "$times" taskset -c 0)
     case $tool in
-        wrk) /usr/bin/time -f '%U %S' -o "$times" wrk -t1 -c50 -d10s "$url" > "$out"
-             reqs=$(awk '/requests in/ {print $1}' "$out") ;;
-        hey) /usr/bin/time -f '%U %S' -o "$times" hey -c 50 -z 10s "$url" > "$out"
-             reqs=$(awk '/responses/ {gsub(/\t/," "); s+=$2} END {print s}' "$out") ;;
+        wrk) "${timed[@]}" wrk -t1 -c50 -d10s "$url" > "$out"
+             reqs=$(awk '/requests in/ {print $1}' "$out")
+             rps=$(awk '/Requests\/sec/ {print $2}' "$out") ;;
+        hey|oha)
+             if [ "$tool" = hey ]; then "${timed[@]}" hey -c 50 -z 10s "$url" > "$out"
+             else "${timed[@]}" oha --no-tui -c 50 -z 10s "$url" > "$out"; fi
+             reqs=$(awk '/\[[0-9]+\].*responses/ {gsub(/\t/," "); s+=$2} END {print s+0}' "$out")
+             rps=$(awk '/Requests\/sec/ {print $2}' "$out") ;;
         loadgen)
-             local path=${url#http://*/}
              cat > "$WORK/closed.toml" <<TOML
 name = "closed-50"
 [defaults]
 timeout = "5s"
 [[mix]]
-path = "/$path"
+path = "/"
 [[phases]]
 name = "max"
 duration = "10s"
 concurrency = 50
 TOML
-             /usr/bin/time -f '%U %S' -o "$times" $BIN/loadgen run "$WORK/closed.toml" --quiet --target "${url%/$path}" --json "$WORK/r.json" > /dev/null 2>&1 || true
-             reqs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["totals"]["requests"])' "$WORK/r.json") ;;
+             "${timed[@]}" $BIN/loadgen run "$WORK/closed.toml" --quiet --target "${url%/}" --json "$WORK/r.json" > /dev/null 2>&1 || true
+             read -r reqs rps < <(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["phases"][0]["totals"]; print(t["requests"], t["rps"])' "$WORK/r.json") ;;
     esac
-    echo "$reqs $(awk '{print $1 + $2}' "$times")"
+    echo "$reqs $rps $(awk '{print $1 + $2}' "$times")"
 }
 
+# Each generator pinned to core 0 and nginx (one worker) to core 1, so requests/s is what one core of
+# the generator does; two rounds, each with wrk and oha beside loadgen.
 bench_generator() {
-    start_nginx
-    start_target off
-    echo "generators, 50 connections, 10 s each: requests per CPU-second of the generator"
-    printf '%-12s %-8s %10s %8s %14s %10s\n' target tool requests cpu_s req_per_cpu_s vs_wrk
-    for t in "nginx http://127.0.0.1:$NGINX_PORT/index.html" "target-app http://127.0.0.1:$TARGET_PORT/"; do
-        set -- $t
-        read -r WREQ WCPU < <(measure wrk "$2")
-        WEFF=$(echo "$WREQ / $WCPU" | bc -l)
-        printf '%-12s %-8s %10d %8.2f %14.0f %10s\n' "$1" wrk "$WREQ" "$WCPU" "$WEFF" 1.00
-        for tool in loadgen hey; do
-            command -v "$tool" >/dev/null || [ "$tool" = loadgen ] || continue
-            read -r REQ CPU < <(measure "$tool" "$2")
-            EFF=$(echo "$REQ / $CPU" | bc -l)
-            printf '%-12s %-8s %10d %8.2f %14.0f %10.2f\n' "$1" "$tool" "$REQ" "$CPU" "$EFF" "$(echo "$EFF / $WEFF" | bc -l)"
+    local have_oha=yes
+    ensure_oha || { have_oha=no; echo "oha could not be installed: no oha column" >&2; }
+    local port; port=$(free_port)
+    pinned_nginx "$WORK/pinned" "$port"
+    local url="http://127.0.0.1:$port/"
+    echo "closed loop, 50 connections, 10 s; generator on core 0 (taskset -c 0), nginx (1 worker, return 200) on core 1"
+    printf '%-6s %-8s %10s %12s %7s %14s %7s %7s\n' round tool requests rps_1core cpu_s req_per_cpu_s vs_wrk vs_oha
+    local tools=(wrk hey loadgen)
+    [ "$have_oha" = yes ] && tools=(wrk oha hey loadgen)
+    for round in 1 2; do
+        local wrk_rps="" oha_rps=""
+        for tool in "${tools[@]}"; do
+            read -r REQ RPS CPU < <(measure "$tool" "$url")
+            [ "$tool" = wrk ] && wrk_rps=$RPS
+            [ "$tool" = oha ] && oha_rps=$RPS
+            local vs_oha=-
+            [ -n "$oha_rps" ] && vs_oha=$(printf '%.2f' "$(echo "$RPS / $oha_rps" | bc -l)")
+            printf '%-6s %-8s %10d %12.0f %7.2f %14.0f %7.2f %7s\n' "$round" "$tool" "$REQ" "$RPS" "$CPU" \
+                "$(echo "$REQ / $CPU" | bc -l)" "$(echo "$RPS / $wrk_rps" | bc -l)" "$vs_oha"
         done
     done
 }
@@ -198,22 +243,8 @@ bench_protocols() {
             -subj /CN=localhost 2>/dev/null &&
         openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 \
             -extfile ext 2>/dev/null)
-    cat > "$dir/nginx.conf" <<CONF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
-    server { listen 127.0.0.1:$tls_port ssl http2; ssl_certificate $dir/srv.pem; ssl_certificate_key $dir/srv.key;
-             location / { return 200 "ok\n"; } }
-}
-CONF
-    taskset -c 1 nginx -c "$dir/nginx.conf" -p "$dir" -g 'daemon off;' &
-    PIDS+=($!)
-    wait_http "http://127.0.0.1:$port/"
+    pinned_nginx "$dir" "$port" "server { listen 127.0.0.1:$tls_port ssl http2; ssl_certificate $dir/srv.pem;
+        ssl_certificate_key $dir/srv.key; location / { return 200 \"ok\\n\"; } }"
     cat > "$WORK/closed.toml" <<TOML
 name = "closed-50"
 [defaults]
