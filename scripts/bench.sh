@@ -159,6 +159,7 @@ bench_generator() {
     pinned_nginx "$WORK/pinned" "$port"
     local url="http://127.0.0.1:$port/"
     echo "closed loop, 50 connections, 10 s; generator on core 0 (taskset -c 0), nginx (1 worker, return 200) on core 1"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on core 0 lowers every figure)"
     printf '%-6s %-8s %10s %12s %7s %14s %7s %7s\n' round tool requests rps_1core cpu_s req_per_cpu_s vs_wrk vs_oha
     local tools=(wrk hey loadgen)
     [ "$have_oha" = yes ] && tools=(wrk oha hey loadgen)
@@ -174,6 +175,7 @@ bench_generator() {
                 "$(echo "$REQ / $CPU" | bc -l)" "$(echo "$RPS / $wrk_rps" | bc -l)" "$vs_oha"
         done
     done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 bench_accuracy() {
