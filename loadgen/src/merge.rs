@@ -29,7 +29,7 @@ pub enum MergeError {
     Version { path: PathBuf, found: u32 },
     #[error("{}: {what}", path.display())]
     Mismatch { path: PathBuf, what: String },
-    #[error("{}: {field} is {value}: {expected}", path.display())]
+    #[error("{}: {field} is {}: {expected}", path.display(), shown(*value))]
     Field {
         path: PathBuf,
         field: String,
@@ -174,6 +174,15 @@ pub fn merge(reports: &[(PathBuf, Summary)]) -> Result<Merged, MergeError> {
         },
         warnings,
     })
+}
+
+/// A number as short as it can be read: `1e300`, not three hundred digits.
+fn shown(value: f64) -> String {
+    if value.abs() < 1e15 {
+        value.to_string()
+    } else {
+        format!("{value:e}")
+    }
 }
 
 /// Phase times are read from a file: anything a `Duration` cannot hold is refused here, where the file
