@@ -17,10 +17,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
+use std::future::Future;
+
+use target_app::chaos::Fault;
+
 use crate::chaos_client::{ChaosClient, ChaosError};
-use crate::client::Client;
+use crate::client::{Client, Response};
 use crate::outcome::Class;
-use crate::scenario::{Load, Scenario};
+use crate::scenario::{Load, Request, Scenario};
 use crate::schedule::{Schedule, Shard};
 use crate::stats::Sample;
 
@@ -65,11 +69,41 @@ pub enum EngineError {
     Chaos { phase: String, source: ChaosError },
 }
 
+/// How the engine sends one request: the HTTP client in production, a scripted fake in tests.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `request`, giving up at `deadline`; never fails, a failure is a [`Response`] class.
+    fn send(&self, request: &Request, deadline: Instant) -> impl Future<Output = Response> + Send;
+}
+
+impl Transport for Client {
+    fn send(&self, request: &Request, deadline: Instant) -> impl Future<Output = Response> + Send {
+        Client::send(self, request, deadline)
+    }
+}
+
+/// How the engine applies and clears a phase's faults: the target's chaos API in production.
+pub trait Faults: Send + Sync {
+    /// Replaces the target's faults with `faults`, decided from `seed`.
+    fn apply(&self, seed: u64, faults: &[Fault]) -> impl Future<Output = Result<(), ChaosError>> + Send;
+    /// Clears every fault.
+    fn clear(&self) -> impl Future<Output = Result<(), ChaosError>> + Send;
+}
+
+impl Faults for ChaosClient {
+    fn apply(&self, seed: u64, faults: &[Fault]) -> impl Future<Output = Result<(), ChaosError>> + Send {
+        ChaosClient::apply(self, seed, faults)
+    }
+
+    fn clear(&self) -> impl Future<Output = Result<(), ChaosError>> + Send {
+        ChaosClient::clear(self)
+    }
+}
+
 /// Everything the engine needs.
-pub struct Engine {
+pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     pub scenario: Arc<Scenario>,
-    pub client: Arc<Client>,
-    pub chaos: Option<ChaosClient>,
+    pub client: Arc<T>,
+    pub chaos: Option<F>,
     pub shard: Shard,
     pub samples: mpsc::UnboundedSender<Sample>,
     pub stop: watch::Receiver<bool>,
@@ -87,7 +121,7 @@ struct Shared {
     cancel: watch::Receiver<bool>,
 }
 
-impl Engine {
+impl<T: Transport, F: Faults> Engine<T, F> {
     /// Runs every phase. Faults applied to the target are cleared before returning, whatever happens.
     pub async fn run(self) -> (Result<Ending, EngineError>, Timeline) {
         let mut timeline = Timeline::default();
