@@ -357,3 +357,6 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         interrupted
     }
 }
+
+#[cfg(test)]
+mod tests;
