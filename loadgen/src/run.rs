@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::alerts::{self, AlertReport};
@@ -277,10 +277,11 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
     let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
     let alert_status = Arc::new(Mutex::new(String::new()));
-    let (samples_tx, samples_rx) = mpsc::unbounded_channel();
+    let sink = crate::stats::Sink::new();
+    let (recorded_tx, recorded_rx) = watch::channel(false);
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
     let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
-    let recorder = tokio::spawn(recorder.run(samples_rx, phase_elapsed.clone()));
+    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx, phase_elapsed.clone()));
     let (done_tx, done_rx) = watch::channel(false);
     let prometheus_api = match prometheus_url
         .as_deref()
@@ -327,7 +328,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         client: client.clone(),
         chaos: Some(chaos),
         shard,
-        samples: samples_tx,
+        samples: sink,
         stop: stop.clone(),
         position,
         phase_elapsed,
@@ -335,8 +336,16 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         drain: args.drain.min(scenario.defaults.timeout),
     };
     let (result, timeline) = engine.run().await;
+    let _ = recorded_tx.send(true);
     let _ = done_tx.send(true);
-    let stats = recorder.await.unwrap_or_default();
+    let stats = match recorder.await {
+        Ok(stats) => stats,
+        Err(e) => {
+            // The statistics are lost; say so rather than print an empty report as if nothing ran.
+            eprintln!("loadgen: the recorder failed, no statistics were kept: {e}");
+            return EXIT_RUN_ERROR;
+        }
+    };
     let _ = progress.await;
     if let Some(why) = client.tls_failure() {
         eprintln!("loadgen: {why}");

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use std::future::Future;
@@ -26,7 +26,7 @@ use crate::client::{Client, Response};
 use crate::outcome::Class;
 use crate::scenario::{Load, Request, Scenario};
 use crate::schedule::{Schedule, Shard};
-use crate::stats::Sample;
+use crate::stats::{Record, Sample};
 
 /// Closed-loop request numbers start here, above any open-loop schedule, so they never collide.
 const CLOSED_LOOP_NUMBERS: u64 = 1 << 48;
@@ -105,7 +105,8 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     pub client: Arc<T>,
     pub chaos: Option<F>,
     pub shard: Shard,
-    pub samples: mpsc::UnboundedSender<Sample>,
+    /// Where each request's result goes.
+    pub samples: Arc<dyn Record>,
     pub stop: watch::Receiver<bool>,
     pub position: Arc<Mutex<Position>>,
     pub phase_elapsed: Arc<Mutex<Vec<Duration>>>,
@@ -267,7 +268,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 },
             };
             let Some(permit) = permit else {
-                let _ = self.samples.send(Sample::unanswered(
+                self.samples.record(Sample::unanswered(
                     index,
                     arrival.request,
                     intended,
@@ -295,7 +296,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                         Sample::unanswered(index, which, intended, Some(sent), Class::Cancelled)
                     }
                 };
-                let _ = samples.send(sample);
+                samples.record(sample);
                 shared_task.in_flight.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             });
@@ -342,7 +343,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                         }
                     };
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    let _ = samples.send(sample);
+                    samples.record(sample);
                 }
             }));
         }

@@ -141,7 +141,7 @@ async fn run<F: Faults>(
         client: transport,
         chaos: faults,
         shard: Shard::WHOLE,
-        samples: tx,
+        samples: Arc::new(tx),
         stop,
         position: Arc::default(),
         phase_elapsed: Arc::default(),
