@@ -113,6 +113,9 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     pub start: Instant,
     /// How long to wait for in-flight requests after the last phase or a stop.
     pub drain: Duration,
+    /// How long before each open-loop deadline the pacer stops sleeping on tokio's millisecond timer
+    /// and yields to other tasks until the deadline (zero: the timer alone, up to a tick late).
+    pub spin: Duration,
 }
 
 struct Shared {
@@ -253,7 +256,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             let intended = started + arrival.offset;
             if Instant::now() < intended {
                 tokio::select! {
-                    () = tokio::time::sleep_until(intended) => {}
+                    () = wait_until(intended, self.spin) => {}
                     _ = stop.changed() => return true,
                 }
             }
@@ -356,6 +359,29 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             let _ = w.await;
         }
         interrupted
+    }
+}
+
+/// Waits until `at`: on tokio's timer (which wakes on millisecond ticks, so up to a tick late) until
+/// `spin` before it, then yielding to other tasks until the clock reaches it. A clock that does not
+/// move between two yields is paused (tests): then the timer finishes the wait.
+async fn wait_until(at: Instant, spin: Duration) {
+    if spin.is_zero() {
+        return tokio::time::sleep_until(at).await;
+    }
+    if let Some(early) = at.checked_sub(spin) {
+        if Instant::now() < early {
+            tokio::time::sleep_until(early).await;
+        }
+    }
+    let mut last = Instant::now();
+    while last < at {
+        tokio::task::yield_now().await;
+        let now = Instant::now();
+        if now == last {
+            return tokio::time::sleep_until(at).await;
+        }
+        last = now;
     }
 }
 

@@ -147,6 +147,7 @@ async fn run<F: Faults>(
         phase_elapsed: Arc::default(),
         start,
         drain,
+        spin: Duration::ZERO,
     };
     let (result, _timeline) = engine.run().await;
     let took = start.elapsed();
@@ -435,4 +436,18 @@ concurrency = 3
         .samples
         .iter()
         .all(|s| s.class == Class::Ok && s.started == Some(s.intended)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_spin_before_a_deadline_ends_on_a_paused_clock_at_the_deadline() {
+    let start = Instant::now();
+    let at = start + Duration::from_micros(2_500_300);
+    super::wait_until(at, Duration::from_millis(1)).await;
+    // The timer takes it to the millisecond tick before the deadline, the clock stands still while
+    // yielding, and the timer finishes: at the deadline's tick, never before the deadline.
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_micros(2_500_300) && waited <= Duration::from_millis(2501),
+        "{waited:?}"
+    );
 }
