@@ -37,19 +37,8 @@ pub async fn main(cli: Cli, stop: watch::Receiver<bool>) -> u8 {
     match cli.command {
         Command::Run(args) => run(*args, stop).await,
         Command::Validate { files } => validate(&files),
-        Command::Plan { file } => match load(&file) {
-            Ok(s) => {
-                let mut out = std::io::stdout().lock();
-                match crate::plan::write_plan(&s, &mut out) {
-                    Ok(()) => EXIT_PASS,
-                    Err(e) => {
-                        eprintln!("loadgen: cannot write the plan: {e}");
-                        EXIT_RUN_ERROR
-                    }
-                }
-            }
-            Err(code) => code,
-        },
+        Command::Plan { file, predict } => crate::predict::cmd::plan(&file, &predict),
+        Command::Coverage(args) => crate::predict::cmd::coverage(&args),
         Command::Merge(args) => merge(&args),
         Command::Schema => {
             println!(
@@ -72,12 +61,15 @@ fn validate(files: &[std::path::PathBuf]) -> u8 {
     let mut code = EXIT_PASS;
     for f in files {
         match scenario::load(f) {
-            Ok(s) => println!(
-                "{}: ok ({} phases, {})",
-                f.display(),
-                s.phases.len(),
-                target_app::duration::format(s.duration())
-            ),
+            Ok(s) => {
+                println!(
+                    "{}: ok ({} phases, {})",
+                    f.display(),
+                    s.phases.len(),
+                    target_app::duration::format(s.duration())
+                );
+                crate::predict::cmd::validate_warnings(f, &s);
+            }
             Err(d) => {
                 eprint!("{d}");
                 code = EXIT_USAGE;
