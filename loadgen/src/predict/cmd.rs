@@ -22,6 +22,20 @@ pub struct PredictOptions {
     /// Prometheus uses.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub interval: Duration,
+
+    /// When the first scrape happens, from the scenario's start: 0s for a Prometheus already running
+    /// (the stack's), 5s for loadgen's private one, which starts with the run.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = target_app::duration::parse)]
+    pub first_scrape: Duration,
+}
+
+impl PredictOptions {
+    fn scrapes(&self) -> super::Scrapes {
+        super::Scrapes {
+            interval: self.interval,
+            first: self.first_scrape,
+        }
+    }
 }
 
 /// Options of `loadgen plan` that concern predictions.
@@ -114,7 +128,7 @@ pub fn plan(file: &Path, args: &PlanPredict) -> u8 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let prediction = match predict(&s, &rules, args.options.interval) {
+    let prediction = match predict(&s, &rules, args.options.scrapes()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("loadgen: cannot predict alerts: {e}");
@@ -155,7 +169,7 @@ pub fn validate_warnings(file: &Path, s: &Scenario) {
         return;
     }
     let text = std::fs::read_to_string(file).unwrap_or_default();
-    match predict(s, &Rules::stack(), super::STACK_INTERVAL) {
+    match predict(s, &Rules::stack(), super::Scrapes::STACK) {
         Ok(p) => warn(&contradictions(s, &p, &file.display().to_string(), &text)),
         Err(e) => eprintln!("{}: alert predictions skipped: {e}", file.display()),
     }
@@ -184,7 +198,7 @@ pub fn coverage(args: &CoverageArgs) -> u8 {
         for chunk in loaded.chunks(2) {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(_, s, _)| scope.spawn(|| predict(s, &rules, args.options.interval)))
+                .map(|(_, s, _)| scope.spawn(|| predict(s, &rules, args.options.scrapes())))
                 .collect();
             results.extend(handles.into_iter().map(|h| h.join().expect("prediction thread")));
         }

@@ -25,11 +25,30 @@ use crate::alerts::{AlertCheck, State, Transition};
 use crate::engine::Timeline;
 use crate::scenario::Scenario;
 
-/// The stack's scrape and evaluation interval (`stack/prometheus/prometheus.yml`).
-pub const STACK_INTERVAL: Duration = Duration::from_secs(5);
+/// How the Prometheus being predicted scrapes and evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scrapes {
+    /// Scrape and evaluation interval.
+    pub interval: Duration,
+    /// When, from the scenario's start, the first scrape happens.
+    pub first: Duration,
+}
 
-/// The interval of loadgen's private Prometheus (see [`crate::prometheus`]).
-pub const PRIVATE_INTERVAL: Duration = Duration::from_secs(1);
+impl Scrapes {
+    /// The stack's Prometheus (`stack/prometheus/prometheus.yml`: every 5s), already scraping when the
+    /// scenario starts.
+    pub const STACK: Scrapes = Scrapes {
+        interval: Duration::from_secs(5),
+        first: Duration::ZERO,
+    };
+
+    /// loadgen's private Prometheus ([`crate::prometheus`]): every 1s, and started with the run.
+    /// Prometheus applies new scrape targets on a 5s tick, so its first scrape comes about 5s in.
+    pub const PRIVATE: Scrapes = Scrapes {
+        interval: Duration::from_secs(1),
+        first: Duration::from_secs(5),
+    };
+}
 
 /// What the rules would do during one scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -82,9 +101,9 @@ impl Prediction {
     }
 }
 
-/// Predicts `scenario` under `rules`, with Prometheus scraping and evaluating every `interval`.
-pub fn predict(scenario: &Scenario, rules: &Rules, interval: Duration) -> Result<Prediction, PredictError> {
-    let series = series::build(scenario, interval);
+/// Predicts `scenario` under `rules`, for a Prometheus that scrapes and evaluates as `scrapes` says.
+pub fn predict(scenario: &Scenario, rules: &Rules, scrapes: Scrapes) -> Result<Prediction, PredictError> {
+    let series = series::build(scenario, scrapes);
     let states = promtool::evaluate(rules, &series)?;
     Ok(from_states(
         rules,

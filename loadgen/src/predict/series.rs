@@ -7,7 +7,6 @@
 //! estimated from Little's law (requests wanted in flight = rate x mean time in the app).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use target_app::chaos::Fault;
 use target_app::metrics::model::{self, Dist, Effects};
@@ -18,11 +17,16 @@ use target_app::metrics::{
 use target_app::route::Route;
 use target_app::Role;
 
+use super::Scrapes;
 use crate::scenario::{Load, Scenario};
 use crate::schedule::RateCurve;
 
 /// Resolution of the arrival and completion bookkeeping, in seconds.
 const TICK: f64 = 0.25;
+
+/// A scrape at the very moment a phase starts sees the target as it was just before: faults are
+/// applied through the chaos API a moment after the phase starts.
+const SEEN_BEFORE: f64 = 1e-3;
 
 /// The target's concurrency limit (target-app's `--max-concurrency` default), past which it sheds.
 pub const CONCURRENCY_LIMIT: usize = 512;
@@ -57,12 +61,27 @@ struct Book {
 }
 
 impl Book {
-    fn add(&mut self, series: String, tick: usize, amount: f64) {
+    fn add(&mut self, series: &str, tick: usize, amount: f64) {
         if amount <= 0.0 || tick >= self.ticks {
             return;
         }
-        let ticks = self.ticks;
-        self.increments.entry(series).or_insert_with(|| vec![0.0; ticks])[tick] += amount;
+        match self.increments.get_mut(series) {
+            Some(v) => v[tick] += amount,
+            None => {
+                let mut v = vec![0.0; self.ticks];
+                v[tick] = amount;
+                self.increments.insert(series.to_owned(), v);
+            }
+        }
+    }
+
+    /// Adds `n` requests arriving in `tick` with this footprint.
+    fn apply(&mut self, footprint: &Footprint, tick: usize, n: f64) {
+        if n > 0.0 {
+            for (series, amount, delay) in footprint {
+                self.add(series, tick + delay, n * amount);
+            }
+        }
     }
 }
 
@@ -73,41 +92,37 @@ fn selector(name: &str, labels: &[(&str, &str)]) -> String {
     format!("{name}{{{}}}", inner.join(","))
 }
 
-/// Records `count` requests arriving in tick `tick`, each taking `duration`, in a histogram and its
+/// What one request adds: to which series, how much, and how many ticks after it arrives.
+type Footprint = Vec<(String, f64, usize)>;
+
+/// Adds to `fp` what a share `count` of a request taking `duration` adds to a histogram and its
 /// counter.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site per metric family, labels spelled out"
-)]
 fn observe(
-    book: &mut Book,
-    counter: Option<&str>,
+    fp: &mut Footprint,
+    counter: &str,
     histogram: &str,
     labels: &[(&str, &str)],
-    tick: usize,
     count: f64,
     duration: &Dist,
 ) {
-    let mean = duration.mean();
-    let done = tick + (mean / TICK).round() as usize;
-    if let Some(counter) = counter {
-        book.add(selector(counter, labels), done, count);
+    if count <= 0.0 {
+        return;
     }
+    let mean = duration.mean();
+    let done = (mean / TICK).round() as usize;
+    fp.push((selector(counter, labels), count, done));
     for le in LATENCY_BUCKETS {
         let text = format_le(*le);
         let mut with_le = labels.to_vec();
         with_le.push(("le", &text));
-        book.add(
-            selector(&format!("{histogram}_bucket"), &with_le),
-            done,
-            count * duration.cdf(*le),
-        );
+        let bucket = selector(&format!("{histogram}_bucket"), &with_le);
+        fp.push((bucket, count * duration.cdf(*le), done));
     }
     let mut with_le = labels.to_vec();
     with_le.push(("le", "+Inf"));
-    book.add(selector(&format!("{histogram}_bucket"), &with_le), done, count);
-    book.add(selector(&format!("{histogram}_count"), labels), done, count);
-    book.add(selector(&format!("{histogram}_sum"), labels), done, count * mean);
+    fp.push((selector(&format!("{histogram}_bucket"), &with_le), count, done));
+    fp.push((selector(&format!("{histogram}_count"), labels), count, done));
+    fp.push((selector(&format!("{histogram}_sum"), labels), count * mean, done));
 }
 
 /// `le` as the exporter writes it (`0.005`, `1`, `2.5`).
@@ -118,13 +133,20 @@ fn format_le(le: f64) -> String {
 /// One request of a phase's mix: its share of the phase's arrivals and what it does to the series.
 struct Kind {
     share: f64,
-    effects: Effects,
+    /// Mean time one request holds a concurrency slot of the app.
+    app_time: f64,
     faultable: bool,
+    /// What one served request adds.
+    served: Footprint,
+    /// What one request refused by load shedding adds.
+    shed: Footprint,
 }
 
-/// The series the scenario makes the target expose, sampled every `interval`.
-pub fn build(s: &Scenario, interval: Duration) -> Series {
-    let interval = interval.as_secs_f64();
+/// The series the scenario makes the target expose, as a Prometheus scraping the way `scrapes` says
+/// would sample them.
+pub fn build(s: &Scenario, scrapes: Scrapes) -> Series {
+    let interval = scrapes.interval.as_secs_f64();
+    let first = scrapes.first.as_secs_f64();
     let duration = s.duration().as_secs_f64();
     let ticks = (duration / TICK).ceil() as usize + 1;
     let mut book = Book {
@@ -155,19 +177,22 @@ pub fn build(s: &Scenario, interval: Duration) -> Series {
             .iter()
             .map(|r| {
                 let path = r.path_and_query.path();
+                let effects = model::request(
+                    r.method.as_str(),
+                    r.path_and_query.as_str(),
+                    r.body.as_deref(),
+                    &p.chaos,
+                );
                 Kind {
                     share: f64::from(r.weight.get()) / total,
-                    effects: model::request(
-                        r.method.as_str(),
-                        r.path_and_query.as_str(),
-                        r.body.as_deref(),
-                        &p.chaos,
-                    ),
+                    app_time: effects.mean_app_time(),
                     faultable: Route::resolve(path, Role::App).faultable(),
+                    served: footprint(&effects),
+                    shed: shed_footprint(&effects),
                 }
             })
             .collect();
-        let mean_time: f64 = kinds.iter().map(|k| k.share * k.effects.mean_app_time()).sum();
+        let mean_time: f64 = kinds.iter().map(|k| k.share * k.app_time).sum();
         let curve = match &p.load {
             Load::Open { rate, .. } => Some(RateCurve::new(rate, p.duration.as_secs_f64())),
             Load::Closed { .. } => None,
@@ -197,7 +222,7 @@ pub fn build(s: &Scenario, interval: Duration) -> Series {
             let wanted: f64 = kinds
                 .iter()
                 .filter(|k| k.faultable)
-                .map(|k| rate * k.share * k.effects.mean_app_time())
+                .map(|k| rate * k.share * k.app_time)
                 .sum();
             let shed = model::shed_share(wanted, CONCURRENCY_LIMIT);
             for k in &kinds {
@@ -207,33 +232,8 @@ pub fn build(s: &Scenario, interval: Duration) -> Series {
                 } else {
                     (n, 0.0)
                 };
-                record(&mut book, tick, served, &k.effects);
-                if refused > 0.0 {
-                    if let Some(first) = k.effects.served.iter().find(|x| x.role == Role::App) {
-                        let job = job(Role::App);
-                        let route = first.route.template();
-                        book.add(
-                            selector(HTTP_REQUESTS_SHED_TOTAL, &[("job", job), ("route", route)]),
-                            tick,
-                            refused,
-                        );
-                        let labels = [
-                            ("job", job),
-                            ("method", first.method),
-                            ("route", route),
-                            ("status", "503"),
-                        ];
-                        observe(
-                            &mut book,
-                            Some(HTTP_REQUESTS_TOTAL),
-                            HTTP_REQUEST_DURATION_SECONDS,
-                            &labels,
-                            tick,
-                            refused,
-                            &Dist::fixed(0.0005),
-                        );
-                    }
-                }
+                book.apply(&k.served, tick, served);
+                book.apply(&k.shed, tick, refused);
             }
         }
     }
@@ -250,7 +250,7 @@ pub fn build(s: &Scenario, interval: Duration) -> Series {
                 sum += increments[next];
                 next += 1;
             }
-            sampled.push((sum > 0.0 && !(app && is_down(t))).then_some(sum));
+            sampled.push((t >= first && sum > 0.0 && !(app && is_down(t - SEEN_BEFORE))).then_some(sum));
         }
         values.insert(name.clone(), sampled);
     }
@@ -258,7 +258,8 @@ pub fn build(s: &Scenario, interval: Duration) -> Series {
         let up = (0..scrapes)
             .map(|k| {
                 let t = k as f64 * interval;
-                Some(if role == Role::App && is_down(t) { 0.0 } else { 1.0 })
+                let down = role == Role::App && is_down(t - SEEN_BEFORE);
+                (t >= first).then_some(if down { 0.0 } else { 1.0 })
             })
             .collect();
         values.insert(selector("up", &[("job", job(role))]), up);
@@ -266,11 +267,9 @@ pub fn build(s: &Scenario, interval: Duration) -> Series {
     Series { interval, values }
 }
 
-/// Adds `n` requests with these effects, arriving in `tick`.
-fn record(book: &mut Book, tick: usize, n: f64, effects: &Effects) {
-    if n <= 0.0 {
-        return;
-    }
+/// What one request with these effects adds to the series.
+fn footprint(effects: &Effects) -> Footprint {
+    let mut fp = Footprint::new();
     for s in &effects.served {
         let labels = [
             ("job", job(s.role)),
@@ -279,12 +278,11 @@ fn record(book: &mut Book, tick: usize, n: f64, effects: &Effects) {
             ("status", s.status),
         ];
         observe(
-            book,
-            Some(HTTP_REQUESTS_TOTAL),
+            &mut fp,
+            HTTP_REQUESTS_TOTAL,
             HTTP_REQUEST_DURATION_SECONDS,
             &labels,
-            tick,
-            n * s.share,
+            s.share,
             &s.duration,
         );
     }
@@ -295,15 +293,44 @@ fn record(book: &mut Book, tick: usize, n: f64, effects: &Effects) {
             ("status", c.status),
         ];
         observe(
-            book,
-            Some(DOWNSTREAM_REQUESTS_TOTAL),
+            &mut fp,
+            DOWNSTREAM_REQUESTS_TOTAL,
             DOWNSTREAM_REQUEST_DURATION_SECONDS,
             &labels,
-            tick,
-            n * c.share,
+            c.share,
             &c.duration,
         );
     }
+    fp
+}
+
+/// What one request refused by load shedding adds: a 503 at once, and the shed counter.
+fn shed_footprint(effects: &Effects) -> Footprint {
+    let mut fp = Footprint::new();
+    if let Some(first) = effects.served.iter().find(|x| x.role == Role::App) {
+        let job = job(Role::App);
+        let route = first.route.template();
+        fp.push((
+            selector(HTTP_REQUESTS_SHED_TOTAL, &[("job", job), ("route", route)]),
+            1.0,
+            0,
+        ));
+        let labels = [
+            ("job", job),
+            ("method", first.method),
+            ("route", route),
+            ("status", "503"),
+        ];
+        observe(
+            &mut fp,
+            HTTP_REQUESTS_TOTAL,
+            HTTP_REQUEST_DURATION_SECONDS,
+            &labels,
+            1.0,
+            &Dist::fixed(0.0005),
+        );
+    }
+    fp
 }
 
 #[cfg(test)]
@@ -329,7 +356,7 @@ mod tests {
             chaos = [{ fault = "error", status = 500, ratio = 0.5 }]
         "#,
         );
-        let series = build(&s, Duration::from_secs(5));
+        let series = build(&s, Scrapes::STACK);
         assert_eq!(series.scrapes(), 5);
         let at = |name: &str, k: usize| series.values[name][k].unwrap_or(0.0);
         let ok = r#"http_requests_total{job="target-app",method="GET",route="/",status="200"}"#;
@@ -357,7 +384,7 @@ mod tests {
             chaos = [{ fault = "outage", duration = "10s" }]
         "#,
         );
-        let series = build(&s, Duration::from_secs(5));
+        let series = build(&s, Scrapes::STACK);
         let up = &series.values[r#"up{job="target-app"}"#];
         assert_eq!(up, &[1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0].map(Some));
         let ok =
@@ -378,7 +405,7 @@ mod tests {
             rate = { shape = "constant", rps = 512 }
         "#,
         );
-        let series = build(&s, Duration::from_secs(5));
+        let series = build(&s, Scrapes::STACK);
         let shed = &series.values[r#"http_requests_shed_total{job="target-app",route="/slow"}"#];
         // 1024 wanted in flight, 512 allowed: half of 512 rps is shed.
         assert!((shed[2].unwrap() - 256.0 * 10.0).abs() < 5.0, "{:?}", shed[2]);
