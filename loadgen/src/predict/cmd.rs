@@ -14,8 +14,9 @@ use crate::scenario::{self, Scenario};
 /// Options shared by the predicting commands.
 #[derive(Debug, Clone, Args)]
 pub struct PredictOptions {
-    /// Rule files (or directories of `*.yml`) to predict with, instead of the stack's.
-    #[arg(long, value_name = "FILES", num_args = 1..)]
+    /// Rule files (or directories of `*.yml`) to predict with, instead of the stack's; repeat the
+    /// option or separate them with commas.
+    #[arg(long, value_name = "FILES", value_delimiter = ',')]
     pub rules: Vec<PathBuf>,
 
     /// Scrape and evaluation interval to predict for: the stack's 5s, or 1s as loadgen's private

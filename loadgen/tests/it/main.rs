@@ -6,6 +6,7 @@ mod hostile;
 mod html;
 mod live;
 mod metrics;
+mod predict;
 mod queries;
 mod run;
 mod scenario;

@@ -350,10 +350,12 @@ fn handler(
                 app(out, "400", 1.0, Dist::fixed(INSTANT));
                 return;
             }
-            // Two calls, reserve then charge; the first failure ends the checkout.
+            // Two calls, reserve then charge; the first failure ends the checkout. The fault decides
+            // call by call from one counter per route, evenly spread, so the two calls of a checkout
+            // are not independent (at 50%, nearly every checkout fails at its second call): the
+            // shares come from the same decision function, run over many calls.
             let step = Dist::uniform(0.005, 0.04);
-            let first_ok = 1.0 - fail;
-            let both_ok = first_ok * (1.0 - fail);
+            let (first_ok, both_ok) = checkout_shares(fail);
             for (route_down, share) in [
                 (Route::InventoryReserve, first_ok),
                 (Route::PaymentsCharge, both_ok),
@@ -367,15 +369,41 @@ fn handler(
             });
             out.calls.push(Call {
                 status: "error",
-                share: fail + first_ok * fail,
+                share: 1.0 - both_ok,
                 duration: Dist::fixed(0.0),
             });
             app(out, "200", both_ok, step.clone().plus(&step));
-            app(out, "502", fail, Dist::fixed(INSTANT));
-            app(out, "502", first_ok * fail, step);
+            app(out, "502", 1.0 - first_ok, Dist::fixed(INSTANT));
+            app(out, "502", first_ok - both_ok, step);
         }
         _ => app(out, "200", 1.0, Dist::fixed(INSTANT)),
     }
+}
+
+/// Shares of checkouts whose first call succeeds, and whose both calls succeed, when `fail` of the
+/// calls fail by [`crate::chaos::state::hits`].
+fn checkout_shares(fail: f64) -> (f64, f64) {
+    const CALLS: u64 = 100_000;
+    let ratio_ppm = (fail * 1e6).round() as u64;
+    let (mut n, mut checkouts, mut first_ok, mut both_ok) = (0, 0u64, 0u64, 0u64);
+    while n < CALLS {
+        checkouts += 1;
+        let first = crate::chaos::state::hits(n, ratio_ppm, 0);
+        n += 1;
+        if first {
+            continue;
+        }
+        first_ok += 1;
+        let second = crate::chaos::state::hits(n, ratio_ppm, 0);
+        n += 1;
+        if !second {
+            both_ok += 1;
+        }
+    }
+    (
+        first_ok as f64 / checkouts as f64,
+        both_ok as f64 / checkouts as f64,
+    )
 }
 
 /// The `status` label of an HTTP status code.
