@@ -2,7 +2,9 @@
 # Measures how long each shipped alert scenario's alerts take: from fault start to pending and to
 # firing, and from fault end to resolved, over several runs (min / median / max), as in
 # docs/alert-timing.md. Each run uses loadgen's private Prometheus (1s scrape and evaluation) with the
-# stack's rule files, against the embedded target.
+# stack's rule files, against the embedded target. Beside each figure it puts the prediction made
+# without a server (`loadgen plan --predict` for the same Prometheus: 1s, first scrape 5s in) and the
+# difference between the measured median and the prediction.
 #
 # Usage: scripts/alert-timing.sh [RUNS] [PARALLEL]
 #   RUNS      runs of each scenario (default 3)
@@ -42,6 +44,13 @@ fi
 jobs=()
 for i in $(seq 1 "$runs"); do
     for s in $scenarios; do jobs+=("$s $i"); done
+done
+
+echo "==> predictions (promtool, no server)" >&2
+mkdir -p "$out/predicted"
+for s in $scenarios; do
+    "$loadgen" plan "scenarios/$s.toml" --predict --interval 1s --first-scrape 5s \
+        --json "$out/predicted/$s.json" >/dev/null
 done
 
 echo "==> ${#jobs[@]} runs, $parallel at a time, reports in $out" >&2
@@ -92,10 +101,29 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
         pending = next((t["at_s"] for t in mine if t["to"] in ("pending", "firing")), None)
         firing = next((t["at_s"] for t in mine if t["to"] == "firing"), None)
         resolved = next((t["at_s"] for t in mine if t["to"] == "inactive" and firing and t["at_s"] > firing), None)
-        row = rows.setdefault((name, alert), {"expected": alert in expected, "pending": [], "firing": [], "resolved": []})
+        row = rows.setdefault((name, alert), {"expected": alert in expected, "pending": [], "firing": [], "resolved": [],
+                                              "predicted": predicted(name, alert, scenario, fault_index, end - start)})
         if pending is not None: row["pending"].append(pending - start)
         if firing is not None: row["firing"].append(firing - start)
         if resolved is not None: row["resolved"].append(resolved - end)
+
+def predicted(name, alert, scenario, fault_index, fault_length):
+    """Predicted (pending, firing, resolved), relative to the planned fault start and end."""
+    try:
+        p = json.load(open(os.path.join(out, "predicted", f"{name}.json")))
+    except OSError:
+        return (None, None, None)
+    start = sum(seconds(ph["duration"]) for ph in scenario["phases"][:fault_index])
+    end = start + fault_length
+    a = next((a for a in p["alerts"] if a["name"] == alert), None)
+    if a is None:
+        return (None, None, None)
+    pend = next((i[0] for i in sorted(a["pending"] + a["firing"]) if i[1] > start), None)
+    fire = next((i for i in a["firing"] if i[1] > start), None)
+    resolved = fire[1] - end if fire and fire[1] < p["duration_s"] else None
+    return (None if pend is None else max(pend, start) - start,
+            None if fire is None else max(fire[0], start) - start,
+            resolved)
 
 def fmt(values):
     if not values:
@@ -103,14 +131,25 @@ def fmt(values):
     v = sorted(values)
     return f"{v[0]:.0f} / {statistics.median(v):.0f} / {v[-1]:.0f}"
 
-print("| scenario | alert | pending after fault start | firing after fault start | resolved after fault end | runs |")
-print("|---|---|---|---|---|---|")
+def one(v):
+    return "-" if v is None else f"{v:.0f}"
+
+def drift(measured, predicted):
+    if not measured or predicted is None:
+        return "-"
+    return f"{statistics.median(measured) - predicted:+.0f}"
+
+print("| scenario | alert | pending: predicted / measured | firing: predicted / measured | firing drift | resolved: predicted / measured | resolved drift | runs |")
+print("|---|---|---|---|---|---|---|---|")
 for (name, alert), row in sorted(rows.items(), key=lambda kv: (kv[0][0], not kv[1]["expected"], kv[0][1])):
     label = f"**{alert}**" if row["expected"] else f"{alert} (also)"
     n = len(row["firing"])
-    print(f"| {name} | {label} | {fmt(row['pending'])} | {fmt(row['firing'])} | {fmt(row['resolved'])} | {n} |")
+    pp, pf, pr = row["predicted"]
+    print(f"| {name} | {label} | {one(pp)} / {fmt(row['pending'])} | {one(pf)} / {fmt(row['firing'])} | "
+          f"{drift(row['firing'], pf)} | {one(pr)} / {fmt(row['resolved'])} | {drift(row['resolved'], pr)} | {n} |")
 print()
-print("seconds, min / median / max; **bold**: the alert the scenario expects; (also): fired as a consequence")
+print("seconds; measured: min / median / max; drift: measured median minus predicted; "
+      "**bold**: the alert the scenario expects; (also): fired as a consequence")
 for name, (total, passed) in sorted(runs.items()):
     print(f"- {name}: {passed} of {total} runs passed")
 PY

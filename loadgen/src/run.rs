@@ -317,6 +317,15 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
         None => None,
     };
+    // Predicted after the run, so promtool's few seconds of CPU never compete with the load.
+    let mut alert_report = alert_report;
+    if let Some(report) = alert_report.as_mut() {
+        let private = local_prometheus.is_some();
+        let prediction = crate::predict::live::start(scenario.clone(), args.rules.as_deref(), private);
+        if let Ok(p) = prediction.await {
+            crate::predict::live::annotate(report, &scenario, p);
+        }
+    }
     drop(local_prometheus);
     if let Some(e) = embedded {
         e.stop().await;

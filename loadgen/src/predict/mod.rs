@@ -10,6 +10,7 @@
 
 pub mod cmd;
 pub mod coverage;
+pub mod live;
 pub mod promtool;
 pub mod series;
 

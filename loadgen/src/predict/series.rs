@@ -386,11 +386,13 @@ mod tests {
         );
         let series = build(&s, Scrapes::STACK);
         let up = &series.values[r#"up{job="target-app"}"#];
-        assert_eq!(up, &[1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0].map(Some));
+        // A scrape sees the target as it was just before: down at 15s and 20s, up again at 25s.
+        assert_eq!(up, &[1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0].map(Some));
         let ok =
             &series.values[r#"http_requests_total{job="target-app",method="GET",route="/",status="200"}"#];
-        assert_eq!(ok[2], None);
-        assert!((ok[4].unwrap() - 100.0).abs() < 1.0);
+        assert_eq!(ok[3], None);
+        // 100 before the outage, 50 after it, none of the 100 sent while down.
+        assert!((ok[5].unwrap() - 150.0).abs() < 1.0, "{:?}", ok[5]);
     }
 
     #[test]
