@@ -11,6 +11,7 @@
 #   PARALLEL  runs at the same time (default 6)
 #   OUT=DIR   keep the JSON reports there (default: a temporary directory, removed afterwards)
 #   SCENARIOS="a b"  only these scenario names (default: every scenarios/*.toml with alerts_firing)
+#   SUMMARY_ONLY=1 OUT=DIR  no runs: print the table again from the reports and predictions kept in DIR
 # Prints a Markdown table on stdout; progress goes to stderr. Needs `prometheus` on the PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,36 +31,40 @@ else
     trap 'rm -rf "$out"' EXIT
 fi
 
-echo "==> cargo build -p loadgen" >&2
-cargo build -q -p loadgen
-loadgen=target/debug/loadgen
-
-if [ -n "${SCENARIOS:-}" ]; then
-    scenarios=$SCENARIOS
+if [ -n "${SUMMARY_ONLY:-}" ]; then
+    echo "==> summarising the reports kept in $out" >&2
 else
-    scenarios=$(grep -l '^[^#]*alerts_firing' scenarios/*.toml | xargs -n1 basename | sed 's/\.toml$//')
+    echo "==> cargo build -p loadgen" >&2
+    cargo build -q -p loadgen
+    loadgen=target/debug/loadgen
+
+    if [ -n "${SCENARIOS:-}" ]; then
+        scenarios=$SCENARIOS
+    else
+        scenarios=$(grep -l '^[^#]*alerts_firing' scenarios/*.toml | xargs -n1 basename | sed 's/\.toml$//')
+    fi
+
+    # Round by round (every scenario once, then again), so each round's runs overlap.
+    jobs=()
+    for i in $(seq 1 "$runs"); do
+        for s in $scenarios; do jobs+=("$s $i"); done
+    done
+
+    echo "==> predictions (promtool, no server)" >&2
+    mkdir -p "$out/predicted"
+    for s in $scenarios; do
+        "$loadgen" plan "scenarios/$s.toml" --predict --interval 1s --first-scrape 5s \
+            --json "$out/predicted/$s.json" >/dev/null
+    done
+
+    echo "==> ${#jobs[@]} runs, $parallel at a time, reports in $out" >&2
+    export LOADGEN="$loadgen" REPORTS="$out"
+    # shellcheck disable=SC2016 # expanded by the inner shell, once per job
+    printf '%s\n' "${jobs[@]}" | xargs -P "$parallel" -L 1 sh -c '
+        "$LOADGEN" run "scenarios/$0.toml" --quiet --json "$REPORTS/$0-$1.json" >"$REPORTS/$0-$1.out" 2>&1
+        echo "    $0 run $1: exit $?" >&2
+    ' || true
 fi
-
-# Round by round (every scenario once, then again), so each round's runs overlap.
-jobs=()
-for i in $(seq 1 "$runs"); do
-    for s in $scenarios; do jobs+=("$s $i"); done
-done
-
-echo "==> predictions (promtool, no server)" >&2
-mkdir -p "$out/predicted"
-for s in $scenarios; do
-    "$loadgen" plan "scenarios/$s.toml" --predict --interval 1s --first-scrape 5s \
-        --json "$out/predicted/$s.json" >/dev/null
-done
-
-echo "==> ${#jobs[@]} runs, $parallel at a time, reports in $out" >&2
-export LOADGEN="$loadgen" REPORTS="$out"
-# shellcheck disable=SC2016 # expanded by the inner shell, once per job
-printf '%s\n' "${jobs[@]}" | xargs -P "$parallel" -L 1 sh -c '
-    "$LOADGEN" run "scenarios/$0.toml" --quiet --json "$REPORTS/$0-$1.json" >"$REPORTS/$0-$1.out" 2>&1
-    echo "    $0 run $1: exit $?" >&2
-' || true
 
 python3 - "$out" <<'PY'
 import glob, json, os, statistics, sys, tomllib
@@ -76,6 +81,24 @@ def seconds(text):
         unit = "ms" if text.startswith("ms", i) else text[i]
         total += int(num) * units[unit]; num = ""; i += len(unit)
     return total
+
+def predicted(name, alert, scenario, fault_index, fault_length):
+    """Predicted (pending, firing, resolved), relative to the planned fault start and end."""
+    try:
+        p = json.load(open(os.path.join(out, "predicted", f"{name}.json")))
+    except OSError:
+        return (None, None, None)
+    start = sum(seconds(ph["duration"]) for ph in scenario["phases"][:fault_index])
+    end = start + fault_length
+    a = next((a for a in p["alerts"] if a["name"] == alert), None)
+    if a is None:
+        return (None, None, None)
+    pend = next((i[0] for i in sorted(a["pending"] + a["firing"]) if i[1] > start), None)
+    fire = next((i for i in a["firing"] if i[1] > start), None)
+    resolved = fire[1] - end if fire and fire[1] < p["duration_s"] else None
+    return (None if pend is None else max(pend, start) - start,
+            None if fire is None else max(fire[0], start) - start,
+            resolved)
 
 rows = {}  # (scenario, alert) -> {"expected": bool, "pending": [], "firing": [], "resolved": [], ...}
 runs = {}
@@ -107,24 +130,6 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
         if firing is not None: row["firing"].append(firing - start)
         if resolved is not None: row["resolved"].append(resolved - end)
 
-def predicted(name, alert, scenario, fault_index, fault_length):
-    """Predicted (pending, firing, resolved), relative to the planned fault start and end."""
-    try:
-        p = json.load(open(os.path.join(out, "predicted", f"{name}.json")))
-    except OSError:
-        return (None, None, None)
-    start = sum(seconds(ph["duration"]) for ph in scenario["phases"][:fault_index])
-    end = start + fault_length
-    a = next((a for a in p["alerts"] if a["name"] == alert), None)
-    if a is None:
-        return (None, None, None)
-    pend = next((i[0] for i in sorted(a["pending"] + a["firing"]) if i[1] > start), None)
-    fire = next((i for i in a["firing"] if i[1] > start), None)
-    resolved = fire[1] - end if fire and fire[1] < p["duration_s"] else None
-    return (None if pend is None else max(pend, start) - start,
-            None if fire is None else max(fire[0], start) - start,
-            resolved)
-
 def fmt(values):
     if not values:
         return "-"
@@ -137,16 +142,18 @@ def one(v):
 def drift(measured, predicted):
     if not measured or predicted is None:
         return "-"
-    return f"{statistics.median(measured) - predicted:+.0f}"
+    d = round(statistics.median(measured) - predicted)
+    return f"{d:+d}" if d else "0"
 
-print("| scenario | alert | pending: predicted / measured | firing: predicted / measured | firing drift | resolved: predicted / measured | resolved drift | runs |")
-print("|---|---|---|---|---|---|---|---|")
+print("| scenario | alert | pending predicted | pending measured | firing predicted | firing measured | firing drift "
+      "| resolved predicted | resolved measured | resolved drift | runs |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for (name, alert), row in sorted(rows.items(), key=lambda kv: (kv[0][0], not kv[1]["expected"], kv[0][1])):
     label = f"**{alert}**" if row["expected"] else f"{alert} (also)"
     n = len(row["firing"])
     pp, pf, pr = row["predicted"]
-    print(f"| {name} | {label} | {one(pp)} / {fmt(row['pending'])} | {one(pf)} / {fmt(row['firing'])} | "
-          f"{drift(row['firing'], pf)} | {one(pr)} / {fmt(row['resolved'])} | {drift(row['resolved'], pr)} | {n} |")
+    print(f"| {name} | {label} | {one(pp)} | {fmt(row['pending'])} | {one(pf)} | {fmt(row['firing'])} | "
+          f"{drift(row['firing'], pf)} | {one(pr)} | {fmt(row['resolved'])} | {drift(row['resolved'], pr)} | {n} |")
 print()
 print("seconds; measured: min / median / max; drift: measured median minus predicted; "
       "**bold**: the alert the scenario expects; (also): fired as a consequence")
