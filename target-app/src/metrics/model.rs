@@ -7,22 +7,8 @@
 //! catalog so the two change together; a test in loadgen checks it against a real `/metrics`. It does not
 //! model load shedding (that depends on the rate; see [`shed_share`]) or process metrics.
 
-use super::{
-    DOWNSTREAM_REQUESTS_TOTAL, DOWNSTREAM_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_SHED_TOTAL,
-    HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS,
-};
 use crate::chaos::Fault;
 use crate::route::{Role, Route};
-
-/// Series names the model produces values for: counters, and histograms (with `_bucket`, `_sum`,
-/// `_count`), plus the `up` series Prometheus adds per job.
-pub const MODELLED: &[&str] = &[
-    HTTP_REQUESTS_TOTAL,
-    HTTP_REQUEST_DURATION_SECONDS,
-    HTTP_REQUESTS_SHED_TOTAL,
-    DOWNSTREAM_REQUESTS_TOTAL,
-    DOWNSTREAM_REQUEST_DURATION_SECONDS,
-];
 
 /// Time the cheapest handlers take, in seconds: well inside the first latency bucket.
 const INSTANT: f64 = 0.0005;
