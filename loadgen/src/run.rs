@@ -244,6 +244,17 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         eprintln!("loadgen: {note}");
     }
 
+    // The prediction of the same alerts, for the live panel and the report (promtool, seconds).
+    let predicted = Arc::new(Mutex::new(Vec::new()));
+    let prediction = prometheus_url.as_ref().map(|_| {
+        let handle = crate::predict::live::start(
+            scenario.clone(),
+            args.rules.as_deref(),
+            local_prometheus.is_some(),
+        );
+        crate::predict::live::share(handle, predicted.clone())
+    });
+
     // The run.
     let start = Instant::now();
     let live = Arc::new(Mutex::new(Live::default()));
@@ -265,6 +276,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             position: position.clone(),
             live: live.clone(),
             alerts: alert_status.clone(),
+            predicted,
             start,
             stop: stop.clone(),
         },
@@ -317,11 +329,8 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
         None => None,
     };
-    // Predicted after the run, so promtool's few seconds of CPU never compete with the load.
     let mut alert_report = alert_report;
-    if let Some(report) = alert_report.as_mut() {
-        let private = local_prometheus.is_some();
-        let prediction = crate::predict::live::start(scenario.clone(), args.rules.as_deref(), private);
+    if let (Some(report), Some(prediction)) = (alert_report.as_mut(), prediction) {
         if let Ok(p) = prediction.await {
             crate::predict::live::annotate(report, &scenario, p);
         }

@@ -1,14 +1,15 @@
 //! Prediction beside observation in a live run: the run starts a prediction for the Prometheus it
-//! asks (loadgen's private one, or the stack's), and once the alerts have been checked each check gets
-//! the predicted times of the same expectation and the drift between the two.
+//! asks (loadgen's private one, or the stack's) as it starts; the live panel shows the next predicted
+//! changes once it is known, and once the alerts have been checked each check gets the predicted times
+//! of the same expectation and the drift between the two.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
 use super::{predict, PredictError, Prediction, Rules, Scrapes};
-use crate::alerts::{AlertReport, Predicted};
+use crate::alerts::{AlertReport, Predicted, Transition};
 use crate::scenario::Scenario;
 
 /// Starts predicting `scenario` in the background, with the rules in `rules_dir` (the stack's
@@ -26,6 +27,22 @@ pub fn start(
         };
         let scrapes = if private { Scrapes::PRIVATE } else { Scrapes::STACK };
         predict(&scenario, &rules, scrapes)
+    })
+}
+
+/// Waits for the prediction, puts its transitions where the live panel reads them, and returns it.
+pub fn share(
+    handle: JoinHandle<Result<Prediction, PredictError>>,
+    panel: Arc<Mutex<Vec<Transition>>>,
+) -> JoinHandle<Result<Prediction, PredictError>> {
+    tokio::spawn(async move {
+        let result = handle
+            .await
+            .unwrap_or_else(|e| Err(PredictError::Spawn(std::io::Error::other(e))));
+        if let Ok(p) = &result {
+            *panel.lock().unwrap_or_else(|e| e.into_inner()) = p.transitions.clone();
+        }
+        result
     })
 }
 
