@@ -204,8 +204,21 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
     };
 
-    // Prometheus, when alerts are expected.
+    // The alerts predicted for the Prometheus that will be asked, made before it and the load start
+    // so promtool competes with neither (a few seconds).
     let wants_alerts = scenario.phases.iter().any(|p| p.expect.has_alerts());
+    let prediction = if wants_alerts || args.prometheus.is_some() {
+        if !args.quiet {
+            eprintln!("loadgen: predicting the alerts (promtool)");
+        }
+        let private = args.prometheus.is_none();
+        Some(crate::predict::live::start(scenario.clone(), args.rules.as_deref(), private).await)
+    } else {
+        None
+    };
+    let predicted = Arc::new(Mutex::new(crate::predict::live::transitions(&prediction)));
+
+    // Prometheus, when alerts are expected.
     let mut local_prometheus = None;
     let mut alerts_skipped = None;
     let prometheus_url = match (&args.prometheus, wants_alerts, &embedded) {
@@ -243,17 +256,6 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     if let Some(note) = &alerts_skipped {
         eprintln!("loadgen: {note}");
     }
-
-    // The prediction of the same alerts, for the live panel and the report (promtool, seconds).
-    let predicted = Arc::new(Mutex::new(Vec::new()));
-    let prediction = prometheus_url.as_ref().map(|_| {
-        let handle = crate::predict::live::start(
-            scenario.clone(),
-            args.rules.as_deref(),
-            local_prometheus.is_some(),
-        );
-        crate::predict::live::share(handle, predicted.clone())
-    });
 
     // The run.
     let start = Instant::now();
@@ -330,10 +332,8 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         None => None,
     };
     let mut alert_report = alert_report;
-    if let (Some(report), Some(prediction)) = (alert_report.as_mut(), prediction) {
-        if let Ok(p) = prediction.await {
-            crate::predict::live::annotate(report, &scenario, p);
-        }
+    if let (Some(report), Some(Ok(p))) = (alert_report.as_mut(), prediction) {
+        crate::predict::live::annotate(report, &scenario, p);
     }
     drop(local_prometheus);
     if let Some(e) = embedded {

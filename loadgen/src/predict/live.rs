@@ -1,26 +1,25 @@
-//! Prediction beside observation in a live run: the run starts a prediction for the Prometheus it
-//! asks (loadgen's private one, or the stack's) as it starts; the live panel shows the next predicted
-//! changes once it is known, and once the alerts have been checked each check gets the predicted times
-//! of the same expectation and the drift between the two.
+//! Prediction beside observation in a live run: before Prometheus and the load start, the run predicts
+//! the scenario for the Prometheus it will ask (loadgen's private one, or the stack's); the live panel
+//! shows the next predicted changes, and once the alerts have been checked each check gets the
+//! predicted times of the same expectation and the drift between the two.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-use tokio::task::JoinHandle;
+use std::sync::Arc;
 
 use super::{predict, PredictError, Prediction, Rules, Scrapes};
 use crate::alerts::{AlertReport, Predicted, Transition};
 use crate::scenario::Scenario;
 
-/// Starts predicting `scenario` in the background, with the rules in `rules_dir` (the stack's
-/// without it), for loadgen's private Prometheus when `private`, else for the stack's.
-pub fn start(
+/// Predicts `scenario` with the rules in `rules_dir` (the stack's without it), for loadgen's private
+/// Prometheus when `private`, else for the stack's. A prediction that cannot be made is told on
+/// stderr.
+pub async fn start(
     scenario: Arc<Scenario>,
     rules_dir: Option<&Path>,
     private: bool,
-) -> JoinHandle<Result<Prediction, PredictError>> {
+) -> Result<Prediction, PredictError> {
     let rules_dir = rules_dir.map(Path::to_owned);
-    tokio::task::spawn_blocking(move || {
+    let result = tokio::task::spawn_blocking(move || {
         let rules = match rules_dir {
             Some(dir) => Rules::load(&[dir])?,
             None => Rules::stack(),
@@ -28,34 +27,24 @@ pub fn start(
         let scrapes = if private { Scrapes::PRIVATE } else { Scrapes::STACK };
         predict(&scenario, &rules, scrapes)
     })
+    .await
+    .unwrap_or_else(|e| Err(PredictError::Spawn(std::io::Error::other(e))));
+    if let Err(e) = &result {
+        eprintln!("loadgen: alert predictions skipped: {e}");
+    }
+    result
 }
 
-/// Waits for the prediction, puts its transitions where the live panel reads them, and returns it.
-pub fn share(
-    handle: JoinHandle<Result<Prediction, PredictError>>,
-    panel: Arc<Mutex<Vec<Transition>>>,
-) -> JoinHandle<Result<Prediction, PredictError>> {
-    tokio::spawn(async move {
-        let result = handle
-            .await
-            .unwrap_or_else(|e| Err(PredictError::Spawn(std::io::Error::other(e))));
-        if let Ok(p) = &result {
-            *panel.lock().unwrap_or_else(|e| e.into_inner()) = p.transitions.clone();
-        }
-        result
-    })
+/// The predicted transitions, for the live panel (none without a prediction).
+pub fn transitions(prediction: &Option<Result<Prediction, PredictError>>) -> Vec<Transition> {
+    match prediction {
+        Some(Ok(p)) => p.transitions.clone(),
+        _ => Vec::new(),
+    }
 }
 
-/// Adds the predicted times to every check of `report`; a prediction that could not be made is
-/// told on stderr and leaves the report as it was.
-pub fn annotate(report: &mut AlertReport, scenario: &Scenario, prediction: Result<Prediction, PredictError>) {
-    let prediction = match prediction {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("loadgen: alert predictions skipped: {e}");
-            return;
-        }
-    };
+/// Adds the predicted times to every check of `report`.
+pub fn annotate(report: &mut AlertReport, scenario: &Scenario, prediction: Prediction) {
     let predicted = super::check(scenario, &prediction);
     for c in &mut report.checks {
         let Some(p) = predicted
