@@ -1,4 +1,4 @@
-//! The command line: `run`, `validate`, `plan`, `schema` and `merge`.
+//! The command line: `run`, `validate`, `plan`, `coverage`, `schema` and `merge`.
 
 use std::path::PathBuf;
 
@@ -25,11 +25,16 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Show a scenario's timeline, rate chart, faults and expectations without sending anything.
+    /// Show a scenario's timeline, rate chart, faults and expectations without sending anything;
+    /// with `--predict`, also when each alert would fire.
     Plan {
         /// Scenario file.
         file: PathBuf,
+        #[command(flatten)]
+        predict: crate::predict::cmd::PlanPredict,
     },
+    /// List every alerting rule against every scenario: expected, predicted to fire, or neither.
+    Coverage(crate::predict::cmd::CoverageArgs),
     /// Print the JSON schema of scenario files, for editors.
     Schema,
     /// Combine the JSON reports of the shards of one scenario (`run --shard i/N`) into one report.

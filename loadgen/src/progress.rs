@@ -53,6 +53,8 @@ pub struct Sources {
     /// The alert watcher's one-line view (`alerts: A firing, B pending`), empty when alerts are not
     /// checked.
     pub alerts: Arc<Mutex<String>>,
+    /// Alert state changes predicted before the run (seconds from its start), once known.
+    pub predicted: Arc<Mutex<Vec<crate::alerts::Transition>>>,
     pub start: Instant,
     /// Turns true on Ctrl-C (or SIGTERM).
     pub stop: watch::Receiver<bool>,
@@ -85,6 +87,11 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
         let position = sources.position.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let live = sources.live.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let alerts = sources.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let predicted = sources
+            .predicted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut err = std::io::stderr().lock();
         match style {
             Style::Panel => {
@@ -94,6 +101,7 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
                     position: &position,
                     live: &live,
                     alerts: &alerts,
+                    predicted: &predicted,
                     elapsed: sources.start.elapsed(),
                     now: Instant::now(),
                 };
@@ -143,6 +151,8 @@ pub struct View<'a> {
     pub position: &'a Position,
     pub live: &'a Live,
     pub alerts: &'a str,
+    /// Predicted alert state changes, seconds from the run's start.
+    pub predicted: &'a [crate::alerts::Transition],
     /// Since the run's start.
     pub elapsed: Duration,
     pub now: Instant,
@@ -232,6 +242,9 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
     if !v.alerts.is_empty() {
         lines.push(alert_line(v.alerts));
     }
+    if !v.predicted.is_empty() {
+        lines.push(predicted_line(v.predicted, v.elapsed.as_secs_f64()));
+    }
     lines.into_iter().map(|l| fit(&l, WIDTH)).collect()
 }
 
@@ -286,6 +299,28 @@ fn alert_line(status: &str) -> String {
         })
         .collect();
     format!("alerts  {}", items.join(" · "))
+}
+
+/// The next two predicted alert changes: `predicted  HighErrorRate firing in 12s · …`.
+fn predicted_line(transitions: &[crate::alerts::Transition], elapsed: f64) -> String {
+    let next: Vec<String> = transitions
+        .iter()
+        .filter(|t| t.at_s > elapsed)
+        .take(2)
+        .map(|t| {
+            let state = match t.to {
+                crate::alerts::State::Inactive => "resolved",
+                crate::alerts::State::Pending => "pending",
+                crate::alerts::State::Firing => "firing",
+            };
+            format!("{} {state} in {:.0}s", t.alert, (t.at_s - elapsed).ceil())
+        })
+        .collect();
+    if next.is_empty() {
+        "predicted  no further alert changes".to_owned()
+    } else {
+        format!("predicted  {}", next.join(" · "))
+    }
 }
 
 /// Bars of `values` (the last `width` of them), scaled to their maximum.
@@ -442,6 +477,28 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             position: &position,
             live: &live,
             alerts: "alerts: HighErrorRate firing, HighLatency pending",
+            predicted: &[
+                crate::alerts::Transition {
+                    at_s: 80.0,
+                    alert: "HighErrorRate".into(),
+                    to: crate::alerts::State::Firing,
+                },
+                crate::alerts::Transition {
+                    at_s: 96.0,
+                    alert: "HighLatency".into(),
+                    to: crate::alerts::State::Firing,
+                },
+                crate::alerts::Transition {
+                    at_s: 110.4,
+                    alert: "HighErrorRate".into(),
+                    to: crate::alerts::State::Inactive,
+                },
+                crate::alerts::Transition {
+                    at_s: 115.0,
+                    alert: "HighLatency".into(),
+                    to: crate::alerts::State::Inactive,
+                },
+            ],
             elapsed: Duration::from_secs(90),
             now,
         };
@@ -481,6 +538,10 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
         );
         assert!(
             text.contains("alerts  HighErrorRate FIRING · HighLatency pending"),
+            "{text}"
+        );
+        assert!(
+            text.contains("predicted  HighLatency firing in 6s · HighErrorRate resolved in 21s"),
             "{text}"
         );
     }
