@@ -256,6 +256,7 @@ async fn admit(
             tokio::time::sleep(hold).await;
             return Err(Abort::Timeout);
         }
+        Some(Terminal::RateLimited(wait)) => return Ok(too_many_requests(wait)),
         Some(Terminal::Reset) => {
             conn.reset.store(true, Ordering::Relaxed);
             return Err(Abort::Reset);
@@ -263,6 +264,19 @@ async fn admit(
         None => {}
     }
     crate::handlers::dispatch(app, conn, route, req).await
+}
+
+/// The 429 answer of a rate-limit fault. `Retry-After` is in whole seconds (rounded up, at least 1), as
+/// HTTP allows no fractions.
+pub fn too_many_requests(wait: std::time::Duration) -> Response<Body> {
+    let secs = wait.as_nanos().div_ceil(1_000_000_000).max(1);
+    let mut resp = json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "injected fault: rate limit exceeded, retry later",
+    );
+    resp.headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs as u64));
+    resp
 }
 
 /// Counts a request as in flight for as long as it lives.
