@@ -16,6 +16,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role as spelled on the command line (`app`, `downstream`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::App => "app",
+            Role::Downstream => "downstream",
+        }
+    }
+
     /// The default `service.name` of this role.
     pub fn service_name(self) -> &'static str {
         match self {

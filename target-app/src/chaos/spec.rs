@@ -368,7 +368,10 @@ impl Fault {
                 if !(1..=max).contains(&f.rps) {
                     bad(
                         "rps",
-                        format!("must be a whole number of requests per second, 1-{max}, got {}", f.rps),
+                        format!(
+                            "must be a whole number of requests per second, 1-{max}, got {}",
+                            f.rps
+                        ),
                     );
                 }
                 if let Some(burst) = f.burst {

@@ -502,7 +502,10 @@ mod tests {
             burst[7].terminal,
             Some(Terminal::RateLimited(Duration::from_millis(100)))
         );
-        assert!(chaos.decide(Route::Slow).terminal.is_none(), "other routes untouched");
+        assert!(
+            chaos.decide(Route::Slow).terminal.is_none(),
+            "other routes untouched"
+        );
         // Then 100 requests a second for 10 s: exactly 10 a second pass.
         let mut admitted = 0;
         for _ in 0..1000 {

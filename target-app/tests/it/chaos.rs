@@ -329,7 +329,11 @@ async fn rate_limit_answers_429_with_retry_after_past_the_burst() {
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
     assert_eq!(retry_after[3].as_deref(), Some("1"));
     assert_eq!(retry_after[0], None);
-    assert_eq!(get(&app.url("/health")).await.status, 200, "probes are never limited");
+    assert_eq!(
+        get(&app.url("/health")).await.status,
+        200,
+        "probes are never limited"
+    );
     let metrics = get(&app.url("/metrics")).await.body;
     assert_eq!(
         sample(
