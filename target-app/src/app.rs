@@ -3,7 +3,8 @@
 //! - [`shed`] refuses work past the concurrency limit with 503 before anything else is spent on it
 //!   (a shed answer is still counted in the request metrics, so `HighErrorRate` and `Saturated` see it).
 //! - [`observe`] opens the server span (`tracing`, exported by `tracing-opentelemetry`, joined to the
-//!   caller's W3C context), writes the access log line inside it and records the RED metrics.
+//!   caller's W3C context), writes the access log line inside it and records the RED metrics. Probes
+//!   and scrapes (`/health`, `/metrics`) only get the metrics.
 //! - [`inject_faults`] applies the chaos decision for the request.
 //! - [`crate::handlers::dispatch`] produces the answer.
 //!
@@ -128,11 +129,23 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
     }
     let start = Instant::now();
     let method = crate::metrics::method_label(req.method().as_str());
+    if !route.traced() {
+        // Probes and scrapes: counted, never traced nor logged. At a 5 s scrape and frequent probes they
+        // would be most of the spans and say nothing about the service's work.
+        let outcome = inject_faults(app, conn, route, req).await;
+        let status = outcome.as_ref().map_or("aborted", |r| status_label(r.status()));
+        app.telemetry
+            .metrics
+            .request(method, route, status, start.elapsed());
+        return outcome;
+    }
     // A matched route's path is its template: no copy needed.
     let path: Cow<'static, str> = match route {
         Route::Unmatched => req.uri().path().to_owned().into(),
         r => r.template().into(),
     };
+    // Few attributes, each one read by someone: every attribute is copied and encoded once more on export.
+    // `url.path` only where it says more than the route.
     let span = tracing::info_span!(
         target: "target_app::request",
         "request",
@@ -140,11 +153,11 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
         otel.kind = "server",
         http.request.method = method,
         http.route = route.template(),
-        url.path = path.as_ref(),
-        url.scheme = "http",
-        network.peer.address = %conn.peer.ip(),
-        network.protocol.version = version_text(req.version()),
+        url.path = tracing::field::Empty,
     );
+    if route == Route::Unmatched {
+        span.record("url.path", path.as_ref());
+    }
     if req.headers().contains_key("traceparent") {
         let parent = app.propagator.extract(&HeaderExtractor(req.headers()));
         let _ = span.set_parent(parent);
@@ -152,11 +165,14 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
     if app.telemetry.profiling() {
         // This span is the local root: its id names the profile of the request's work.
         let span_id = span.context().span().span_context().span_id().to_string();
-        span.set_attribute(PROFILE_ID_ATTRIBUTE, span_id.clone());
-        req.extensions_mut().insert(ProfileId {
-            span_id,
-            span_name: span_name(method, route).to_owned(),
-        });
+        if route == Route::GenerateLoad {
+            // The one route whose work owns a thread, so its samples can be labelled (see profiles).
+            req.extensions_mut().insert(ProfileId {
+                span_id: span_id.clone(),
+                span_name: span_name(method, route).to_owned(),
+            });
+        }
+        span.set_attribute(PROFILE_ID_ATTRIBUTE, span_id);
     }
 
     let outcome = inject_faults(app, conn, route, req)
@@ -182,10 +198,8 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
         }
     }
     app.telemetry.metrics.request(method, route, status, elapsed);
-    if route != Route::Metrics && route != Route::Health {
-        let _in_span = span.enter();
-        access_log(method, route, &path, &outcome, elapsed.as_secs_f64() * 1000.0);
-    }
+    let _in_span = span.enter();
+    access_log(method, route, &path, &outcome, elapsed.as_secs_f64() * 1000.0);
     outcome
 }
 
@@ -277,14 +291,6 @@ fn span_name(method: &'static str, route: Route) -> &'static str {
         .position(|x| *x == method)
         .unwrap_or(METHOD_LABELS.len() - 1);
     &names[m * Route::ALL.len() + route.index()]
-}
-
-fn version_text(v: http::Version) -> &'static str {
-    match v {
-        http::Version::HTTP_10 => "1.0",
-        http::Version::HTTP_2 => "2",
-        _ => "1.1",
-    }
 }
 
 /// The `status` label of a response: its three digits, from a table made once.

@@ -91,6 +91,12 @@ routes! {
 }
 
 impl Route {
+    /// Whether requests to this route get a span and an access log line. Probes and scrapes do not:
+    /// they are counted in the request metrics only.
+    pub fn traced(self) -> bool {
+        !matches!(self, Route::Health | Route::Metrics)
+    }
+
     /// Finds the route for a request path as served by `role`.
     pub fn resolve(path: &str, role: Role) -> Route {
         Route::ALL

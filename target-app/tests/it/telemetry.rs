@@ -265,6 +265,7 @@ async fn embedded_pair_keeps_two_service_names_in_one_trace() {
     })
     .await;
     assert_eq!(get(&app.url("/external")).await.status, 200);
+    assert_eq!(get(&app.url("/health")).await.status, 200);
     app.stop().await;
     downstream.stop().await;
 
