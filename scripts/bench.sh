@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks, printed as figures (not tests). Everything runs on loopback.
 #
-#   scripts/bench.sh target      # target-app throughput, all four signals on vs telemetry off (wrk)
+#   scripts/bench.sh target      # target-app throughput, all four signals on vs telemetry off (wrk),
+#                                # pinned: wrk and the OTLP/Pyroscope sink on core 0, target-app on core 1
 #   scripts/bench.sh generator   # closed loop, pinned: loadgen vs wrk, oha and hey, requests/s on one core
 #   scripts/bench.sh accuracy    # open-loop accuracy at 5k and 20k rps for 30 s against nginx
 #   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
@@ -42,10 +43,14 @@ CONF
     wait_http "http://127.0.0.1:$NGINX_PORT/index.html"
 }
 
+# Cores for `bench.sh target`: the load (wrk, sink) on one, the target on the other.
+LOAD_CORE=${BENCH_LOAD_CORE:-0}
+TARGET_CORE=${BENCH_TARGET_CORE:-1}
+
 # A sink that accepts OTLP and Pyroscope pushes, so exporters do their full work.
 start_sink() {
     SINK_PORT=$(free_port)
-    python3 - "$SINK_PORT" <<'PY' &
+    taskset -c "$LOAD_CORE" python3 - "$SINK_PORT" <<'PY' &
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -59,13 +64,15 @@ PY
     sleep 0.5
 }
 
+PIN_TARGET=()   # bench_target pins the target: every thread of it on $TARGET_CORE
 start_target() { # $1 = on|off
     local port; port=$(free_port)
     if [ "$1" = on ]; then
         OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" PYROSCOPE_SERVER_ADDRESS="http://127.0.0.1:$SINK_PORT" \
-            $BIN/target-app --listen "127.0.0.1:$port" --max-concurrency 100000 > /dev/null &
+            OTEL_TRACES_SAMPLER=always_on \
+            "${PIN_TARGET[@]}" $BIN/target-app --listen "127.0.0.1:$port" --max-concurrency 100000 > /dev/null &
     else
-        $BIN/target-app --listen "127.0.0.1:$port" --telemetry off --max-concurrency 100000 > /dev/null &
+        "${PIN_TARGET[@]}" $BIN/target-app --listen "127.0.0.1:$port" --telemetry off --max-concurrency 100000 > /dev/null &
     fi
     PIDS+=($!)
     TARGET_PID=$!
@@ -73,17 +80,55 @@ start_target() { # $1 = on|off
     wait_http "http://127.0.0.1:$port/health"
 }
 
-wrk_rps() { wrk -t1 -c"$2" -d"$3" "$1" | awk '/Requests\/sec/ {print $2}'; }
+wrk_rps() { taskset -c "$LOAD_CORE" wrk -t1 -c"$2" -d"$3" "$1" | awk '/Requests\/sec/ {print $2}'; }
 
+# CPU time (user + system, all threads) a process has used, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One pinned wrk run against $1 (port) $2 (route) for $3 whose target process is $4: prints
+# "requests_per_second requests_per_target_cpu_second".
+pinned_run() {
+    local before after out
+    before=$(cpu_ticks "$4")
+    out=$(taskset -c "$LOAD_CORE" wrk -t1 -c50 -d"$3" "http://127.0.0.1:$1$2")
+    after=$(cpu_ticks "$4")
+    echo "$out" | awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+        /requests in/ {reqs = $1} /Requests\/sec/ {rps = $2}
+        END {printf "%.0f %.0f\n", rps, (ticks > 0 ? reqs / (ticks / hz) : 0)}'
+}
+
+# Both targets run at once (the idle one costs nothing); runs alternate on/off so drift in the machine's
+# load falls on both sides. ROUNDS pairs per route (default 3). Two ratios: throughput (what the pinned
+# core gives when the target is the bottleneck) and requests per CPU-second of the target process (what
+# each request costs, which holds even when other work on the machine or wrk is the bottleneck).
 bench_target() {
+    local rounds=${ROUNDS:-3}
+    PIN_TARGET=(taskset -c "$TARGET_CORE")
     start_sink
-    echo "target-app throughput, wrk -t1 -c50 -d10s, all four signals on vs telemetry off"
-    printf '%-10s %12s %12s %8s\n' route on_rps off_rps on/off
+    start_target on;  local on_port=$TARGET_PORT on_pid=$TARGET_PID
+    start_target off; local off_port=$TARGET_PORT off_pid=$TARGET_PID
+    echo "target-app: wrk -t1 -c50 -d10s on core $LOAD_CORE, target-app on core $TARGET_CORE, OTLP traces"
+    echo "(100% sampled) and profiles to a loopback sink on core $LOAD_CORE; $rounds on/off pairs per route; JSON logs to /dev/null"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    pinned_run "$on_port" / 2s "$on_pid" > /dev/null; pinned_run "$off_port" / 2s "$off_pid" > /dev/null
+    printf '%-8s %9s %9s %7s %11s %11s %7s\n' route on_rps off_rps on/off on_req/cpu off_req/cpu on/off
     for route in / /health; do
-        start_target on;  ON=$(wrk_rps "http://127.0.0.1:$TARGET_PORT$route" 50 10s);  kill "$TARGET_PID"; wait "$TARGET_PID" 2>/dev/null || true
-        start_target off; OFF=$(wrk_rps "http://127.0.0.1:$TARGET_PORT$route" 50 10s); kill "$TARGET_PID"; wait "$TARGET_PID" 2>/dev/null || true
-        printf '%-10s %12.0f %12.0f %8.2f\n' "$route" "$ON" "$OFF" "$(echo "$ON / $OFF" | bc -l)"
+        local on_rps=0 off_rps=0 on_eff=0 off_eff=0
+        for r in $(seq "$rounds"); do
+            if [ $((r % 2)) = 1 ]; then
+                read -r ON ONE < <(pinned_run "$on_port" "$route" 10s "$on_pid")
+                read -r OFF OFFE < <(pinned_run "$off_port" "$route" 10s "$off_pid")
+            else
+                read -r OFF OFFE < <(pinned_run "$off_port" "$route" 10s "$off_pid")
+                read -r ON ONE < <(pinned_run "$on_port" "$route" 10s "$on_pid")
+            fi
+            echo "  pair $r $route: on $ON req/s ($ONE req/cpu-s), off $OFF req/s ($OFFE req/cpu-s)"
+            on_rps=$((on_rps + ON)); off_rps=$((off_rps + OFF)); on_eff=$((on_eff + ONE)); off_eff=$((off_eff + OFFE))
+        done
+        printf '%-8s %9d %9d %7.2f %11d %11d %7.2f\n' "$route" $((on_rps / rounds)) $((off_rps / rounds)) \
+            "$(echo "$on_rps / $off_rps" | bc -l)" $((on_eff / rounds)) $((off_eff / rounds)) "$(echo "$on_eff / $off_eff" | bc -l)"
     done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # oha is a benchmark peer only (never needed by the tests): built from source when missing, which takes

@@ -83,6 +83,22 @@ pub struct AlertCheck {
     /// Seconds from the phase's start to the alert becoming inactive.
     pub resolved_after_s: Option<f64>,
     pub detail: String,
+    /// The same times as predicted before the run (`loadgen plan --predict`), when a prediction
+    /// was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Predicted>,
+}
+
+/// Predicted times of one alert check, in seconds from its phase's start, and how far the observed
+/// time of the expected state lies from the predicted one.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Predicted {
+    pub pending_after_s: Option<f64>,
+    pub firing_after_s: Option<f64>,
+    pub resolved_after_s: Option<f64>,
+    /// Observed minus predicted, in seconds, for the time the check is about (firing for
+    /// `firing`, resolved for `resolved`); absent when either is missing.
+    pub drift_s: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +249,7 @@ pub fn check(scenario: &Scenario, timeline: &Timeline, transitions: &[Transition
                 pending_after_s: rel(pending),
                 firing_after_s: rel(firing),
                 resolved_after_s: None,
+                predicted: None,
                 detail: match (pending, firing) {
                     (_, Some(t)) => format!("firing {:.1}s after the phase started", t - from),
                     (Some(t), None) => {
@@ -252,6 +269,7 @@ pub fn check(scenario: &Scenario, timeline: &Timeline, transitions: &[Transition
                 pending_after_s: rel(seen),
                 firing_after_s: rel(first_reaching(transitions, alert, State::Firing, from, to)),
                 resolved_after_s: None,
+                predicted: None,
                 detail: match seen {
                     None => "stayed inactive".into(),
                     Some(t) => format!(
@@ -280,6 +298,7 @@ pub fn check(scenario: &Scenario, timeline: &Timeline, transitions: &[Transition
                 pending_after_s: None,
                 firing_after_s: None,
                 resolved_after_s: rel(resolved),
+                predicted: None,
                 detail: match (at_end, resolved) {
                     (State::Inactive, Some(t)) => {
                         format!("resolved {:.1}s after the phase started", t - from)
@@ -306,6 +325,16 @@ pub fn write_text(report: &AlertReport, out: &mut impl Write) -> io::Result<()> 
             c.expect,
             c.detail
         )?;
+        if let Some(p) = &c.predicted {
+            writeln!(
+                out,
+                "       {:<14} {:<22} {:<9} {}",
+                "",
+                "",
+                "",
+                predicted_text(c.expect, p)
+            )?;
+        }
     }
     if !report.transitions.is_empty() {
         writeln!(out, "  timeline:")?;
@@ -317,6 +346,23 @@ pub fn write_text(report: &AlertReport, out: &mut impl Write) -> io::Result<()> 
         writeln!(out, "  {} polls of Prometheus failed", report.failed_polls)?;
     }
     Ok(())
+}
+
+/// `predicted firing after 36s (observed +1.0s)`.
+pub fn predicted_text(expect: &str, p: &Predicted) -> String {
+    let secs = |v: Option<f64>| v.map_or("never".to_owned(), |s| format!("after {s:.0}s"));
+    let main = match expect {
+        "firing" => format!("predicted firing {}", secs(p.firing_after_s)),
+        "resolved" => format!("predicted resolved {}", secs(p.resolved_after_s)),
+        _ => match p.pending_after_s {
+            None => "predicted inactive".to_owned(),
+            Some(t) => format!("predicted pending after {t:.0}s"),
+        },
+    };
+    match p.drift_s {
+        Some(d) => format!("{main} (observed {d:+.1}s)"),
+        None => main,
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The command line: `run`, `validate`, `plan`, `schema` and `merge`.
+//! The command line: `run`, `validate`, `plan`, `coverage`, `schema` and `merge`.
 
 use std::path::PathBuf;
 
@@ -25,11 +25,16 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Show a scenario's timeline, rate chart, faults and expectations without sending anything.
+    /// Show a scenario's timeline, rate chart, faults and expectations without sending anything;
+    /// with `--predict`, also when each alert would fire.
     Plan {
         /// Scenario file.
         file: PathBuf,
+        #[command(flatten)]
+        predict: crate::predict::cmd::PlanPredict,
     },
+    /// List every alerting rule against every scenario: expected, predicted to fire, or neither.
+    Coverage(crate::predict::cmd::CoverageArgs),
     /// Print the JSON schema of scenario files, for editors.
     Schema,
     /// Combine the JSON reports of the shards of one scenario (`run --shard i/N`) into one report.
@@ -95,6 +100,12 @@ pub struct RunArgs {
     /// Speak HTTP/2 without negotiation (h2c) to a cleartext http:// target.
     #[arg(long, help_heading = "TLS and HTTP")]
     pub http2_prior_knowledge: bool,
+
+    /// Open loop: how long before each send time the pacer stops sleeping on tokio's millisecond
+    /// timer and yields until the exact time (costs CPU while waiting; `0s` for the timer alone, up
+    /// to 1 ms late).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero, default_value = "1ms")]
+    pub spin: std::time::Duration,
 
     /// Keep-alive connections idle longer than this are not reused. Keep it below the server's own
     /// idle timeout (requests written just as a server closes an idle connection fail).
@@ -171,6 +182,13 @@ pub struct RunArgs {
     /// terminal), then the summary.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
+    match text.trim() {
+        "0" | "0s" | "0ms" => Ok(std::time::Duration::ZERO),
+        other => parse_duration(other),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

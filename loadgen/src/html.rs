@@ -496,13 +496,13 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
     if !alerts.checks.is_empty() {
         h.push_str(
             "<table><tr><th>phase</th><th>alert</th><th>expected</th><th>result</th><th>pending after</th>\
-             <th>firing after</th><th>resolved after</th></tr>",
+             <th>firing after</th><th>resolved after</th><th>predicted</th></tr>",
         );
         for c in &alerts.checks {
             let after = |v: Option<f64>| v.map_or("–".to_owned(), |s| format!("{s:.0}s"));
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\" title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\" title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&c.phase),
                 esc(&c.alert),
                 c.expect,
@@ -511,7 +511,10 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
                 if c.passed { "PASS" } else { "FAIL" },
                 after(c.pending_after_s),
                 after(c.firing_after_s),
-                after(c.resolved_after_s)
+                after(c.resolved_after_s),
+                c.predicted
+                    .as_ref()
+                    .map_or("–".to_owned(), |p| esc(&crate::alerts::predicted_text(c.expect, p)))
             );
         }
         h.push_str("</table>");

@@ -7,6 +7,8 @@
 //! - [`schedule`]: when each request is due (rate curves and their inverse, even and Poisson
 //!   arrivals), which request of the mix it sends, and sharding.
 //! - [`plan`]: the timeline and rate chart printed by `loadgen plan`.
+//! - [`predict`]: alert predictions without a server (`plan --predict`, `coverage`, `validate`'s
+//!   warnings): modelled series evaluated by promtool on the real rule files.
 //! - [`engine`]: runs the phases: pacing, in-flight bound, faults applied and cleared.
 //! - [`client`], [`outcome`]: sending a request and classifying what came back.
 //! - [`stats`]: the one recorder of results (HDR histograms, per-second series).
@@ -29,6 +31,7 @@ pub mod html;
 pub mod merge;
 pub mod outcome;
 pub mod plan;
+pub mod predict;
 pub mod progress;
 pub mod prometheus;
 pub mod report;

@@ -355,6 +355,8 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
         resolved_after_s: Option<f64>,
         #[serde(default)]
         detail: String,
+        #[serde(default)]
+        predicted: Option<crate::alerts::Predicted>,
     }
     let Some(r) = Option::<Report>::deserialize(d)? else {
         return Ok(None);
@@ -381,6 +383,7 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
             firing_after_s: c.firing_after_s,
             resolved_after_s: c.resolved_after_s,
             detail: c.detail,
+            predicted: c.predicted,
         });
     }
     Ok(Some(AlertReport {

@@ -53,6 +53,8 @@ pub struct Sources {
     pub live: Arc<Mutex<Live>>,
     /// The alerts the watcher saw active at its last poll.
     pub alerts: Arc<Mutex<Active>>,
+    /// Alert state changes predicted before the run (seconds from its start), once known.
+    pub predicted: Arc<Mutex<Vec<crate::alerts::Transition>>>,
     pub start: Instant,
     /// Turns true on Ctrl-C (or SIGTERM).
     pub stop: watch::Receiver<bool>,
@@ -85,6 +87,11 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
         let position = sources.position.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let live = sources.live.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let alerts = sources.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let predicted = sources
+            .predicted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut err = std::io::stderr().lock();
         match style {
             Style::Panel => {
@@ -94,6 +101,7 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
                     position: &position,
                     live: &live,
                     alerts: alerts.as_deref(),
+                    predicted: &predicted,
                     elapsed: sources.start.elapsed(),
                     now: Instant::now(),
                 };
@@ -148,6 +156,8 @@ pub struct View<'a> {
     pub live: &'a Live,
     /// `None`: no answer from Prometheus yet, or alerts are not checked.
     pub alerts: Option<&'a [(String, State)]>,
+    /// Predicted alert state changes, seconds from the run's start.
+    pub predicted: &'a [crate::alerts::Transition],
     /// Since the run's start.
     pub elapsed: Duration,
     pub now: Instant,
@@ -237,6 +247,9 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
     if let Some(alerts) = v.alerts {
         lines.push(alert_line(alerts));
     }
+    if !v.predicted.is_empty() {
+        lines.push(predicted_line(v.predicted, v.elapsed.as_secs_f64()));
+    }
     lines.into_iter().map(|l| fit(&l, WIDTH)).collect()
 }
 
@@ -293,6 +306,28 @@ fn alert_line(alerts: &[(String, State)]) -> String {
         })
         .collect();
     format!("alerts  {}", items.join(" · "))
+}
+
+/// The next two predicted alert changes: `predicted  HighErrorRate firing in 12s · …`.
+fn predicted_line(transitions: &[crate::alerts::Transition], elapsed: f64) -> String {
+    let next: Vec<String> = transitions
+        .iter()
+        .filter(|t| t.at_s > elapsed)
+        .take(2)
+        .map(|t| {
+            let state = match t.to {
+                crate::alerts::State::Inactive => "resolved",
+                crate::alerts::State::Pending => "pending",
+                crate::alerts::State::Firing => "firing",
+            };
+            format!("{} {state} in {:.0}s", t.alert, (t.at_s - elapsed).ceil())
+        })
+        .collect();
+    if next.is_empty() {
+        "predicted  no further alert changes".to_owned()
+    } else {
+        format!("predicted  {}", next.join(" · "))
+    }
 }
 
 /// Bars of `values` (the last `width` of them), scaled to their maximum.
@@ -462,6 +497,28 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             position: &position,
             live: &live,
             alerts: Some(&alerts),
+            predicted: &[
+                crate::alerts::Transition {
+                    at_s: 80.0,
+                    alert: "HighErrorRate".into(),
+                    to: crate::alerts::State::Firing,
+                },
+                crate::alerts::Transition {
+                    at_s: 96.0,
+                    alert: "HighLatency".into(),
+                    to: crate::alerts::State::Firing,
+                },
+                crate::alerts::Transition {
+                    at_s: 110.4,
+                    alert: "HighErrorRate".into(),
+                    to: crate::alerts::State::Inactive,
+                },
+                crate::alerts::Transition {
+                    at_s: 115.0,
+                    alert: "HighLatency".into(),
+                    to: crate::alerts::State::Inactive,
+                },
+            ],
             elapsed: Duration::from_secs(90),
             now,
         };
@@ -503,6 +560,10 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             text.contains("alerts  HighErrorRate FIRING · Disk, full soon pending"),
             "{text}"
         );
+        assert!(
+            text.contains("predicted  HighLatency firing in 6s · HighErrorRate resolved in 21s"),
+            "{text}"
+        );
         let quiet = line(&s, &position, &live, Some(&alerts));
         assert!(
             quiet.ends_with(" | alerts: HighErrorRate firing, Disk, full soon pending"),
@@ -514,7 +575,7 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             alerts: Some(&[]),
             ..view
         });
-        assert_eq!(none.last().map(String::as_str), Some("alerts  none"), "{none:?}");
+        assert!(none.iter().any(|l| l == "alerts  none"), "{none:?}");
         assert!(line(&s, &position, &live, Some(&[])).ends_with(" | alerts: none"));
         let unknown = panel(&View { alerts: None, ..view });
         assert!(!unknown.join("\n").contains("alerts"), "{unknown:?}");

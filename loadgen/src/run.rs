@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::alerts::{self, AlertReport};
@@ -36,19 +36,8 @@ pub async fn main(cli: Cli, stop: watch::Receiver<bool>) -> u8 {
     match cli.command {
         Command::Run(args) => run(*args, stop).await,
         Command::Validate { files } => validate(&files),
-        Command::Plan { file } => match load(&file) {
-            Ok(s) => {
-                let mut out = std::io::stdout().lock();
-                match crate::plan::write_plan(&s, &mut out) {
-                    Ok(()) => EXIT_PASS,
-                    Err(e) => {
-                        eprintln!("loadgen: cannot write the plan: {e}");
-                        EXIT_RUN_ERROR
-                    }
-                }
-            }
-            Err(code) => code,
-        },
+        Command::Plan { file, predict } => crate::predict::cmd::plan(&file, &predict),
+        Command::Coverage(args) => crate::predict::cmd::coverage(&args),
         Command::Merge(args) => merge(&args),
         Command::Schema => {
             println!(
@@ -71,12 +60,15 @@ fn validate(files: &[std::path::PathBuf]) -> u8 {
     let mut code = EXIT_PASS;
     for f in files {
         match scenario::load(f) {
-            Ok(s) => println!(
-                "{}: ok ({} phases, {})",
-                f.display(),
-                s.phases.len(),
-                target_app::duration::format(s.duration())
-            ),
+            Ok(s) => {
+                println!(
+                    "{}: ok ({} phases, {})",
+                    f.display(),
+                    s.phases.len(),
+                    target_app::duration::format(s.duration())
+                );
+                crate::predict::cmd::validate_warnings(f, &s);
+            }
             Err(d) => {
                 eprint!("{d}");
                 code = EXIT_USAGE;
@@ -224,8 +216,21 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
     };
 
-    // Prometheus, when alerts are expected.
+    // The alerts predicted for the Prometheus that will be asked, made before it and the load start
+    // so promtool competes with neither (a few seconds).
     let wants_alerts = scenario.phases.iter().any(|p| p.expect.has_alerts());
+    let prediction = if wants_alerts || args.prometheus.is_some() {
+        if !args.quiet {
+            eprintln!("loadgen: predicting the alerts (promtool)");
+        }
+        let private = args.prometheus.is_none();
+        Some(crate::predict::live::start(scenario.clone(), args.rules.as_deref(), private).await)
+    } else {
+        None
+    };
+    let predicted = Arc::new(Mutex::new(crate::predict::live::transitions(&prediction)));
+
+    // Prometheus, when alerts are expected.
     let mut local_prometheus = None;
     let mut alerts_skipped = None;
     let prometheus_url = match (&args.prometheus, wants_alerts, &embedded) {
@@ -270,10 +275,11 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
     let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
     let alert_status = Arc::new(Mutex::new(None));
-    let (samples_tx, samples_rx) = mpsc::unbounded_channel();
+    let sink = crate::stats::Sink::new();
+    let (recorded_tx, recorded_rx) = watch::channel(false);
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
     let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
-    let recorder = tokio::spawn(recorder.run(samples_rx, phase_elapsed.clone()));
+    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx, phase_elapsed.clone()));
     let (done_tx, done_rx) = watch::channel(false);
     let prometheus_api = match prometheus_url
         .as_deref()
@@ -299,6 +305,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             position: position.clone(),
             live: live.clone(),
             alerts: alert_status.clone(),
+            predicted,
             start,
             stop: stop.clone(),
         },
@@ -321,16 +328,25 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         chaos: Some(chaos),
         shard,
         starts: crate::schedule::PhaseStarts::new(&scenario),
-        samples: samples_tx,
+        samples: sink,
         stop: stop.clone(),
         position,
         phase_elapsed,
         start,
         drain: args.drain.min(scenario.defaults.timeout),
+        spin: args.spin,
     };
     let (result, timeline) = engine.run().await;
+    let _ = recorded_tx.send(true);
     let _ = done_tx.send(true);
-    let stats = recorder.await.unwrap_or_default();
+    let stats = match recorder.await {
+        Ok(stats) => stats,
+        Err(e) => {
+            // The statistics are lost; say so rather than print an empty report as if nothing ran.
+            eprintln!("loadgen: the recorder failed, no statistics were kept: {e}");
+            return EXIT_RUN_ERROR;
+        }
+    };
     let _ = progress.await;
     if let Some(why) = client.tls_failure() {
         eprintln!("loadgen: {why}");
@@ -353,6 +369,10 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
         None => None,
     };
+    let mut alert_report = alert_report;
+    if let (Some(report), Some(Ok(p))) = (alert_report.as_mut(), prediction) {
+        crate::predict::live::annotate(report, &scenario, p);
+    }
     drop(local_prometheus);
     if let Some(e) = embedded {
         e.stop().await;

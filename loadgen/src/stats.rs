@@ -307,7 +307,63 @@ pub struct WindowPercentiles {
 /// Quantiles published for the schedule lag.
 pub const LAG_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
 
-/// Receives samples and keeps the statistics.
+/// Where the workers leave their results: a few buffers, each behind its own lock, taken by the
+/// worker thread's index so that two threads rarely meet on one. The recorder empties them every
+/// few milliseconds; nothing wakes it per request.
+pub struct Sink {
+    shards: Box<[Mutex<Vec<Sample>>]>,
+}
+
+/// Something results can be handed to: the [`Sink`] in a run, a channel in tests.
+pub trait Record: Send + Sync + 'static {
+    fn record(&self, sample: Sample);
+}
+
+impl Record for Sink {
+    fn record(&self, sample: Sample) {
+        let i = SHARD.with(|s| *s) % self.shards.len();
+        self.shards[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sample);
+    }
+}
+
+impl Record for mpsc::UnboundedSender<Sample> {
+    fn record(&self, sample: Sample) {
+        let _ = self.send(sample);
+    }
+}
+
+static NEXT_SHARD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's buffer index, given out in turn as threads first record.
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl Sink {
+    /// One buffer per core the process may run on, at least one.
+    pub fn new() -> Arc<Sink> {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Arc::new(Sink {
+            shards: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+        })
+    }
+
+    /// Moves every buffered sample into `into`, leaving the buffers' capacity for the workers.
+    fn take(&self, into: &mut Vec<Sample>) {
+        for shard in self.shards.iter() {
+            let mut buffer = shard.lock().unwrap_or_else(|e| e.into_inner());
+            into.extend(buffer.drain(..));
+        }
+    }
+}
+
+/// How often the recorder empties the [`Sink`].
+const COLLECT_EVERY: Duration = Duration::from_millis(20);
+
+/// Keeps the statistics of the samples it collects from the [`Sink`].
 pub struct Recorder {
     phases: Vec<PhaseStats>,
     /// One point per second, indexed by second; never longer than `max_seconds`.
@@ -345,24 +401,35 @@ impl Recorder {
         }
     }
 
-    /// Runs until every sender is gone, then returns the statistics. `phase_elapsed` holds how long
-    /// each phase really ran, filled in by the engine.
+    /// Collects from `sink` until `done` turns true (the engine has ended, so nothing more will be
+    /// recorded), then returns the statistics. `phase_elapsed` holds how long each phase really ran,
+    /// filled in by the engine.
     pub async fn run(
         mut self,
-        mut rx: mpsc::UnboundedReceiver<Sample>,
+        sink: Arc<Sink>,
+        mut done: tokio::sync::watch::Receiver<bool>,
         phase_elapsed: Arc<Mutex<Vec<Duration>>>,
     ) -> RunStats {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut collect = tokio::time::interval(COLLECT_EVERY);
+        collect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_publish = Instant::now();
+        let mut batch = Vec::new();
         loop {
-            tokio::select! {
-                sample = rx.recv() => match sample {
-                    Some(s) => self.add(&s),
-                    None => break,
-                },
-                _ = tick.tick() => {
-                    self.roll_to(self.second_of(Instant::now()));
-                    self.publish();
-                }
+            let finished = tokio::select! {
+                _ = collect.tick() => false,
+                _ = done.wait_for(|d| *d) => true,
+            };
+            sink.take(&mut batch);
+            for sample in batch.drain(..) {
+                self.add(&sample);
+            }
+            if finished {
+                break;
+            }
+            if Instant::now() >= next_publish {
+                self.roll_to(self.second_of(Instant::now()));
+                self.publish();
+                next_publish = Instant::now() + Duration::from_millis(250);
             }
         }
         self.close_second();

@@ -3,7 +3,10 @@
 //! Writes need `Authorization: Bearer <token>` when a token is configured (compared in constant time,
 //! never logged); without a token only loopback peers may write. A bad request gets 400 with every
 //! problem named, and the faults in force stay as they were; so does a request whose faults together
-//! would take more threads, memory or per-request work than one fault may.
+//! would take more threads, memory or per-request work than one fault may. Changing faults starts and
+//! stops their threads (joining them, freeing their memory) on a blocking thread, never on the runtime.
+
+use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -13,7 +16,7 @@ use crate::app::{json, json_error, App, Body, ConnInfo};
 use crate::chaos::{ChaosSpec, Fault, FieldError};
 use crate::handlers::read_body;
 
-pub async fn chaos(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
+pub async fn chaos(app: &Arc<App>, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
     if req.method() == Method::GET {
         return json(
             StatusCode::OK,
@@ -24,7 +27,9 @@ pub async fn chaos(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Respon
         return resp;
     }
     if req.method() == Method::DELETE {
-        app.chaos.clear();
+        // Stopping fault threads joins them and may free gigabytes: off the async workers.
+        let owner = app.clone();
+        let _ = tokio::task::spawn_blocking(move || owner.chaos.clear()).await;
         tracing::warn!("chaos faults cleared");
         return json(
             StatusCode::OK,
@@ -55,7 +60,16 @@ pub async fn chaos(app: &App, conn: &ConnInfo, req: Request<Incoming>) -> Respon
             &json!({ "error": "invalid chaos request; faults unchanged", "details": problems }),
         );
     }
-    match app.chaos.apply(spec) {
+    let owner = app.clone();
+    let applied = tokio::task::spawn_blocking(move || owner.chaos.apply(spec))
+        .await
+        .unwrap_or_else(|e| {
+            Err(vec![FieldError {
+                field: "faults".to_owned(),
+                problem: format!("applying the faults failed: {e}"),
+            }])
+        });
+    match applied {
         Ok(spec) => {
             let kinds: Vec<&str> = spec.faults.iter().map(|f| f.kind()).collect();
             tracing::warn!(faults = kinds.join(","), seed = spec.seed, "chaos faults applied");

@@ -1,9 +1,19 @@
-//! What happens to every request before and after its handler: routing, load shedding, the server
-//! span, chaos decisions, the access log line and the RED metrics.
+//! The request path, as layers around the handlers: **shed → telemetry → chaos → handler**.
 //!
-//! Handlers in [`crate::handlers`] only produce answers; they never record request metrics or write the
-//! access log themselves, so every route is measured the same way.
+//! - [`shed`] refuses work past the concurrency limit with 503 before anything else is spent on it
+//!   (a shed answer is still counted in the request metrics, so `HighErrorRate` and `Saturated` see it).
+//! - [`observe`] opens the server span (`tracing`, exported by `tracing-opentelemetry`, joined to the
+//!   caller's W3C context), writes the access log line inside it and records the RED metrics. Probes
+//!   and scrapes (`/health`, `/metrics`) only get the metrics.
+//! - [`inject_faults`] applies the chaos decision for the request.
+//! - [`crate::handlers::dispatch`] produces the answer.
+//!
+//! Every request runs under its service instance's `tracing` dispatcher, so spans and log lines carry
+//! that instance's `service.name` even with two instances in one process. Handlers never record request
+//! metrics or write the access log themselves, so every route is measured the same way. The [`App`] holds
+//! state only.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,18 +23,21 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{FutureExt, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::trace::{Status, TraceContextExt as _};
+use opentelemetry::KeyValue;
 use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::instrument::{Instrument as _, WithSubscriber as _};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::chaos::{Chaos, Terminal};
 use crate::config::Config;
 use crate::downstream::Downstream;
 use crate::route::Route;
 use crate::server::ServeError;
+use crate::telemetry::profiles::{ProfileId, PROFILE_ID_ATTRIBUTE};
 use crate::telemetry::Telemetry;
 
 /// Response body type of every handler.
@@ -38,6 +51,8 @@ pub enum Abort {
     #[error("connection reset by a reset fault")]
     Reset,
 }
+
+type Answer = Result<Response<Body>, Abort>;
 
 /// The connection a request arrived on.
 pub struct ConnInfo {
@@ -58,12 +73,14 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the instance's telemetry, chaos state and downstream client.
+    /// Builds the instance's telemetry, chaos state and downstream client; a bad downstream URL or
+    /// telemetry setting is an error here, before anything is served.
     pub fn new(config: Config) -> Result<Self, ServeError> {
+        let downstream = Downstream::new(&config)?;
         let telemetry = Telemetry::new(&config)?;
         let chaos = Chaos::new(telemetry.metrics.clone());
         Ok(App {
-            downstream: Downstream::new(&config),
+            downstream,
             limit: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             in_flight: AtomicUsize::new(0),
             propagator: TraceContextPropagator::new(),
@@ -74,106 +91,189 @@ impl App {
     }
 }
 
-/// Serves one request end to end.
-pub async fn handle(
-    app: Arc<App>,
-    conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Abort> {
-    let start = Instant::now();
+/// Serves one request end to end, under the instance's `tracing` dispatcher.
+pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Answer {
     let route = Route::resolve(req.uri().path(), app.config.role);
+    let dispatch = app.telemetry.dispatch().clone();
+    shed(app, conn, route, req).with_subscriber(dispatch).await
+}
+
+/// Layer 1: past the concurrency limit, faultable routes answer 503 at once.
+async fn shed(app: Arc<App>, conn: Arc<ConnInfo>, route: Route, req: Request<Incoming>) -> Answer {
+    let _permit = if route.faultable() {
+        match app.limit.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let start = Instant::now();
+                let method = crate::metrics::method_label(req.method().as_str());
+                let metrics = &app.telemetry.metrics;
+                metrics.shed(route);
+                metrics.request(method, route, "503", start.elapsed());
+                return Ok(json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded: concurrency limit reached, retry later",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let _in_flight = InFlight::enter(&app);
+    observe(&app, &conn, route, req).await
+}
+
+/// Layer 2: the server span, the access log line and the request metrics.
+async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request<Incoming>) -> Answer {
     if !app.telemetry.enabled {
-        return admit(&app, &conn, route, req).await;
+        return inject_faults(app, conn, route, req).await;
     }
+    let start = Instant::now();
     let method = crate::metrics::method_label(req.method().as_str());
+    if !route.traced() {
+        // Probes and scrapes: counted, never traced nor logged. At a 5 s scrape and frequent probes they
+        // would be most of the spans and say nothing about the service's work.
+        let outcome = inject_faults(app, conn, route, req).await;
+        let status = outcome.as_ref().map_or("aborted", |r| status_label(r.status()));
+        app.telemetry
+            .metrics
+            .request(method, route, status, start.elapsed());
+        return outcome;
+    }
     // A matched route's path is its template: no copy needed.
-    let path: std::borrow::Cow<'static, str> = match route {
+    let path: Cow<'static, str> = match route {
         Route::Unmatched => req.uri().path().to_owned().into(),
         r => r.template().into(),
     };
-    let parent = app.propagator.extract(&HeaderExtractor(req.headers()));
-    let tracer = &app.telemetry.tracer;
-    let span = tracer
-        .span_builder(span_name(method, route))
-        .with_kind(SpanKind::Server)
-        .with_attributes([
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("http.route", route.template()),
-            KeyValue::new("url.path", path.clone()),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("network.peer.address", conn.peer.ip().to_string()),
-            KeyValue::new("network.protocol.version", version_text(req.version())),
-        ])
-        .start_with_context(tracer, &parent);
-    let cx = parent.with_span(span).with_value(app.telemetry.scope.clone());
+    // Few attributes, each one read by someone: every attribute is copied and encoded once more on export.
+    // `url.path` only where it says more than the route.
+    let span = tracing::info_span!(
+        target: "target_app::request",
+        "request",
+        otel.name = span_name(method, route),
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route.template(),
+        url.path = tracing::field::Empty,
+    );
+    if route == Route::Unmatched {
+        span.record("url.path", path.as_ref());
+    }
+    if req.headers().contains_key("traceparent") {
+        let parent = app.propagator.extract(&HeaderExtractor(req.headers()));
+        let _ = span.set_parent(parent);
+    }
+    if app.telemetry.profiling() {
+        // This span is the local root: its id names the profile of the request's work.
+        let span_id = span.context().span().span_context().span_id().to_string();
+        if route == Route::GenerateLoad {
+            // The one route whose work owns a thread, so its samples can be labelled (see profiles).
+            req.extensions_mut().insert(ProfileId {
+                span_id: span_id.clone(),
+                span_name: span_name(method, route).to_owned(),
+            });
+        }
+        span.set_attribute(PROFILE_ID_ATTRIBUTE, span_id);
+    }
 
-    let outcome = admit(&app, &conn, route, req).with_context(cx.clone()).await;
+    let outcome = inject_faults(app, conn, route, req)
+        .instrument(span.clone())
+        .await;
 
     let elapsed = start.elapsed();
     let status = match &outcome {
         Ok(resp) => status_label(resp.status()),
         Err(_) => "aborted",
     };
-    let _attached = cx.clone().attach();
-    let span = cx.span();
     match &outcome {
         Ok(resp) => {
-            span.set_attribute(KeyValue::new(
-                "http.response.status_code",
-                i64::from(resp.status().as_u16()),
-            ));
+            span.set_attribute("http.response.status_code", i64::from(resp.status().as_u16()));
             if resp.status().is_server_error() {
-                span.set_attribute(KeyValue::new("error.type", status));
+                span.set_attribute("error.type", status);
                 span.set_status(Status::error(format!("HTTP {status}")));
             }
         }
         Err(abort) => {
-            span.set_attribute(KeyValue::new("error.type", "aborted"));
+            span.set_attribute("error.type", "aborted");
             span.set_status(Status::error(abort.to_string()));
         }
     }
     app.telemetry.metrics.request(method, route, status, elapsed);
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    let route_t = route.template();
-    if route != Route::Metrics && route != Route::Health {
-        match outcome.as_ref().map(|r| r.status()) {
-            Ok(s) if s.is_server_error() => {
-                tracing::error!(
-                    method,
-                    route = route_t,
-                    path = path.as_ref(),
-                    status = s.as_u16(),
-                    duration_ms,
-                    "request failed"
-                )
-            }
-            Ok(s) if s.is_client_error() => {
-                tracing::warn!(
-                    method,
-                    route = route_t,
-                    path = path.as_ref(),
-                    status = s.as_u16(),
-                    duration_ms,
-                    "request rejected"
-                )
-            }
-            Ok(s) => {
-                tracing::info!(
-                    method,
-                    route = route_t,
-                    path = path.as_ref(),
-                    status = s.as_u16(),
-                    duration_ms,
-                    "request completed"
-                )
-            }
-            Err(e) => {
-                tracing::error!(method, route = route_t, path = path.as_ref(), status = 0u64, duration_ms, error = %e, "request aborted")
-            }
+    let _in_span = span.enter();
+    access_log(method, route, &path, &outcome, elapsed.as_secs_f64() * 1000.0);
+    outcome
+}
+
+/// The access log line of a request, at a level that follows its outcome.
+fn access_log(method: &str, route: Route, path: &str, outcome: &Answer, duration_ms: f64) {
+    let route = route.template();
+    match outcome.as_ref().map(|r| r.status()) {
+        Ok(s) if s.is_server_error() => {
+            tracing::error!(
+                method,
+                route,
+                path,
+                status = s.as_u16(),
+                duration_ms,
+                "request failed"
+            )
+        }
+        Ok(s) if s.is_client_error() => {
+            tracing::warn!(
+                method,
+                route,
+                path,
+                status = s.as_u16(),
+                duration_ms,
+                "request rejected"
+            )
+        }
+        Ok(s) => {
+            tracing::info!(
+                method,
+                route,
+                path,
+                status = s.as_u16(),
+                duration_ms,
+                "request completed"
+            )
+        }
+        Err(e) => {
+            tracing::error!(method, route, path, status = 0u64, duration_ms, error = %e, "request aborted")
         }
     }
-    span.end();
-    outcome
+}
+
+/// Layer 3: the chaos decision for this request, then the handler.
+async fn inject_faults(app: &Arc<App>, conn: &ConnInfo, route: Route, req: Request<Incoming>) -> Answer {
+    let decision = app.chaos.decide(route);
+    if !decision.hits.is_empty() {
+        let span = tracing::Span::current();
+        let kinds = decision.hits.join(",");
+        span.add_event("chaos.fault", vec![KeyValue::new("chaos.fault", kinds.clone())]);
+        span.set_attribute("chaos.fault", kinds.clone());
+        tracing::warn!(fault = kinds, route = route.template(), "chaos fault injected");
+    }
+    if let Some(delay) = decision.delay {
+        tokio::time::sleep(delay).await;
+    }
+    match decision.terminal {
+        Some(Terminal::Error(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            tracing::Span::current().set_status(Status::error("injected error fault"));
+            return Ok(json_error(status, "injected fault: error"));
+        }
+        Some(Terminal::Timeout(hold)) => {
+            tokio::time::sleep(hold).await;
+            return Err(Abort::Timeout);
+        }
+        Some(Terminal::RateLimited(wait)) => return Ok(too_many_requests(wait)),
+        Some(Terminal::Reset) => {
+            conn.reset.store(true, Ordering::Relaxed);
+            return Err(Abort::Reset);
+        }
+        None => {}
+    }
+    crate::handlers::dispatch(app, conn, route, req).await
 }
 
 /// `"METHOD route"`, from a table made once for every method label and route.
@@ -193,14 +293,6 @@ fn span_name(method: &'static str, route: Route) -> &'static str {
     &names[m * Route::ALL.len() + route.index()]
 }
 
-fn version_text(v: http::Version) -> &'static str {
-    match v {
-        http::Version::HTTP_10 => "1.0",
-        http::Version::HTTP_2 => "2",
-        _ => "1.1",
-    }
-}
-
 /// The `status` label of a response: its three digits, from a table made once.
 fn status_label(status: StatusCode) -> &'static str {
     static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
@@ -208,61 +300,17 @@ fn status_label(status: StatusCode) -> &'static str {
     &labels[usize::from(status.as_u16()) - 100]
 }
 
-/// Sheds load past the concurrency limit, then applies chaos, then calls the handler.
-async fn admit(
-    app: &Arc<App>,
-    conn: &ConnInfo,
-    route: Route,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Abort> {
-    let _permit = if route.faultable() {
-        match app.limit.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                app.telemetry.metrics.shed(route);
-                return Ok(json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded: concurrency limit reached, retry later",
-                ));
-            }
-        }
-    } else {
-        None
-    };
-    let _in_flight = InFlight::enter(app);
-
-    let decision = app.chaos.decide(route);
-    if !decision.hits.is_empty() {
-        let cx = Context::current();
-        let kinds = decision.hits.join(",");
-        cx.span()
-            .add_event("chaos.fault", vec![KeyValue::new("chaos.fault", kinds.clone())]);
-        cx.span()
-            .set_attribute(KeyValue::new("chaos.fault", kinds.clone()));
-        tracing::warn!(fault = kinds, route = route.template(), "chaos fault injected");
-    }
-    if let Some(delay) = decision.delay {
-        tokio::time::sleep(delay).await;
-    }
-    match decision.terminal {
-        Some(Terminal::Error(status)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Context::current()
-                .span()
-                .set_status(Status::error("injected error fault"));
-            return Ok(json_error(status, "injected fault: error"));
-        }
-        Some(Terminal::Timeout(hold)) => {
-            tokio::time::sleep(hold).await;
-            return Err(Abort::Timeout);
-        }
-        Some(Terminal::Reset) => {
-            conn.reset.store(true, Ordering::Relaxed);
-            return Err(Abort::Reset);
-        }
-        None => {}
-    }
-    crate::handlers::dispatch(app, conn, route, req).await
+/// The 429 answer of a rate-limit fault. `Retry-After` is in whole seconds (rounded up, at least 1), as
+/// HTTP allows no fractions.
+pub fn too_many_requests(wait: std::time::Duration) -> Response<Body> {
+    let secs = wait.as_nanos().div_ceil(1_000_000_000).max(1);
+    let mut resp = json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "injected fault: rate limit exceeded, retry later",
+    );
+    resp.headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs as u64));
+    resp
 }
 
 /// Counts a request as in flight for as long as it lives.

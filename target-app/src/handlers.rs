@@ -10,15 +10,16 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use opentelemetry::trace::{FutureExt, Status, TraceContextExt, Tracer};
-use opentelemetry::Context;
+use opentelemetry::trace::Status;
 use rand::RngExt;
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::app::{allow, json, json_error, Abort, App, Body, ConnInfo};
 use crate::route::Route;
-use crate::telemetry::logs::ServiceScope;
+use crate::telemetry::profiles::ProfileId;
 
 /// Longest time a request body may take to arrive; slower bodies get 408.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,13 +46,13 @@ pub async fn dispatch(app: &Arc<App>, conn: &ConnInfo, route: Route, req: Reques
         Route::Index => index(app),
         Route::Health => json(
             StatusCode::OK,
-            &json!({ "status": "ok", "service": app.telemetry.scope.name.as_ref() }),
+            &json!({ "status": "ok", "service": app.telemetry.service.as_ref() }),
         ),
         Route::Metrics => metrics(app),
         Route::Slow => slow(&req).await,
         Route::Error => return error(&req).await,
         Route::External => external(app, route).await,
-        Route::GenerateLoad => generate_load(&req).await,
+        Route::GenerateLoad => generate_load(app, &req).await,
         Route::Checkout => checkout(app, route, req).await,
         Route::Data => data().await,
         Route::InventoryReserve => downstream_step(req, "reserved").await,
@@ -71,7 +72,7 @@ fn index(app: &App) -> Response<Body> {
     json(
         StatusCode::OK,
         &json!({
-            "service": app.telemetry.scope.name.as_ref(),
+            "service": app.telemetry.service.as_ref(),
             "role": role,
             "version": env!("CARGO_PKG_VERSION"),
             "routes": routes,
@@ -184,16 +185,25 @@ async fn external(app: &Arc<App>, route: Route) -> Response<Body> {
     }
 }
 
-async fn generate_load(req: &Request<Incoming>) -> Response<Body> {
+async fn generate_load(app: &Arc<App>, req: &Request<Incoming>) -> Response<Body> {
     let ms = match number_param(req, "ms", 1..=2000) {
         Ok(ms) => ms.unwrap_or(50),
         Err(resp) => return resp,
     };
-    let cx = Context::current();
-    // CPU work runs off the async workers so it cannot stall other requests.
+    // CPU work runs off the async workers so it cannot stall other requests. It owns its thread while
+    // it runs, so its samples can carry the request's profile id.
+    let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    let profile_id = req.extensions().get::<ProfileId>().cloned();
+    let app = app.clone();
     let report = tokio::task::spawn_blocking(move || {
-        let _attached = cx.attach();
-        crate::work::generate_load(Duration::from_millis(ms))
+        tracing::dispatcher::with_default(&dispatch, || {
+            span.in_scope(|| {
+                app.telemetry.profiled(profile_id.as_ref(), || {
+                    crate::work::generate_load(Duration::from_millis(ms))
+                })
+            })
+        })
     })
     .await;
     match report {
@@ -259,9 +269,7 @@ async fn checkout(app: &Arc<App>, route: Route, req: Request<Incoming>) -> Respo
             Err(e) => format!("{step} failed: {e}"),
         };
         app.telemetry.metrics.business("checkout", "failure");
-        Context::current()
-            .span()
-            .set_status(Status::error(failure.clone()));
+        tracing::Span::current().set_status(Status::error(failure.clone()));
         tracing::error!(step, error = failure.as_str(), "checkout failed");
         return json_error(StatusCode::BAD_GATEWAY, &format!("checkout failed: {failure}"));
     }
@@ -337,12 +345,8 @@ async fn downstream_step(req: Request<Incoming>, done: &str) -> Response<Body> {
     json(StatusCode::OK, &json!({ "status": done }))
 }
 
-/// Runs `fut` in a child span of the current one (a plain call when no request span is current).
+/// Runs `fut` in a child span of the current one, named `name`.
 pub async fn child_span<T>(name: &'static str, fut: impl std::future::Future<Output = T>) -> T {
-    let cx = Context::current();
-    let Some(scope) = cx.get::<ServiceScope>() else {
-        return fut.await;
-    };
-    let span = scope.tracer.start_with_context(name, &cx);
-    fut.with_context(cx.with_span(span)).await
+    fut.instrument(tracing::info_span!(target: "target_app::work", "work", otel.name = name))
+        .await
 }

@@ -2,12 +2,13 @@
 //! runtime chaos API. The same library runs as the app and as its downstream, and can be embedded.
 //!
 //! # Layout
-//! - [`config`]: settings from the command line and `OTEL_*` variables.
+//! - [`config`]: settings from the command line and `OTEL_*` variables, or from values when embedded.
 //! - [`server`]: the accept loop, outages, drain; [`serve`] is the entry point.
-//! - [`app`]: what wraps every request (shedding, spans, chaos, access log, metrics).
+//! - [`app`]: the request path as layers: shed → telemetry → chaos → handler.
 //! - [`handlers`], [`admin`], [`downstream`], [`work`]: the endpoints and what they call.
 //! - [`chaos`]: fault format, validation, and the state that applies faults.
-//! - [`telemetry`], [`metrics`], [`process`]: the four signals.
+//! - [`telemetry`] (one instance's logs, traces, metrics and profiles, one value to shut down),
+//!   [`metrics`], [`process`]: the four signals.
 //! - [`route`], [`duration`]: routes by template; `90s`-style durations shared with scenario files.
 
 pub mod admin;
@@ -28,8 +29,7 @@ pub use config::Config;
 pub use route::Role;
 pub use server::{serve, ServeError};
 
-/// Runs the service as a process: binds, starts the profiler if configured, serves until SIGINT or
-/// SIGTERM, drains, flushes.
+/// Runs the service as a process: binds, serves until SIGINT or SIGTERM, drains, flushes.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     use anyhow::Context as _;
 
@@ -37,31 +37,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let profiler = match &config.pyroscope_url {
-        Some(url) => {
-            let role = format!("{:?}", config.role).to_lowercase();
-            match telemetry::profiles::start(url, &config.service_name(), &role, config.profile_interval) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!(error = %e, url = url.as_str(), "profiling disabled: the profiler did not start");
-                    None
-                }
-            }
-        }
-        None => None,
-    };
     tracing::info!(
         addr = %addr,
-        role = format!("{:?}", config.role).to_lowercase(),
+        role = config.role.name(),
         service = config.service_name(),
-        otlp = config.otlp_endpoint().unwrap_or_else(|| "off".into()),
+        otlp = config.traces_url().unwrap_or_else(|| "off".into()),
         profiles = config.pyroscope_url.clone().unwrap_or_else(|| "off".into()),
         "listening"
     );
     let result = serve(listener, config, shutdown_signal()).await;
-    if let Some(p) = profiler {
-        tokio::task::spawn_blocking(move || p.stop()).await.ok();
-    }
     tracing::info!("stopped");
     result.map_err(Into::into)
 }

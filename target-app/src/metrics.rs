@@ -4,6 +4,8 @@
 //! run embedded in one process and still expose separate `/metrics`. Process metrics (`process_*`) are read
 //! from `/proc` at scrape time. This module records numbers; it never decides what a request's outcome is.
 
+pub mod model;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 

@@ -16,6 +16,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role as spelled on the command line (`app`, `downstream`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::App => "app",
+            Role::Downstream => "downstream",
+        }
+    }
+
     /// The default `service.name` of this role.
     pub fn service_name(self) -> &'static str {
         match self {
@@ -83,6 +91,12 @@ routes! {
 }
 
 impl Route {
+    /// Whether requests to this route get a span and an access log line. Probes and scrapes do not:
+    /// they are counted in the request metrics only.
+    pub fn traced(self) -> bool {
+        !matches!(self, Route::Health | Route::Metrics)
+    }
+
     /// Finds the route for a request path as served by `role`.
     pub fn resolve(path: &str, role: Role) -> Route {
         Route::ALL

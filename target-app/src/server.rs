@@ -33,6 +33,8 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub enum ServeError {
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
+    #[error(transparent)]
+    Downstream(#[from] crate::downstream::BadDownstreamUrl),
     #[error("cannot read the listener's address: {0}")]
     LocalAddr(io::Error),
     #[error("cannot listen on {addr} again after an outage: {source}")]

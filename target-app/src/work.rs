@@ -6,12 +6,8 @@
 
 use std::time::Duration;
 
-use opentelemetry::trace::{TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
 use serde::Serialize;
 use tokio::time::Instant;
-
-use crate::telemetry::logs::ServiceScope;
 
 /// What the work produced, so the answer shows it was done.
 #[derive(Debug, Default, Serialize)]
@@ -44,20 +40,20 @@ pub fn generate_load(budget: Duration) -> Report {
 
 /// Repeats `step` for `share` of time inside a child span named `name`.
 fn stage(name: &'static str, share: Duration, mut step: impl FnMut()) {
-    let cx = Context::current();
-    let _attached = cx.get::<ServiceScope>().map(|scope| {
-        let span = scope.tracer.start_with_context(name, &cx);
-        cx.with_span(span).attach()
-    });
+    let span = tracing::info_span!(
+        target: "target_app::work",
+        "work",
+        otel.name = name,
+        work.rounds = tracing::field::Empty
+    );
+    let _entered = span.enter();
     let start = Instant::now();
     let mut rounds = 0u64;
     while start.elapsed() < share || rounds == 0 {
         step();
         rounds += 1;
     }
-    Context::current()
-        .span()
-        .set_attribute(KeyValue::new("work.rounds", rounds as i64));
+    span.record("work.rounds", rounds);
 }
 
 #[derive(Clone)]

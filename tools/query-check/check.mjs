@@ -161,8 +161,10 @@ function lokiLabels() {
   return labels;
 }
 
-// Span and resource attributes the target sets: every `KeyValue::new("…"` in its source; those in the
-// telemetry module are resource attributes (with service.name, set by `with_service_name`).
+// Span and resource attributes the target sets: every `KeyValue::new("…"`, `set_attribute("…"` and
+// `.record("…"` in its source, every field of its `info_span!(…)` spans (but `otel.*`, which name the span),
+// and every `…_ATTRIBUTE` constant; those in the telemetry module are resource attributes (with
+// service.name, set by `with_service_name`).
 function spanAttributes() {
   const span = new Set();
   const resource = new Set(['service.name']);
@@ -172,7 +174,15 @@ function spanAttributes() {
       if (e.isDirectory()) walk(p);
       else if (p.endsWith('.rs')) {
         const into = p.endsWith(join('telemetry', 'mod.rs')) ? resource : span;
-        for (const m of read(p).matchAll(/KeyValue::new\(\s*"([^"]+)"/g)) into.add(m[1]);
+        const text = read(p);
+        for (const m of text.matchAll(/KeyValue::new\(\s*"([^"]+)"/g)) into.add(m[1]);
+        for (const m of text.matchAll(/(?:set_attribute|\.record)\(\s*"([^"]+)"/g)) span.add(m[1]);
+        for (const m of text.matchAll(/_ATTRIBUTE: &str = "([^"]+)"/g)) span.add(m[1]);
+        for (const body of text.matchAll(/info_span!\(([\s\S]*?)\);/g)) {
+          for (const m of body[1].matchAll(/([a-z]\w*(?:\.\w+)+)\s*=/g)) {
+            if (!m[1].startsWith('otel.')) span.add(m[1]);
+          }
+        }
       }
     }
   };

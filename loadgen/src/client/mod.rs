@@ -157,6 +157,12 @@ pub struct Client {
     server_idle_nanos: AtomicU64,
     /// The first TLS failure, told once to the user.
     tls_failure: Mutex<Option<String>>,
+    /// Held while an HTTP/2 connection is being opened, so that requests arriving meanwhile wait
+    /// for it and share it instead of each opening their own.
+    h2_connecting: tokio::sync::Mutex<()>,
+    /// Whether the server answered HTTP/2 when offered (`None` until a connection tells).
+    speaks_h2: Mutex<Option<bool>>,
+    wants_h2: bool,
 }
 
 struct Idle {
@@ -179,6 +185,9 @@ impl Client {
             shared_h2: Mutex::new(None),
             server_idle_nanos: AtomicU64::new(u64::MAX),
             tls_failure: Mutex::new(None),
+            h2_connecting: tokio::sync::Mutex::new(()),
+            speaks_h2: Mutex::new(None),
+            wants_h2: options.protocol != Protocol::Http1,
         })
     }
 
@@ -337,15 +346,25 @@ impl Client {
         handshake: &mut Option<Duration>,
     ) -> Result<(Sender, Option<Duration>), Class> {
         if !fresh_only {
-            if let Some(shared) = self.shared_h2.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-                if !shared.is_closed() {
-                    return Ok((Sender::H2(shared.clone()), None));
-                }
+            if let Some(shared) = self.shared_h2() {
+                return Ok((Sender::H2(shared), None));
             }
             if let Some((sender, age)) = self.idle_connection() {
                 return Ok((Sender::H1(sender), Some(age)));
             }
         }
+        // HTTP/2 (or not known yet): one connection at a time, then share it.
+        let speaks_h2 = *self.speaks_h2.lock().unwrap_or_else(|e| e.into_inner());
+        let _gate = match (self.wants_h2, speaks_h2) {
+            (true, None | Some(true)) => {
+                let gate = self.h2_connecting.lock().await;
+                if let Some(shared) = self.shared_h2() {
+                    return Ok((Sender::H2(shared), None));
+                }
+                Some(gate)
+            }
+            _ => None,
+        };
         let begun = Instant::now();
         let sender = self.endpoint.connect().await.map_err(|failure| {
             if let Some(why) = failure.tls {
@@ -355,10 +374,17 @@ impl Client {
             failure.class
         })?;
         *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
+        *self.speaks_h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(matches!(sender, Sender::H2(_)));
         if let Sender::H2(h2) = &sender {
             *self.shared_h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(h2.clone());
         }
         Ok((sender, None))
+    }
+
+    /// The shared HTTP/2 connection, while it is open.
+    fn shared_h2(&self) -> Option<http2::SendRequest<Full<Bytes>>> {
+        let shared = self.shared_h2.lock().unwrap_or_else(|e| e.into_inner());
+        shared.as_ref().filter(|s| !s.is_closed()).cloned()
     }
 
     /// The server closed a connection that had been idle for `age`: stay short of that from now on.

@@ -98,6 +98,12 @@ fn summary() -> Summary {
                 firing_after_s: Some(1.0),
                 resolved_after_s: None,
                 detail: "fired".into(),
+                predicted: Some(crate::alerts::Predicted {
+                    pending_after_s: Some(0.0),
+                    firing_after_s: Some(2.0),
+                    resolved_after_s: None,
+                    drift_s: Some(-1.0),
+                }),
             }],
             failed_polls: 0,
         }),

@@ -49,6 +49,7 @@ pub(super) fn expectations(raw: Spanned<RawExpect>, ctx: &mut Ctx<'_>) -> Expect
         ("alerts_resolved", raw.alerts_resolved, &mut out.alerts_resolved),
     ];
     let mut seen: HashMap<String, &str> = HashMap::new();
+    let mut out_spans = Vec::new();
     for (list, names, into) in lists {
         for name in names.into_iter().flatten() {
             let valid = name
@@ -79,10 +80,12 @@ pub(super) fn expectations(raw: Spanned<RawExpect>, ctx: &mut Ctx<'_>) -> Expect
                     Some(name.span()),
                 ));
             } else {
+                out_spans.push((name.get_ref().clone(), name.span()));
                 into.push(name.into_inner());
             }
         }
     }
+    out.alert_spans = out_spans;
     out
 }
 

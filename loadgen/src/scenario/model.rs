@@ -239,6 +239,8 @@ pub struct Expectations {
     pub alerts_inactive: Vec<String>,
     /// Alerts that must have fired before the end of the phase and not be firing at its end.
     pub alerts_resolved: Vec<String>,
+    /// Byte range in the file of each alert name above, for messages that point at it.
+    pub alert_spans: Vec<(String, std::ops::Range<usize>)>,
 }
 
 impl Expectations {

@@ -7,6 +7,7 @@ mod html;
 mod live;
 mod metrics;
 mod peers;
+mod predict;
 mod queries;
 mod run;
 mod scenario;

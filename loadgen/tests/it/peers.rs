@@ -71,7 +71,9 @@ http {{
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        let _ = child.kill();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let _ = child.wait();
         let error_log = std::fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default();
         panic!("nginx did not start on port {port}: {error_log}");
@@ -102,6 +104,16 @@ http {{
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: the master then stops its worker, which would otherwise outlive it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..250 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

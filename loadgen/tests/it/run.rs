@@ -256,9 +256,7 @@ chaos = [{ fault = "latency", delay = "5ms" }]
         .status()
         .unwrap();
     assert!(status.success());
-    let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(15), "stopped promptly");
     assert_eq!(
         out.status.code(),
         Some(130),

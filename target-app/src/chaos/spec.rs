@@ -44,6 +44,8 @@ pub enum Fault {
     Memory(MemoryFault),
     /// Close the listener and every connection for a while, so scrapes fail and `up == 0`.
     Outage(OutageFault),
+    /// Answer 429 with `Retry-After` to requests past a rate (GCRA: `rps` per second, `burst` at once).
+    RateLimit(RateLimitFault),
 }
 
 fn one() -> f64 {
@@ -169,6 +171,36 @@ pub struct OutageFault {
     pub duration: Duration,
 }
 
+/// Admit at most `rps` requests per second with bursts of up to `burst`; answer the rest 429.
+///
+/// The limit is a generic cell rate algorithm (GCRA): one request is admitted every `1/rps` seconds on
+/// average, and up to `burst` may arrive back to back after a quiet spell. Over any window of `T`
+/// seconds at most `burst + rps·T` requests pass, so a steady offered rate above `rps` sees exactly `rps`
+/// admitted per second once the burst is spent. The routes listed share one limit; give each route a
+/// fault of its own for separate limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFault {
+    /// Steady rate admitted, in requests per second, 1-1000000.
+    pub rps: u32,
+    /// Requests admitted back to back after a quiet spell, 1-1000000. Default: `rps` (one second's worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Route templates that share this limit; empty means every faultable route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
+}
+
+impl RateLimitFault {
+    /// Largest `rps` and `burst` accepted.
+    pub const MAX: u32 = 1_000_000;
+
+    /// The burst in force: the one given, or `rps`.
+    pub fn burst(&self) -> u32 {
+        self.burst.unwrap_or(self.rps)
+    }
+}
+
 /// A problem with one field of a chaos request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -194,6 +226,7 @@ pub const FAULT_KINDS: &[&str] = &[
     "cpu",
     "memory",
     "outage",
+    "rate_limit",
 ];
 
 /// Longest latency or timeout hold accepted, so a fault cannot pin a connection forever.
@@ -211,6 +244,7 @@ impl Fault {
             Fault::Cpu(_) => "cpu",
             Fault::Memory(_) => "memory",
             Fault::Outage(_) => "outage",
+            Fault::RateLimit(_) => "rate_limit",
         }
     }
 
@@ -222,7 +256,7 @@ impl Fault {
             Fault::Timeout(f) => f.ratio,
             Fault::Reset(f) => f.ratio,
             Fault::Downstream(f) => f.ratio,
-            Fault::Cpu(_) | Fault::Memory(_) | Fault::Outage(_) => 1.0,
+            Fault::Cpu(_) | Fault::Memory(_) | Fault::Outage(_) | Fault::RateLimit(_) => 1.0,
         }
     }
 
@@ -234,6 +268,7 @@ impl Fault {
             Fault::Timeout(f) => &f.routes,
             Fault::Reset(f) => &f.routes,
             Fault::Downstream(f) => &f.routes,
+            Fault::RateLimit(f) => &f.routes,
             Fault::Cpu(_) | Fault::Memory(_) | Fault::Outage(_) => &[],
         }
     }
@@ -267,46 +302,88 @@ impl Fault {
                 ),
             }
         }
+        // Each field is checked on its own, so a request with several bad fields hears of all of them.
         match self {
-            Fault::Error(f) if !(400..=599).contains(&f.status) => bad(
-                "status",
-                format!("must be an HTTP error status 400-599, got {}", f.status),
-            ),
-            Fault::Latency(f) if f.delay + f.jitter > MAX_HOLD => bad(
-                "delay",
-                format!(
-                    "delay + jitter must be at most {}",
-                    crate::duration::format(MAX_HOLD)
-                ),
-            ),
-            Fault::Latency(f) if f.delay.is_zero() && f.jitter.is_zero() => {
-                bad("delay", "must be more than 0 (e.g. \"500ms\")".to_owned())
+            Fault::Error(f) => {
+                if !(400..=599).contains(&f.status) {
+                    bad(
+                        "status",
+                        format!("must be an HTTP error status 400-599, got {}", f.status),
+                    );
+                }
             }
-            Fault::Timeout(f) if f.hold > MAX_HOLD || f.hold.is_zero() => bad(
-                "hold",
-                format!(
-                    "must be more than 0 and at most {}",
-                    crate::duration::format(MAX_HOLD)
-                ),
-            ),
-            Fault::Cpu(f) if !(1..=64).contains(&f.threads) => {
-                bad("threads", format!("must be 1-64, got {}", f.threads))
+            Fault::Latency(f) => {
+                if f.delay + f.jitter > MAX_HOLD {
+                    bad(
+                        "delay",
+                        format!(
+                            "delay + jitter must be at most {}",
+                            crate::duration::format(MAX_HOLD)
+                        ),
+                    );
+                } else if f.delay.is_zero() && f.jitter.is_zero() {
+                    bad("delay", "must be more than 0 (e.g. \"500ms\")".to_owned());
+                }
             }
-            Fault::Cpu(f) if !(0.0..=1.0).contains(&f.utilization) || f.utilization == 0.0 => bad(
-                "utilization",
-                format!("must be above 0.0 and at most 1.0, got {}", f.utilization),
-            ),
-            Fault::Memory(f) if !(1..=1024).contains(&f.mb_per_second) => bad(
-                "mb_per_second",
-                format!("must be 1-1024, got {}", f.mb_per_second),
-            ),
-            Fault::Memory(f) if !(1..=4096).contains(&f.limit_mb) => {
-                bad("limit_mb", format!("must be 1-4096, got {}", f.limit_mb))
+            Fault::Timeout(f) => {
+                if f.hold > MAX_HOLD || f.hold.is_zero() {
+                    bad(
+                        "hold",
+                        format!(
+                            "must be more than 0 and at most {}",
+                            crate::duration::format(MAX_HOLD)
+                        ),
+                    );
+                }
             }
-            Fault::Outage(f) if f.duration.is_zero() || f.duration > Duration::from_secs(3600) => {
-                bad("duration", "must be more than 0 and at most 1h".to_owned())
+            Fault::Cpu(f) => {
+                if !(1..=64).contains(&f.threads) {
+                    bad("threads", format!("must be 1-64, got {}", f.threads));
+                }
+                if !(f.utilization > 0.0 && f.utilization <= 1.0) {
+                    bad(
+                        "utilization",
+                        format!("must be above 0.0 and at most 1.0, got {}", f.utilization),
+                    );
+                }
             }
-            _ => {}
+            Fault::Memory(f) => {
+                if !(1..=1024).contains(&f.mb_per_second) {
+                    bad(
+                        "mb_per_second",
+                        format!("must be 1-1024, got {}", f.mb_per_second),
+                    );
+                }
+                if !(1..=4096).contains(&f.limit_mb) {
+                    bad("limit_mb", format!("must be 1-4096, got {}", f.limit_mb));
+                }
+            }
+            Fault::Outage(f) => {
+                if f.duration.is_zero() || f.duration > Duration::from_secs(3600) {
+                    bad("duration", "must be more than 0 and at most 1h".to_owned());
+                }
+            }
+            Fault::RateLimit(f) => {
+                let max = RateLimitFault::MAX;
+                if !(1..=max).contains(&f.rps) {
+                    bad(
+                        "rps",
+                        format!(
+                            "must be a whole number of requests per second, 1-{max}, got {}",
+                            f.rps
+                        ),
+                    );
+                }
+                if let Some(burst) = f.burst {
+                    if !(1..=max).contains(&burst) {
+                        bad(
+                            "burst",
+                            format!("must be 1-{max} requests (or left out to mean `rps`), got {burst}"),
+                        );
+                    }
+                }
+            }
+            Fault::Reset(_) | Fault::Downstream(_) => {}
         }
         errors
     }
@@ -382,5 +459,42 @@ mod tests {
                 "faults[1].routes[1]"
             ]
         );
+    }
+
+    #[test]
+    fn every_bad_field_of_one_fault_is_named() {
+        let spec: ChaosSpec = serde_json::from_str(
+            r#"{"faults":[
+                {"fault":"cpu","threads":0,"utilization":0.0},
+                {"fault":"memory","mb_per_second":0,"limit_mb":5000},
+                {"fault":"rate_limit","rps":0,"burst":0,"routes":["/nope"]}
+            ]}"#,
+        )
+        .unwrap();
+        let fields: Vec<String> = spec.validate().into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "faults[0].threads",
+                "faults[0].utilization",
+                "faults[1].mb_per_second",
+                "faults[1].limit_mb",
+                "faults[2].routes[0]",
+                "faults[2].rps",
+                "faults[2].burst",
+            ]
+        );
+    }
+
+    #[test]
+    fn rate_limit_burst_defaults_to_rps() {
+        let spec: ChaosSpec =
+            serde_json::from_str(r#"{"faults":[{"fault":"rate_limit","rps":20}]}"#).unwrap();
+        let Fault::RateLimit(f) = &spec.faults[0] else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(f.burst(), 20);
+        assert!(spec.validate().is_empty());
+        assert!(serde_json::from_str::<ChaosSpec>(r#"{"faults":[{"fault":"rate_limit"}]}"#).is_err());
     }
 }

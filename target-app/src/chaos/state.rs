@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::spec::{ChaosSpec, CpuFault, Fault, FieldError, MemoryFault, FAULT_KINDS};
+use super::spec::{ChaosSpec, CpuFault, Fault, FieldError, MemoryFault, RateLimitFault, FAULT_KINDS};
 use crate::metrics::Metrics;
 use crate::route::Route;
 
@@ -39,6 +39,8 @@ pub enum Terminal {
     Timeout(Duration),
     /// Reset the connection.
     Reset,
+    /// Answer 429: past the rate limit; the next request would be admitted after this long.
+    RateLimited(Duration),
 }
 
 struct ActiveFault {
@@ -50,6 +52,58 @@ struct ActiveFault {
     ratio_ppm: u64,
     offset_ppm: u64,
     salt: u64,
+    /// The GCRA limiter of a rate-limit fault.
+    limiter: Option<Limiter>,
+}
+
+type Limiter = governor::RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    TokioClock,
+    governor::middleware::NoOpMiddleware<TokioInstant>,
+>;
+
+/// Governor's clock over `tokio::time`, so rate limits follow a paused clock in tests exactly.
+#[derive(Debug, Clone)]
+struct TokioClock {
+    origin: tokio::time::Instant,
+}
+
+/// Nanoseconds since the clock's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct TokioInstant(governor::nanos::Nanos);
+
+impl std::ops::Add<governor::nanos::Nanos> for TokioInstant {
+    type Output = Self;
+    fn add(self, other: governor::nanos::Nanos) -> Self {
+        TokioInstant(self.0 + other)
+    }
+}
+
+impl governor::clock::Reference for TokioInstant {
+    fn duration_since(&self, earlier: Self) -> governor::nanos::Nanos {
+        self.0.saturating_sub(earlier.0)
+    }
+    fn saturating_sub(&self, duration: governor::nanos::Nanos) -> Self {
+        TokioInstant(self.0.saturating_sub(duration))
+    }
+}
+
+impl governor::clock::Clock for TokioClock {
+    type Instant = TokioInstant;
+    fn now(&self) -> TokioInstant {
+        TokioInstant(self.origin.elapsed().into())
+    }
+}
+
+fn limiter(f: &RateLimitFault) -> Option<Limiter> {
+    let rps = std::num::NonZeroU32::new(f.rps)?;
+    let burst = std::num::NonZeroU32::new(f.burst())?;
+    let quota = governor::Quota::per_second(rps).allow_burst(burst);
+    let clock = TokioClock {
+        origin: tokio::time::Instant::now(),
+    };
+    Some(governor::RateLimiter::direct_with_clock(quota, clock))
 }
 
 impl ActiveFault {
@@ -60,7 +114,12 @@ impl ActiveFault {
             .map(|r| r.faultable() && (routes.is_empty() || routes.iter().any(|t| t == r.template())))
             .collect();
         let salt = mix(seed ^ mix(index as u64 + 1));
+        let limiter = match &fault {
+            Fault::RateLimit(f) => limiter(f),
+            _ => None,
+        };
         ActiveFault {
+            limiter,
             ratio_ppm: (fault.ratio() * PPM as f64).round() as u64,
             offset_ppm: salt % PPM,
             salt,
@@ -77,6 +136,19 @@ impl ActiveFault {
         }
         let n = self.counters[route.index()].fetch_add(1, Ordering::Relaxed);
         hits(n, self.ratio_ppm, self.offset_ppm).then_some(n)
+    }
+
+    /// Takes a cell of the rate limit for a request on `route`: `Some(wait)` when it is refused.
+    fn limit(&self, route: Route) -> Option<Duration> {
+        use governor::clock::Clock as _;
+        if !self.applies[route.index()] {
+            return None;
+        }
+        let limiter = self.limiter.as_ref()?;
+        limiter
+            .check()
+            .err()
+            .map(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
 }
 
@@ -237,6 +309,15 @@ impl Chaos {
                         let delay = f.delay + Duration::from_millis(extra);
                         decision.delay = Some(decision.delay.unwrap_or_default() + delay);
                         decision.hits.push("latency");
+                    }
+                    continue;
+                }
+                Fault::RateLimit(_) => {
+                    if decision.terminal.is_none() {
+                        if let Some(wait) = af.limit(route) {
+                            decision.terminal = Some(Terminal::RateLimited(wait));
+                            decision.hits.push("rate_limit");
+                        }
                     }
                     continue;
                 }
@@ -404,6 +485,36 @@ mod tests {
             .apply(spec(r#"{"faults":[{"fault":"error","ratio":2.0}]}"#))
             .is_err());
         assert_eq!(chaos.spec(), good);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_admits_burst_then_rps_and_says_when_to_retry() {
+        let chaos = Chaos::new(Arc::new(Metrics::new(true)));
+        chaos
+            .apply(spec(
+                r#"{"faults":[{"fault":"rate_limit","rps":10,"burst":5,"routes":["/"]}]}"#,
+            ))
+            .unwrap();
+        // A burst of 8 at once: 5 pass, 3 are refused and told to wait one emission interval.
+        let burst: Vec<Decision> = (0..8).map(|_| chaos.decide(Route::Index)).collect();
+        assert_eq!(burst.iter().filter(|d| d.terminal.is_none()).count(), 5);
+        assert_eq!(
+            burst[7].terminal,
+            Some(Terminal::RateLimited(Duration::from_millis(100)))
+        );
+        assert!(
+            chaos.decide(Route::Slow).terminal.is_none(),
+            "other routes untouched"
+        );
+        // Then 100 requests a second for 10 s: exactly 10 a second pass.
+        let mut admitted = 0;
+        for _ in 0..1000 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            if chaos.decide(Route::Index).terminal.is_none() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 100);
     }
 
     #[test]

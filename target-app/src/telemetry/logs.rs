@@ -1,38 +1,33 @@
-//! JSON logs: one object a line on stdout, with the trace and span ids of the request being served.
+//! JSON logs: one object a line, with the trace and span ids of the span each line was written in.
 //!
-//! A `tracing` layer formats each event and reads the current OpenTelemetry context (attached to every
-//! request future) for `trace_id`, `span_id` and the service that emits it; the same layer hands the
-//! record to that service's OTLP logger when log export is on. Lines go into a bounded buffer that a
-//! writer thread empties every 20 ms, so a slow terminal never stalls a request; when the buffer is full
-//! a line is dropped and counted rather than blocking.
+//! [`init`] opens the process's output (stdout for the binary, a file for an embedding program): a bounded
+//! buffer that a writer thread empties every 20 ms, so a slow terminal never stalls a request; when the
+//! buffer is full a line is dropped and counted rather than blocking. It also installs the process's
+//! default subscriber for lines written outside any service (start-up, shutdown). Each service instance
+//! adds an [`instance_layer`] to its own subscriber: its lines carry its `service` name and the ids of the
+//! current `tracing` span as `tracing-opentelemetry` assigned them, and go to its OTLP logger when log
+//! export is on.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry::Context;
+use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceFlags, TraceId};
 use opentelemetry_sdk::logs::SdkLogger;
+use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-/// Which service a request belongs to; carried in the OpenTelemetry context of each request.
-#[derive(Clone)]
-pub struct ServiceScope {
-    /// `service.name` of the service serving the request.
-    pub name: Arc<str>,
-    /// The service's OTLP logger, when log export is on.
-    pub logger: Option<SdkLogger>,
-    /// The service's tracer, for child spans of the request.
-    pub tracer: opentelemetry_sdk::trace::SdkTracer,
-}
+/// The process's log output, once [`init`] has opened it.
+static OUTPUT: RwLock<Option<Arc<LineBuffer>>> = RwLock::new(None);
 
 /// Keeps the writer thread alive; dropping it flushes every queued line.
 pub struct LogGuard {
@@ -49,6 +44,11 @@ impl LogGuard {
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
+        let mut output = OUTPUT.write().unwrap_or_else(|e| e.into_inner());
+        if output.as_ref().is_some_and(|b| Arc::ptr_eq(b, &self.buffer)) {
+            *output = None;
+        }
+        drop(output);
         self.buffer.closed.store(true, Ordering::Relaxed);
         if let Some(writer) = self.writer.take() {
             writer.thread().unpark();
@@ -77,7 +77,31 @@ pub const DEFAULT_FILTER: &str =
     "info,hyper=warn,hyper_util=warn,reqwest=warn,opentelemetry=warn,opentelemetry_sdk=warn,\
 opentelemetry_otlp=warn,opentelemetry-otlp=warn,Pyroscope=warn,pyroscope=warn";
 
-/// Installs the JSON log layer as the global subscriber, writing to `out`.
+/// The level filter of every subscriber: `RUST_LOG`, or [`DEFAULT_FILTER`].
+pub fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+}
+
+/// The JSON layer of one service instance: lines carry `service` and span ids, and go to the process's
+/// output (if [`init`] opened one) and to `logger` (if log export is on).
+/// The returned cell must be given the subscriber's dispatcher once it is built: span ids are read
+/// through it (a layer cannot ask for the current dispatcher while it is handling an event).
+pub fn instance_layer(
+    service: Arc<str>,
+    logger: Option<SdkLogger>,
+) -> (JsonLayer, Arc<OnceLock<WeakDispatch>>) {
+    let dispatch = Arc::new(OnceLock::new());
+    let layer = JsonLayer {
+        buffer: OUTPUT.read().unwrap_or_else(|e| e.into_inner()).clone(),
+        service: Some(service),
+        logger,
+        dispatch: Some(dispatch.clone()),
+    };
+    (layer, dispatch)
+}
+
+/// Opens the process's log output on `out` and installs the default subscriber for lines written
+/// outside any service instance.
 pub fn init(out: Box<dyn std::io::Write + Send>) -> LogGuard {
     let buffer = Arc::new(LineBuffer {
         lines: Mutex::new(Vec::with_capacity(64 * 1024)),
@@ -89,11 +113,17 @@ pub fn init(out: Box<dyn std::io::Write + Send>) -> LogGuard {
         .name("log-writer".into())
         .spawn(move || write_lines(&shared, out))
         .expect("spawn log writer thread");
+    *OUTPUT.write().unwrap_or_else(|e| e.into_inner()) = Some(buffer.clone());
     let layer = JsonLayer {
-        buffer: buffer.clone(),
+        buffer: Some(buffer.clone()),
+        service: None,
+        logger: None,
+        dispatch: None,
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let _ = tracing_subscriber::registry().with(filter).with(layer).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(layer)
+        .try_init();
     LogGuard {
         buffer,
         writer: Some(writer),
@@ -121,63 +151,65 @@ fn write_lines(buffer: &LineBuffer, out: Box<dyn std::io::Write + Send>) {
     }
 }
 
-struct JsonLayer {
-    buffer: Arc<LineBuffer>,
+/// Formats events as JSON lines; see the module documentation.
+pub struct JsonLayer {
+    buffer: Option<Arc<LineBuffer>>,
+    service: Option<Arc<str>>,
+    logger: Option<SdkLogger>,
+    /// The subscriber this layer belongs to, when its spans have OpenTelemetry ids to print.
+    dispatch: Option<Arc<OnceLock<WeakDispatch>>>,
 }
 
-impl<S: Subscriber> Layer<S> for JsonLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: LayerContext<'_, S>) {
+type Ids = (TraceId, SpanId, TraceFlags);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
+    fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
+        if self.buffer.is_none() && self.logger.is_none() {
+            return;
+        }
         let meta = event.metadata();
         let level = meta.level();
-        // Trace ids, service and OTLP logger of the request being served, if any.
-        let (ids, scope) = Context::map_current(|cx| {
-            let span = cx.span();
-            let sc = span.span_context();
-            let ids = sc.is_valid().then(|| (sc.trace_id(), sc.span_id()));
-            (
-                ids,
-                cx.get::<ServiceScope>()
-                    .map(|s| (s.name.clone(), s.logger.clone())),
-            )
-        });
-        let logger = scope.as_ref().and_then(|(_, l)| l.clone());
+        let ids = match self.dispatch.as_ref().and_then(|d| d.get()) {
+            Some(dispatch) => ctx
+                .event_span(event)
+                .and_then(|span| span_ids(&span.id(), dispatch)),
+            None => None,
+        };
         let mut fields = JsonFields {
-            keep_pairs: logger.is_some(),
+            keep_pairs: self.logger.is_some(),
             ..JsonFields::default()
         };
         event.record(&mut fields);
 
-        LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                self.format_line(
-                    &mut line,
-                    meta,
-                    *level,
-                    &fields,
-                    ids,
-                    scope.as_ref().map(|(n, _)| n),
-                );
-                self.push(&line);
-            }
-            // An event raised while formatting another one on this thread: use a fresh buffer.
-            Err(_) => {
-                let mut line = String::with_capacity(256);
-                self.format_line(
-                    &mut line,
-                    meta,
-                    *level,
-                    &fields,
-                    ids,
-                    scope.as_ref().map(|(n, _)| n),
-                );
-                self.push(&line);
-            }
-        });
-        if let Some(logger) = &logger {
-            emit_otlp(logger, *level, &fields);
+        if let Some(buffer) = &self.buffer {
+            LINE.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut line) => {
+                    line.clear();
+                    self.format_line(&mut line, meta, *level, &fields, ids);
+                    push(buffer, &line);
+                }
+                // An event raised while formatting another one on this thread: use a fresh buffer.
+                Err(_) => {
+                    let mut line = String::with_capacity(256);
+                    self.format_line(&mut line, meta, *level, &fields, ids);
+                    push(buffer, &line);
+                }
+            });
+        }
+        if let Some(logger) = &self.logger {
+            emit_otlp(logger, *level, &fields, ids);
         }
     }
+}
+
+/// The OpenTelemetry ids of a `tracing` span of `dispatch`, if it has valid ones.
+fn span_ids(id: &tracing::span::Id, dispatch: &WeakDispatch) -> Option<Ids> {
+    let dispatch = dispatch.upgrade()?;
+    let cx = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid()
+        .then(|| (sc.trace_id(), sc.span_id(), sc.trace_flags()))
 }
 
 thread_local! {
@@ -192,18 +224,17 @@ impl JsonLayer {
         meta: &tracing::Metadata<'_>,
         level: Level,
         fields: &JsonFields,
-        ids: Option<(opentelemetry::trace::TraceId, opentelemetry::trace::SpanId)>,
-        service: Option<&Arc<str>>,
+        ids: Option<Ids>,
     ) {
         line.push_str("{\"timestamp\":\"");
         rfc3339(SystemTime::now(), line);
         let _ = write!(line, "\",\"level\":\"{}\"", level_name(level));
         line.push_str(",\"message\":");
         push_json_str(line, &fields.message);
-        if let Some((trace_id, span_id)) = ids {
+        if let Some((trace_id, span_id, _)) = ids {
             let _ = write!(line, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"");
         }
-        if let Some(name) = service {
+        if let Some(name) = &self.service {
             line.push_str(",\"service\":");
             push_json_str(line, name);
         }
@@ -212,19 +243,19 @@ impl JsonLayer {
         push_json_str(line, meta.target());
         line.push_str("}\n");
     }
+}
 
-    fn push(&self, line: &str) {
-        let mut lines = self.buffer.lines.lock().unwrap_or_else(|e| e.into_inner());
-        if lines.len() + line.len() <= MAX_BUFFERED {
-            lines.extend_from_slice(line.as_bytes());
-        } else {
-            drop(lines);
-            self.buffer.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+fn push(buffer: &LineBuffer, line: &str) {
+    let mut lines = buffer.lines.lock().unwrap_or_else(|e| e.into_inner());
+    if lines.len() + line.len() <= MAX_BUFFERED {
+        lines.extend_from_slice(line.as_bytes());
+    } else {
+        drop(lines);
+        buffer.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-fn emit_otlp(logger: &SdkLogger, level: Level, fields: &JsonFields) {
+fn emit_otlp(logger: &SdkLogger, level: Level, fields: &JsonFields, ids: Option<Ids>) {
     let mut record = logger.create_log_record();
     record.set_timestamp(SystemTime::now());
     record.set_severity_number(match level {
@@ -239,7 +270,9 @@ fn emit_otlp(logger: &SdkLogger, level: Level, fields: &JsonFields) {
     for (key, value) in &fields.pairs {
         record.add_attribute(key.clone(), value.clone());
     }
-    // The SDK takes the trace context from the current OpenTelemetry context.
+    if let Some((trace_id, span_id, flags)) = ids {
+        record.set_trace_context(trace_id, span_id, Some(flags));
+    }
     logger.emit(record);
 }
 
@@ -286,15 +319,13 @@ impl Visit for JsonFields {
         }
         self.key(field);
         push_json_str(&mut self.rest, value);
-        self.pairs
-            .push((field.name().to_owned(), AnyValue::from(value.to_owned())));
+        self.pair(field, || AnyValue::from(value.to_owned()));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
         let _ = write!(self.rest, "{value}");
-        self.pairs
-            .push((field.name().to_owned(), AnyValue::from(value as i64)));
+        self.pair(field, || AnyValue::from(value as i64));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {

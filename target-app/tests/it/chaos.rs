@@ -284,3 +284,63 @@ async fn memory_fault_grows_and_releases() {
     let after = target_app::process::rss_bytes().unwrap();
     assert!(after + 32 * 1024 * 1024 < grown, "released: {grown} -> {after}");
 }
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after_past_the_burst() {
+    let app = spawn(Role::App, |_| {}).await;
+    let bad = put(
+        &app.url("/admin/chaos"),
+        r#"{"faults":[{"fault":"rate_limit","rps":0,"burst":0,"routes":["/nope"]}]}"#,
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let fields: Vec<String> = bad.json()["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        fields,
+        ["faults[0].routes[0]", "faults[0].rps", "faults[0].burst"],
+        "every bad field named at once"
+    );
+
+    // One request a second, three at once: far slower than these requests arrive.
+    let ans = put(
+        &app.url("/admin/chaos"),
+        r#"{"faults":[{"fault":"rate_limit","rps":1,"burst":3,"routes":["/"]}]}"#,
+    )
+    .await;
+    assert_eq!(ans.status, 200, "{}", ans.body);
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let mut statuses = Vec::new();
+    let mut retry_after = Vec::new();
+    for _ in 0..6 {
+        let resp = client.get(app.url("/").parse().unwrap()).await.unwrap();
+        statuses.push(resp.status().as_u16());
+        retry_after.push(
+            resp.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+    assert_eq!(retry_after[3].as_deref(), Some("1"));
+    assert_eq!(retry_after[0], None);
+    assert_eq!(
+        get(&app.url("/health")).await.status,
+        200,
+        "probes are never limited"
+    );
+    let metrics = get(&app.url("/metrics")).await.body;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"http_requests_total{method="GET",route="/",status="429"}"#
+        ),
+        3.0
+    );
+    assert_eq!(sample(&metrics, r#"chaos_fault_active{fault="rate_limit"}"#), 1.0);
+}

@@ -15,6 +15,8 @@ use crate::support::{get, receiver, Proc};
 
 struct Span {
     service: String,
+    resource: Vec<(String, String)>,
+    attributes: Vec<(String, String)>,
     name: String,
     kind: i32,
     trace_id: String,
@@ -25,6 +27,30 @@ struct Span {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text(v: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn pairs(kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Vec<(String, String)> {
+    kvs.iter()
+        .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
+        .collect()
+}
+
+impl Span {
+    fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>) -> String {
@@ -38,16 +64,35 @@ fn service_of(resource: Option<&opentelemetry_proto::tonic::resource::v1::Resour
         .unwrap_or_default()
 }
 
+/// Bodies the receiver was sent on `path`.
+fn posted(receiver: &crate::support::Receiver, path: &str) -> Vec<bytes::Bytes> {
+    receiver
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _, _)| p == path)
+        .map(|(_, _, b)| b.clone())
+        .collect()
+}
+
 fn decode_spans(bodies: &[bytes::Bytes]) -> Vec<Span> {
     let mut spans = Vec::new();
     for body in bodies {
         let req = ExportTraceServiceRequest::decode(body.as_ref()).expect("OTLP trace protobuf");
         for rs in req.resource_spans {
             let service = service_of(rs.resource.as_ref());
+            let resource = rs
+                .resource
+                .as_ref()
+                .map(|r| pairs(&r.attributes))
+                .unwrap_or_default();
             for ss in rs.scope_spans {
                 for s in ss.spans {
                     spans.push(Span {
                         service: service.clone(),
+                        resource: resource.clone(),
+                        attributes: pairs(&s.attributes),
                         name: s.name,
                         kind: s.kind,
                         trace_id: hex(&s.trace_id),
@@ -66,7 +111,13 @@ fn decode_spans(bodies: &[bytes::Bytes]) -> Vec<Span> {
 async fn one_external_request_is_one_trace_across_both_services() {
     let otlp = receiver().await;
     let endpoint = format!("http://{}", otlp.addr);
-    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=ci,team=sre%20tools",
+        ),
+    ];
     let mut downstream = Proc::start(&["--role", "downstream", "--otlp-logs"], &env);
     let down_url = format!("http://{}", downstream.addr);
     let mut app = Proc::start(&["--downstream-url", &down_url, "--otlp-logs"], &env);
@@ -79,11 +130,7 @@ async fn one_external_request_is_one_trace_across_both_services() {
     assert!(downstream.wait(Duration::from_secs(15)).success());
 
     let received = otlp.received.lock().unwrap().clone();
-    let trace_bodies: Vec<_> = received
-        .iter()
-        .filter(|(p, _, _)| p == "/v1/traces")
-        .map(|(_, _, b)| b.clone())
-        .collect();
+    let trace_bodies = posted(&otlp, "/v1/traces");
     for (path, headers, _) in &received {
         assert_eq!(headers["content-type"], "application/x-protobuf", "{path}");
     }
@@ -113,6 +160,19 @@ async fn one_external_request_is_one_trace_across_both_services() {
         "W3C trace context links the client span to the downstream"
     );
     assert_eq!(remote.name, "GET /api/data");
+    assert!(
+        server
+            .resource
+            .contains(&("deployment.environment".to_owned(), "ci".to_owned()))
+            && remote
+                .resource
+                .contains(&("team".to_owned(), "sre tools".to_owned())),
+        "OTEL_RESOURCE_ATTRIBUTES reach the resource: {:?}",
+        server.resource
+    );
+    assert_eq!(server.attr("http.route"), Some("/external"));
+    assert_eq!(server.attr("http.response.status_code"), Some("200"));
+    assert_eq!(client.attr("peer.service"), Some("downstream"));
     assert!(
         spans
             .iter()
@@ -155,33 +215,112 @@ async fn one_external_request_is_one_trace_across_both_services() {
         .find(|l| l["route"] == "/error")
         .expect("access log of /error");
     assert_eq!(error_line["level"], "error", "5xx are logged at error level");
-    assert!(
-        downstream
-            .json_lines()
-            .iter()
-            .any(|l| l["trace_id"] == server.trace_id.as_str() && l["service"] == "downstream"),
-        "the downstream's log line carries the caller's trace id"
+    let remote_access = downstream
+        .json_lines()
+        .into_iter()
+        .find(|l| l["message"] == "request completed" && l["route"] == "/api/data")
+        .expect("the downstream's access log line");
+    assert_eq!(remote_access["service"], "downstream");
+    assert_eq!(
+        (
+            remote_access["trace_id"].as_str(),
+            remote_access["span_id"].as_str()
+        ),
+        (Some(server.trace_id.as_str()), Some(remote.span_id.as_str())),
+        "the downstream's log line carries the ids of the span it was written in"
     );
 
     // OTLP logs carry the trace context too.
-    let log_bodies: Vec<_> = received
-        .iter()
-        .filter(|(p, _, _)| p == "/v1/logs")
-        .map(|(_, _, b)| b.clone())
-        .collect();
-    let mut log_trace_ids = Vec::new();
+    let log_bodies = posted(&otlp, "/v1/logs");
+    let mut log_ids = Vec::new();
     for body in &log_bodies {
         let req = ExportLogsServiceRequest::decode(body.as_ref()).expect("OTLP logs protobuf");
         for rl in req.resource_logs {
+            let service = service_of(rl.resource.as_ref());
             for sl in rl.scope_logs {
-                log_trace_ids.extend(sl.log_records.iter().map(|r| hex(&r.trace_id)));
+                log_ids.extend(
+                    sl.log_records
+                        .iter()
+                        .map(|r| (service.clone(), hex(&r.trace_id), hex(&r.span_id))),
+                );
             }
         }
     }
-    assert!(
-        log_trace_ids.contains(&server.trace_id),
-        "an OTLP log record of the request carries its trace id"
+    for (service, span) in [("target-app", server), ("downstream", remote)] {
+        assert!(
+            log_ids.contains(&(service.to_owned(), span.trace_id.clone(), span.span_id.clone())),
+            "an OTLP log record of {service} carries the ids of its server span"
+        );
+    }
+}
+
+/// Both roles in one process (as loadgen embeds them): each keeps its own `service.name`, and the
+/// trace links across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_pair_keeps_two_service_names_in_one_trace() {
+    let otlp = receiver().await;
+    let endpoint = format!("http://{}", otlp.addr);
+    let (app, downstream) = crate::support::spawn_pair(move |c| {
+        c.otlp_endpoint = Some(endpoint.clone());
+    })
+    .await;
+    assert_eq!(get(&app.url("/external")).await.status, 200);
+    assert_eq!(get(&app.url("/health")).await.status, 200);
+    app.stop().await;
+    downstream.stop().await;
+
+    let bodies = posted(&otlp, "/v1/traces");
+    let spans = decode_spans(&bodies);
+    let server = spans
+        .iter()
+        .find(|s| s.name == "GET /external")
+        .expect("the app's server span");
+    assert_eq!(server.service, "target-app");
+    assert_eq!(server.parent, "", "the app's server span is a root");
+    let client = spans
+        .iter()
+        .find(|s| s.parent == server.span_id && s.kind == SpanKind::Client as i32)
+        .expect("client span under the server span");
+    assert_eq!(client.service, "target-app");
+    let remote = spans
+        .iter()
+        .find(|s| s.parent == client.span_id)
+        .expect("the downstream's span under the client span");
+    assert_eq!(remote.service, "downstream");
+    assert_eq!(remote.trace_id, server.trace_id);
+    let lookup = spans
+        .iter()
+        .find(|s| s.parent == remote.span_id)
+        .expect("the downstream's internal span");
+    assert_eq!(
+        (lookup.name.as_str(), lookup.service.as_str()),
+        ("data.lookup", "downstream")
     );
+}
+
+/// A standalone process honours OTEL_TRACES_SAMPLER: always_off exports no spans, yet log lines keep ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_sampler_from_the_environment() {
+    let otlp = receiver().await;
+    let endpoint = format!("http://{}", otlp.addr);
+    let mut app = Proc::start(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+        ],
+    );
+    assert_eq!(get(&app.url("/")).await.status, 200);
+    app.signal("TERM");
+    assert!(app.wait(Duration::from_secs(15)).success());
+    let bodies = posted(&otlp, "/v1/traces");
+    assert!(decode_spans(&bodies).is_empty(), "no span is exported");
+    let line = app
+        .json_lines()
+        .into_iter()
+        .find(|l| l["message"] == "request completed")
+        .expect("access line");
+    assert!(line["trace_id"].is_string(), "{line}");
 }
 
 // Minimal Pyroscope push and pprof messages, enough to read function names.
@@ -217,6 +356,8 @@ struct RawSample {
 struct Profile {
     #[prost(message, repeated, tag = "2")]
     sample: Vec<Sample>,
+    #[prost(message, repeated, tag = "4")]
+    location: Vec<Location>,
     #[prost(message, repeated, tag = "5")]
     function: Vec<Function>,
     #[prost(string, repeated, tag = "6")]
@@ -227,6 +368,30 @@ struct Profile {
 struct Sample {
     #[prost(uint64, repeated, tag = "1")]
     location_id: Vec<u64>,
+    #[prost(message, repeated, tag = "3")]
+    label: Vec<PprofLabel>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PprofLabel {
+    #[prost(int64, tag = "1")]
+    key: i64,
+    #[prost(int64, tag = "2")]
+    str: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Location {
+    #[prost(uint64, tag = "1")]
+    id: u64,
+    #[prost(message, repeated, tag = "4")]
+    line: Vec<Line>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Line {
+    #[prost(uint64, tag = "1")]
+    function_id: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -249,59 +414,135 @@ fn gunzip_if_needed(bytes: &[u8]) -> Vec<u8> {
     }
 }
 
+/// One CPU sample: its pprof labels and the function names of its stack.
+struct CpuSample {
+    labels: Vec<(String, String)>,
+    functions: Vec<String>,
+}
+
+impl CpuSample {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Profiles of `/generate-load` reach Pyroscope with readable function names, and the samples taken
+/// while a request's work ran carry its root span's profile id, as the root span says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn profiles_reach_pyroscope_with_named_functions() {
+async fn profiles_carry_the_profile_id_of_their_root_span() {
     let pyroscope = receiver().await;
+    let otlp = receiver().await;
     let server = format!("http://{}", pyroscope.addr);
+    let endpoint = format!("http://{}", otlp.addr);
     let mut app = Proc::start(
         &["--profile-interval", "2s"],
-        &[("PYROSCOPE_SERVER_ADDRESS", server.as_str())],
+        &[
+            ("PYROSCOPE_SERVER_ADDRESS", server.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ],
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
+    for _ in 0..15 {
         assert_eq!(get(&app.url("/generate-load?ms=200")).await.status, 200);
     }
+    assert_eq!(get(&app.url("/")).await.status, 200);
     app.signal("TERM");
     assert!(app.wait(Duration::from_secs(20)).success());
 
     let received = pyroscope.received.lock().unwrap().clone();
     assert!(!received.is_empty(), "at least one push");
-    let mut functions = Vec::new();
-    let mut labels = Vec::new();
+    let mut samples = Vec::new();
+    let mut series_labels = Vec::new();
     for (path, headers, body) in &received {
         assert_eq!(path, "/push.v1.PusherService/Push");
         assert_eq!(headers["content-encoding"], "gzip");
         let push = PushRequest::decode(gunzip_if_needed(body).as_slice()).expect("PushRequest protobuf");
+        assert_eq!(push.series.len(), 1, "one series per push, whatever the spans");
         for series in push.series {
-            labels.extend(series.labels.iter().map(|l| format!("{}={}", l.name, l.value)));
+            series_labels.extend(series.labels.iter().map(|l| format!("{}={}", l.name, l.value)));
             for s in series.samples {
                 let profile =
                     Profile::decode(gunzip_if_needed(&s.raw_profile).as_slice()).expect("pprof protobuf");
-                functions.extend(
+                let string = |i: i64| profile.string_table.get(i as usize).cloned().unwrap_or_default();
+                let function = |id: u64| {
                     profile
                         .function
                         .iter()
-                        .filter_map(|f| profile.string_table.get(f.name as usize))
-                        .cloned(),
-                );
+                        .find(|f| f.id == id)
+                        .map(|f| string(f.name))
+                        .unwrap_or_default()
+                };
+                for sample in &profile.sample {
+                    let functions = sample
+                        .location_id
+                        .iter()
+                        .filter_map(|id| profile.location.iter().find(|l| l.id == *id))
+                        .flat_map(|l| l.line.iter().map(|line| function(line.function_id)))
+                        .collect();
+                    let labels = sample
+                        .label
+                        .iter()
+                        .map(|l| (string(l.key), string(l.str)))
+                        .collect();
+                    samples.push(CpuSample { labels, functions });
+                }
             }
         }
     }
     assert!(
-        labels.iter().any(|l| l == "service_name=target-app"),
-        "{labels:?}"
+        series_labels.iter().any(|l| l == "service_name=target-app"),
+        "{series_labels:?}"
     );
-    assert!(labels.iter().any(|l| l == "role=app"), "{labels:?}");
+    assert!(series_labels.iter().any(|l| l == "role=app"), "{series_labels:?}");
+    assert!(
+        !series_labels.iter().any(|l| l.starts_with("span_id=")),
+        "span ids are sample labels, never series labels"
+    );
     let named = [
         "parse_catalog",
         "price_baskets",
         "rank_recommendations",
         "render_report",
     ];
+    let does_work = |s: &CpuSample| s.functions.iter().any(|f| named.iter().any(|n| f.contains(n)));
     assert!(
-        functions.iter().any(|f| named.iter().any(|n| f.contains(n))),
-        "a /generate-load function appears in the profile; got {} functions, e.g. {:?}",
-        functions.len(),
-        functions.iter().take(20).collect::<Vec<_>>()
+        samples.iter().any(does_work),
+        "a /generate-load function appears in the profile"
+    );
+
+    let bodies = posted(&otlp, "/v1/traces");
+    let spans = decode_spans(&bodies);
+    let roots: Vec<&Span> = spans.iter().filter(|s| s.name == "GET /generate-load").collect();
+    assert_eq!(roots.len(), 15);
+    for root in &roots {
+        assert_eq!(root.parent, "");
+        assert_eq!(
+            root.attr("pyroscope.profile.id"),
+            Some(root.span_id.as_str()),
+            "the root span names its profile by its own id"
+        );
+    }
+    let index = spans.iter().find(|s| s.name == "GET /").expect("span of GET /");
+    assert_eq!(index.attr("pyroscope.profile.id"), Some(index.span_id.as_str()));
+
+    let tagged: Vec<&CpuSample> = samples.iter().filter(|s| s.label("span_id").is_some()).collect();
+    for sample in &tagged {
+        let id = sample.label("span_id").unwrap();
+        assert!(
+            roots.iter().any(|r| r.span_id == id),
+            "sample labelled span_id={id}, which is no root span"
+        );
+        if does_work(sample) {
+            assert_eq!(sample.label("span_name"), Some("GET /generate-load"));
+        }
+    }
+    let linked = tagged.iter().filter(|s| does_work(s)).count();
+    assert!(
+        linked > 0,
+        "the request's CPU samples carry its profile id ({} samples, {} tagged)",
+        samples.len(),
+        tagged.len()
     );
 }

@@ -14,15 +14,19 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
+use std::future::Future;
+
+use target_app::chaos::Fault;
+
 use crate::chaos_client::{ChaosClient, ChaosError};
-use crate::client::Client;
+use crate::client::{Client, Response};
 use crate::outcome::Class;
-use crate::scenario::{Load, Scenario};
+use crate::scenario::{Load, Request, Scenario};
 use crate::schedule::{PhaseStarts, Shard};
-use crate::stats::Sample;
+use crate::stats::{Record, Sample};
 
 /// Closed-loop request numbers start here, above any open-loop schedule, so they never collide.
 const CLOSED_LOOP_NUMBERS: u64 = 1 << 48;
@@ -65,21 +69,55 @@ pub enum EngineError {
     Chaos { phase: String, source: ChaosError },
 }
 
+/// How the engine sends one request: the HTTP client in production, a scripted fake in tests.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `request`, giving up at `deadline`; never fails, a failure is a [`Response`] class.
+    fn send(&self, request: &Request, deadline: Instant) -> impl Future<Output = Response> + Send;
+}
+
+impl Transport for Client {
+    fn send(&self, request: &Request, deadline: Instant) -> impl Future<Output = Response> + Send {
+        Client::send(self, request, deadline)
+    }
+}
+
+/// How the engine applies and clears a phase's faults: the target's chaos API in production.
+pub trait Faults: Send + Sync {
+    /// Replaces the target's faults with `faults`, decided from `seed`.
+    fn apply(&self, seed: u64, faults: &[Fault]) -> impl Future<Output = Result<(), ChaosError>> + Send;
+    /// Clears every fault.
+    fn clear(&self) -> impl Future<Output = Result<(), ChaosError>> + Send;
+}
+
+impl Faults for ChaosClient {
+    fn apply(&self, seed: u64, faults: &[Fault]) -> impl Future<Output = Result<(), ChaosError>> + Send {
+        ChaosClient::apply(self, seed, faults)
+    }
+
+    fn clear(&self) -> impl Future<Output = Result<(), ChaosError>> + Send {
+        ChaosClient::clear(self)
+    }
+}
+
 /// Everything the engine needs.
-pub struct Engine {
+pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     pub scenario: Arc<Scenario>,
-    pub client: Arc<Client>,
-    pub chaos: Option<ChaosClient>,
+    pub client: Arc<T>,
+    pub chaos: Option<F>,
     pub shard: Shard,
     /// Counted once before the run, from `scenario`.
     pub starts: PhaseStarts,
-    pub samples: mpsc::UnboundedSender<Sample>,
+    /// Where each request's result goes.
+    pub samples: Arc<dyn Record>,
     pub stop: watch::Receiver<bool>,
     pub position: Arc<Mutex<Position>>,
     pub phase_elapsed: Arc<Mutex<Vec<Duration>>>,
     pub start: Instant,
     /// How long to wait for in-flight requests after the last phase or a stop.
     pub drain: Duration,
+    /// How long before each open-loop deadline the pacer stops sleeping on tokio's millisecond timer
+    /// and yields to other tasks until the deadline (zero: the timer alone, up to a tick late).
+    pub spin: Duration,
 }
 
 struct Shared {
@@ -89,7 +127,7 @@ struct Shared {
     cancel: watch::Receiver<bool>,
 }
 
-impl Engine {
+impl<T: Transport, F: Faults> Engine<T, F> {
     /// Runs every phase. Faults applied to the target are cleared before returning, whatever happens.
     pub async fn run(self) -> (Result<Ending, EngineError>, Timeline) {
         let mut timeline = Timeline::default();
@@ -220,7 +258,7 @@ impl Engine {
             let intended = started + arrival.offset;
             if Instant::now() < intended {
                 tokio::select! {
-                    () = tokio::time::sleep_until(intended) => {}
+                    () = wait_until(intended, self.spin) => {}
                     _ = stop.changed() => return true,
                 }
             }
@@ -235,7 +273,7 @@ impl Engine {
                 },
             };
             let Some(permit) = permit else {
-                let _ = self.samples.send(Sample::unanswered(
+                self.samples.record(Sample::unanswered(
                     index,
                     arrival.request,
                     intended,
@@ -263,7 +301,7 @@ impl Engine {
                         Sample::unanswered(index, which, intended, Some(sent), Class::Cancelled)
                     }
                 };
-                let _ = samples.send(sample);
+                samples.record(sample);
                 shared_task.in_flight.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             });
@@ -310,7 +348,7 @@ impl Engine {
                         }
                     };
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    let _ = samples.send(sample);
+                    samples.record(sample);
                 }
             }));
         }
@@ -325,3 +363,29 @@ impl Engine {
         interrupted
     }
 }
+
+/// Waits until `at`: on tokio's timer (which wakes on millisecond ticks, so up to a tick late) until
+/// `spin` before it, then yielding to other tasks until the clock reaches it. A clock that does not
+/// move between two yields is paused (tests): then the timer finishes the wait.
+async fn wait_until(at: Instant, spin: Duration) {
+    if spin.is_zero() {
+        return tokio::time::sleep_until(at).await;
+    }
+    if let Some(early) = at.checked_sub(spin) {
+        if Instant::now() < early {
+            tokio::time::sleep_until(early).await;
+        }
+    }
+    let mut last = Instant::now();
+    while last < at {
+        tokio::task::yield_now().await;
+        let now = Instant::now();
+        if now == last {
+            return tokio::time::sleep_until(at).await;
+        }
+        last = now;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,455 @@
+//! The engine under paused time: a scripted transport answers after a set service time, and a fake
+//! fault control records what was applied when. Every time below is tokio's, so the assertions are
+//! exact and no test depends on how busy the machine is.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use target_app::chaos::Fault;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::{Ending, Engine, EngineError, Faults, Transport};
+use crate::chaos_client::ChaosError;
+use crate::client::{Response, Version};
+use crate::outcome::Class;
+use crate::scenario::{self, Request, Scenario};
+use crate::schedule::{PhaseStarts, Shard};
+use crate::stats::Sample;
+
+/// Answers every request after `service` (`slow` for `/slow`), recording when each was sent and how
+/// many were in flight at most.
+struct Scripted {
+    start: Instant,
+    service: Duration,
+    slow: Duration,
+    sends: Mutex<Vec<Duration>>,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+}
+
+impl Scripted {
+    fn new(service: Duration) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            start: Instant::now(),
+            service,
+            slow: service,
+            sends: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    fn sends(&self) -> Vec<Duration> {
+        self.sends.lock().unwrap().clone()
+    }
+}
+
+impl Transport for Scripted {
+    async fn send(&self, request: &Request, deadline: Instant) -> Response {
+        self.sends.lock().unwrap().push(self.start.elapsed());
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        let service = if request.path_and_query.path() == "/slow" {
+            self.slow
+        } else {
+            self.service
+        };
+        let answered = tokio::time::timeout_at(deadline, tokio::time::sleep(service)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Response {
+            class: if answered.is_ok() {
+                Class::Ok
+            } else {
+                Class::Timeout
+            },
+            status: answered.is_ok().then_some(200),
+            bytes: 0,
+            version: answered.is_ok().then_some(Version::Http1),
+            handshake: None,
+            resent: false,
+        }
+    }
+}
+
+/// Records `apply N` / `clear` with the time, failing applies when asked to.
+#[derive(Default)]
+struct Recorded {
+    calls: Mutex<Vec<(Duration, String)>>,
+    refuse: bool,
+    start: Option<Instant>,
+}
+
+impl Recorded {
+    fn log(&self, what: String) {
+        let at = self.start.expect("start set").elapsed();
+        self.calls.lock().unwrap().push((at, what));
+    }
+}
+
+impl Faults for &Recorded {
+    async fn apply(&self, _seed: u64, faults: &[Fault]) -> Result<(), ChaosError> {
+        self.log(format!("apply {}", faults.len()));
+        if self.refuse {
+            return Err(ChaosError::Refused {
+                url: "fake".into(),
+                status: 400,
+                body: "no".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), ChaosError> {
+        self.log("clear".into());
+        Ok(())
+    }
+}
+
+fn scenario(text: &str) -> Arc<Scenario> {
+    Arc::new(scenario::parse(text, "t.toml").unwrap_or_else(|d| panic!("{d}")))
+}
+
+struct Outcome {
+    result: Result<Ending, EngineError>,
+    samples: Vec<Sample>,
+    took: Duration,
+}
+
+/// Runs `scenario` on `transport` and `faults`, with a stop at `stop_at` when given.
+async fn run<F: Faults>(
+    scenario: Arc<Scenario>,
+    transport: Arc<Scripted>,
+    faults: Option<F>,
+    stop_at: Option<Duration>,
+    drain: Duration,
+) -> Outcome {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop) = watch::channel(false);
+    if let Some(at) = stop_at {
+        tokio::spawn(async move {
+            tokio::time::sleep(at).await;
+            let _ = stop_tx.send(true);
+        });
+    } else {
+        std::mem::forget(stop_tx);
+    }
+    let start = Instant::now();
+    let engine = Engine {
+        starts: PhaseStarts::new(&scenario),
+        scenario,
+        client: transport,
+        chaos: faults,
+        shard: Shard::WHOLE,
+        samples: Arc::new(tx),
+        stop,
+        position: Arc::default(),
+        phase_elapsed: Arc::default(),
+        start,
+        drain,
+        spin: Duration::ZERO,
+    };
+    let (result, _timeline) = engine.run().await;
+    let took = start.elapsed();
+    let mut samples = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        samples.push(s);
+    }
+    Outcome {
+        result,
+        samples,
+        took,
+    }
+}
+
+const NO_FAULTS: Option<&Recorded> = None;
+
+#[tokio::test(start_paused = true)]
+async fn requests_go_out_exactly_at_the_deadlines_of_every_shape() {
+    let text = r#"name = "shapes"
+seed = 7
+[[mix]]
+path = "/"
+[[phases]]
+name = "constant"
+duration = "2s"
+rate = { shape = "constant", rps = 20 }
+[[phases]]
+name = "ramp"
+duration = "3s"
+rate = { shape = "ramp", from = 5, to = 40 }
+[[phases]]
+name = "steps"
+duration = "2s"
+rate = { shape = "steps", steps = [{ rps = 10, duration = "1s" }, { rps = 30, duration = "1s" }] }
+[[phases]]
+name = "sine"
+duration = "4s"
+rate = { shape = "sine", mean = 20, amplitude = 10, period = "2s" }
+[[phases]]
+name = "poisson"
+duration = "2s"
+rate = { shape = "constant", rps = 50 }
+arrivals = "poisson"
+"#;
+    let s = scenario(text);
+    let transport = Scripted::new(Duration::from_millis(3));
+    let out = run(
+        s.clone(),
+        transport.clone(),
+        NO_FAULTS,
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(out.result.unwrap(), Ending::Completed);
+    let mut expected = Vec::new();
+    let mut phase_start = Duration::ZERO;
+    let starts = PhaseStarts::new(&s);
+    for (i, phase) in s.phases.iter().enumerate() {
+        expected.extend(starts.phase(&s, i, Shard::WHOLE).map(|a| phase_start + a.offset));
+        phase_start += phase.duration;
+    }
+    assert!(expected.len() > 200, "{}", expected.len());
+    let sends = transport.sends();
+    assert_eq!(sends.len(), expected.len(), "one request per arrival");
+    // tokio's timer has millisecond ticks: a request goes out at the first tick at or after its
+    // deadline, never before it and never a whole tick late.
+    for (i, (sent, due)) in sends.iter().zip(&expected).enumerate() {
+        assert!(
+            *sent >= *due && *sent - *due < Duration::from_millis(1),
+            "request {i}: due {due:?}, sent {sent:?}"
+        );
+    }
+    assert!(out.samples.iter().all(|s| s.class == Class::Ok));
+    let lags = out.samples.iter().map(|s| s.started.unwrap() - s.intended);
+    assert!(lags.clone().all(|l| l < Duration::from_millis(1)));
+    assert!(
+        out.took >= phase_start && out.took < phase_start + Duration::from_millis(5),
+        "{:?}",
+        out.took
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_in_flight_bound_makes_requests_late_then_drops_them() {
+    let text = r#"name = "bound"
+[defaults]
+max_in_flight = 2
+[[mix]]
+path = "/"
+[[phases]]
+duration = "1s"
+rate = { shape = "constant", rps = 10 }
+"#;
+    // Each answer takes 350 ms: two slots serve 0-350, 100-450, then the rest wait for a slot.
+    let transport = Scripted::new(Duration::from_millis(350));
+    let out = run(
+        scenario(text),
+        transport.clone(),
+        NO_FAULTS,
+        None,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(transport.most_in_flight.load(Ordering::SeqCst), 2);
+    let sent: Vec<&Sample> = out.samples.iter().filter(|s| s.started.is_some()).collect();
+    let dropped = out.samples.len() - sent.len();
+    assert_eq!(out.samples.len(), 10, "every arrival is accounted for");
+    // Slots free at 350, 450, 700, 800, 1050: arrivals 200 and 300 go out at 350 and 450, 400 and
+    // 500 at 700 and 800; the rest find no slot before the phase ends at 1000.
+    let lags: Vec<u128> = sent
+        .iter()
+        .map(|s| (s.started.unwrap() - s.intended).as_millis())
+        .collect();
+    assert_eq!(lags, [0, 0, 150, 150, 300, 300], "{lags:?}");
+    assert_eq!(dropped, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_gives_in_flight_requests_the_drain_time_then_cancels_them() {
+    let text = r#"name = "drain"
+[defaults]
+timeout = "60s"
+[[mix]]
+path = "/"
+[[phases]]
+duration = "10s"
+rate = { shape = "constant", rps = 10 }
+chaos = [{ fault = "latency", delay = "100s" }]
+"#;
+    let faults = Recorded {
+        start: Some(Instant::now()),
+        ..Recorded::default()
+    };
+    let transport = Scripted::new(Duration::from_secs(100));
+    let out = run(
+        scenario(text),
+        transport,
+        Some(&faults),
+        Some(Duration::from_millis(550)),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(out.result.unwrap(), Ending::Interrupted);
+    assert_eq!(out.samples.len(), 6, "arrivals at 0, 100, ... 500 ms");
+    assert!(out.samples.iter().all(|s| s.class == Class::Cancelled));
+    // Stop at 550 ms, drain of 2 s, checked every 20 ms.
+    assert!(
+        out.took >= Duration::from_millis(2550) && out.took <= Duration::from_millis(2580),
+        "{:?}",
+        out.took
+    );
+    let calls = faults.calls.lock().unwrap().clone();
+    let names: Vec<&str> = calls.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(names, ["apply 1", "clear"], "faults cleared on the way out");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_in_a_closed_loop_phase_is_bounded_by_the_drain_time_too() {
+    let text = r#"name = "closed-drain"
+[defaults]
+timeout = "60s"
+[[mix]]
+path = "/"
+[[phases]]
+duration = "10s"
+concurrency = 3
+"#;
+    let transport = Scripted::new(Duration::from_secs(30));
+    let out = run(
+        scenario(text),
+        transport,
+        NO_FAULTS,
+        Some(Duration::from_secs(1)),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(out.result.unwrap(), Ending::Interrupted);
+    assert_eq!(out.samples.len(), 3);
+    assert!(out.samples.iter().all(|s| s.class == Class::Cancelled));
+    assert!(out.took <= Duration::from_millis(3030), "{:?}", out.took);
+}
+
+#[tokio::test(start_paused = true)]
+async fn faults_are_applied_at_each_phase_start_and_cleared_after() {
+    let text = r#"name = "order"
+[[mix]]
+path = "/"
+[[phases]]
+name = "calm"
+duration = "1s"
+rate = { shape = "constant", rps = 5 }
+[[phases]]
+name = "errors"
+duration = "1s"
+rate = { shape = "constant", rps = 5 }
+chaos = [{ fault = "error", status = 500, ratio = 0.5 }]
+[[phases]]
+name = "both"
+duration = "1s"
+rate = { shape = "constant", rps = 5 }
+chaos = [{ fault = "error", status = 503 }, { fault = "latency", delay = "10ms" }]
+[[phases]]
+name = "recovery"
+duration = "1s"
+rate = { shape = "constant", rps = 5 }
+"#;
+    let faults = Recorded {
+        start: Some(Instant::now()),
+        ..Recorded::default()
+    };
+    let out = run(
+        scenario(text),
+        Scripted::new(Duration::from_millis(1)),
+        Some(&faults),
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(out.result.unwrap(), Ending::Completed);
+    let calls = faults.calls.lock().unwrap().clone();
+    let s = Duration::from_secs;
+    assert_eq!(
+        calls,
+        [
+            (s(1), "apply 1".to_owned()),
+            (s(2), "apply 2".to_owned()),
+            (s(3), "clear".to_owned()),
+            (s(4), "clear".to_owned()),
+        ]
+    );
+
+    // A refused apply ends the run with an error, and the faults are still cleared.
+    let refusing = Recorded {
+        start: Some(Instant::now()),
+        refuse: true,
+        ..Recorded::default()
+    };
+    let out = run(
+        scenario(text),
+        Scripted::new(Duration::from_millis(1)),
+        Some(&refusing),
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(matches!(out.result, Err(EngineError::Chaos { ref phase, .. }) if phase == "errors"));
+    let names: Vec<String> = refusing
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, c)| c.clone())
+        .collect();
+    assert_eq!(names, ["apply 1"], "nothing was applied, so nothing to clear");
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_loop_workers_send_back_to_back() {
+    let text = r#"name = "closed"
+[[mix]]
+path = "/"
+[[mix]]
+path = "/slow"
+[[phases]]
+duration = "1s"
+concurrency = 3
+"#;
+    let transport = Arc::new(Scripted {
+        slow: Duration::from_millis(250),
+        ..Arc::into_inner(Scripted::new(Duration::from_millis(50))).unwrap()
+    });
+    let out = run(
+        scenario(text),
+        transport.clone(),
+        NO_FAULTS,
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(transport.most_in_flight.load(Ordering::SeqCst), 3);
+    let completed = out.samples.len();
+    // Three workers, 50 ms or 250 ms each, in a 1 s phase: between 12 and 60 requests, all answered,
+    // each sent the moment the worker's previous one ended (no lag in a closed loop).
+    assert!((12..=60).contains(&completed), "{completed}");
+    assert!(out
+        .samples
+        .iter()
+        .all(|s| s.class == Class::Ok && s.started == Some(s.intended)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_spin_before_a_deadline_ends_on_a_paused_clock_at_the_deadline() {
+    let start = Instant::now();
+    let at = start + Duration::from_micros(2_500_300);
+    super::wait_until(at, Duration::from_millis(1)).await;
+    // The timer takes it to the millisecond tick before the deadline, the clock stands still while
+    // yielding, and the timer finishes: at the deadline's tick, never before the deadline.
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_micros(2_500_300) && waited <= Duration::from_millis(2501),
+        "{waited:?}"
+    );
+}

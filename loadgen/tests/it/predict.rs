@@ -1,0 +1,410 @@
+//! Alert predictions without a server, through the real `loadgen` binary and Debian's `promtool`:
+//! every shipped rule is covered by a shipped scenario and every prediction agrees with its
+//! scenario's expectations (`coverage --strict`, the fast CI check beside the slow live alert test),
+//! a rule whose threshold no scenario reaches shows up as uncovered, the baseline predicts no alert,
+//! a contradicted expectation is named at its position, and the model of the target's series matches
+//! what a real target-app exposes after the same traffic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{repo_dir, scenario_file};
+
+fn loadgen(args: &[&str]) -> Output {
+    assert!(
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("promtool").is_file())),
+        "`promtool` is not on the PATH: predictions need a real one (Debian's `prometheus` package; \
+         scripts/test.sh installs it)"
+    );
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .env_remove("LOADGEN_PREDICT_KEEP")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn shipped_scenarios() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo_dir().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-predict-it-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn coverage(extra: &[&str], json: &Path) -> (Output, Value) {
+    let scenarios = shipped_scenarios();
+    let mut args = vec!["coverage", "--strict", "--json", json.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend(scenarios.iter().map(String::as_str));
+    let out = loadgen(&args);
+    let report = std::fs::read_to_string(json)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or_else(|_| panic!("no coverage JSON written\n{}", text(&out)));
+    (out, report)
+}
+
+#[test]
+fn every_shipped_rule_is_covered_and_every_prediction_agrees_with_its_scenario() {
+    let dir = temp_dir("coverage");
+    let (out, report) = coverage(&[], &dir.join("coverage.json"));
+    assert!(out.status.success(), "{}", text(&out));
+    let rules: Vec<&str> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(rules.len(), 7, "the stack ships seven alerting rules: {rules:?}");
+    assert_eq!(report["uncovered"], serde_json::json!([]));
+    for (i, rule) in rules.iter().enumerate() {
+        let covered = report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|row| row["cells"][i] == "covered")
+            .count();
+        assert!(covered > 0, "{rule} is covered by no scenario\n{}", text(&out));
+    }
+    for row in report["rows"].as_array().unwrap() {
+        assert_eq!(
+            row["contradictions"],
+            serde_json::json!([]),
+            "{}",
+            row["scenario"]
+        );
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("7 of 7 alerting rules covered"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_threshold_no_scenario_reaches_leaves_its_rule_uncovered() {
+    let dir = temp_dir("raised");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let stack = repo_dir().join("stack/prometheus/rules");
+    std::fs::copy(stack.join("recording.yml"), rules.join("recording.yml")).unwrap();
+    let alerts = std::fs::read_to_string(stack.join("alerts.yml")).unwrap();
+    let raised = alerts.replace(
+        "expr: job:http_request_duration_seconds:p95_1m > 1\n",
+        "expr: job:http_request_duration_seconds:p95_1m > 30\n",
+    );
+    assert_ne!(
+        raised, alerts,
+        "the HighLatency threshold is where this test expects it"
+    );
+    std::fs::write(rules.join("alerts.yml"), raised).unwrap();
+
+    let (out, report) = coverage(&["--rules", rules.to_str().unwrap()], &dir.join("coverage.json"));
+    assert_eq!(out.status.code(), Some(1), "--strict fails\n{}", text(&out));
+    assert_eq!(report["uncovered"], serde_json::json!(["HighLatency"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("6 of 7 alerting rules covered"), "{stdout}");
+    // The scenarios that expect it are told where.
+    assert!(
+        stdout.contains("scenarios/latency-degradation.toml:")
+            && stdout.contains("expects HighLatency firing, but never pending or firing"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_baseline_predicts_no_alert() {
+    let dir = temp_dir("baseline");
+    let scenario = repo_dir().join("scenarios/baseline.toml");
+    for interval in ["5s", "1s"] {
+        let json = dir.join(format!("baseline-{interval}.json"));
+        let out = loadgen(&[
+            "plan",
+            scenario.to_str().unwrap(),
+            "--predict",
+            "--interval",
+            interval,
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let alerts = report["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 7);
+        for a in alerts {
+            assert_eq!(a["pending"], serde_json::json!([]), "{a}");
+            assert_eq!(a["firing"], serde_json::json!([]), "{a}");
+        }
+        assert!(String::from_utf8_lossy(&out.stdout).contains("HighErrorRate           inactive throughout"));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_expectation_the_prediction_contradicts_is_named_at_its_position() {
+    let path = scenario_file(
+        "contradicted",
+        r#"name = "contradicted"
+[[mix]]
+path = "/"
+
+[[phases]]
+name = "calm"
+duration = "60s"
+rate = { shape = "constant", rps = 10 }
+expect = { alerts_inactive = ["HighErrorRate"] }
+
+[[phases]]
+name = "errors"
+duration = "90s"
+rate = { shape = "constant", rps = 10 }
+chaos = [{ fault = "error", status = 500, ratio = 0.5 }]
+expect = { alerts_firing = ["HighErrorRate", "ServiceDown"] }
+"#,
+    );
+    let out = loadgen(&["validate", path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings do not fail validation\n{}",
+        text(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = format!("{}:16:46", path.display());
+    assert!(
+        stderr.contains("phase `errors` expects ServiceDown firing") && stderr.contains(&at),
+        "want a warning at {at}\n{stderr}"
+    );
+    assert!(stderr.contains("never pending or firing"), "{stderr}");
+    assert!(
+        !stderr.contains("expects HighErrorRate"),
+        "HighErrorRate fires as expected\n{stderr}"
+    );
+}
+
+/// `name{a="x",b="y"}` → (name, labels without `job`).
+fn key(series: &str) -> (String, BTreeMap<String, String>) {
+    let (name, rest) = series.split_once('{').unwrap_or((series, "}"));
+    let labels = rest
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k != "job").then(|| (k.trim().to_owned(), v.trim_matches('"').to_owned()))
+        })
+        .collect();
+    (name.to_owned(), labels)
+}
+
+const MODELLED_TRAFFIC: &str = r#"
+name = "modelled"
+seed = 5
+
+[[mix]]
+path = "/"
+weight = 6
+[[mix]]
+path = "/external"
+weight = 3
+[[mix]]
+name = "checkout"
+method = "POST"
+path = "/checkout"
+body = { items = [{ sku = "A1", qty = 1 }] }
+weight = 2
+[[mix]]
+path = "/slow"
+query = { ms = 300 }
+weight = 1
+[[mix]]
+path = "/error"
+query = { type = "404" }
+weight = 1
+
+[[phases]]
+name = "calm"
+duration = "4s"
+rate = { shape = "constant", rps = 40 }
+
+[[phases]]
+name = "faults"
+duration = "4s"
+rate = { shape = "ramp", from = 20, to = 60 }
+chaos = [
+  { fault = "error", status = 500, ratio = 0.25, routes = ["/"] },
+  { fault = "downstream", ratio = 0.5, routes = ["/checkout", "/external"] },
+  { fault = "latency", delay = "600ms", ratio = 0.5, routes = ["/external"] },
+]
+"#;
+
+#[test]
+fn the_series_model_matches_a_real_targets_metrics() {
+    let path = scenario_file("modelled", MODELLED_TRAFFIC);
+    let scenario = loadgen::scenario::load(&path).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = rt.block_on(loadgen::target::Embedded::start(|_| {})).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--quiet",
+            "--target",
+            &target.url(),
+        ])
+        .env_remove("CHAOS_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut real = BTreeMap::new();
+    for addr in [target.app, target.downstream] {
+        let (status, body) = crate::metrics::http_get(addr, "/metrics").expect("metrics answer");
+        assert!(status.contains("200"), "{status}");
+        for line in body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = key(series);
+            let job = if addr == target.app {
+                "target-app"
+            } else {
+                "downstream"
+            };
+            real.insert((job.to_owned(), name, labels), value.parse::<f64>().unwrap());
+        }
+    }
+    rt.block_on(target.stop());
+
+    // The model, sampled once after every request has completed.
+    let mut long = scenario.clone();
+    long.phases.push(loadgen::scenario::Phase {
+        name: "after".into(),
+        duration: Duration::from_secs(2),
+        load: loadgen::scenario::Load::Open {
+            rate: loadgen::scenario::Rate::Constant {
+                rps: loadgen::scenario::Rps::new(0.0).unwrap(),
+            },
+            arrivals: loadgen::scenario::Arrivals::Even,
+        },
+        chaos: Vec::new(),
+        expect: Default::default(),
+        ..scenario.phases[0].clone()
+    });
+    let scrapes = loadgen::predict::Scrapes {
+        interval: Duration::from_secs(10),
+        first: Duration::ZERO,
+    };
+    let model = loadgen::predict::series::build(&long, scrapes);
+    let mut predicted = BTreeMap::new();
+    for (series, values) in &model.values {
+        let (name, labels) = key(series);
+        let job = if series.contains(r#"job="downstream""#) {
+            "downstream"
+        } else {
+            "target-app"
+        };
+        if let Some(v) = values.last().copied().flatten() {
+            predicted.insert((job.to_owned(), name, labels), v);
+        }
+    }
+
+    // Every request series the model predicts exists, with its count. The mix and the fault decisions
+    // are exact over whole blocks of requests; a few requests either way come from where the blocks
+    // and the fault pattern start.
+    let user_route = |labels: &BTreeMap<String, String>| {
+        labels
+            .get("route")
+            .is_none_or(|r| !["/metrics", "/health", "/admin/chaos"].contains(&r.as_str()))
+    };
+    let mut checked = 0;
+    for ((job, name, labels), want) in &predicted {
+        let counted = [
+            "http_requests_total",
+            "downstream_requests_total",
+            "http_requests_shed_total",
+        ];
+        if !counted.contains(&name.as_str()) && !name.ends_with("_count") {
+            continue;
+        }
+        let got = real.get(&(job.clone(), name.clone(), labels.clone())).copied();
+        let got =
+            got.unwrap_or_else(|| panic!("{job} {name}{labels:?}: predicted {want}, absent from /metrics"));
+        assert!(
+            (got - want).abs() <= 3.0_f64.max(want * 0.05),
+            "{job} {name}{labels:?}: predicted {want:.1}, real {got}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} series compared");
+    // ... and no request series exists that the model does not know.
+    for ((job, name, labels), got) in &real {
+        if ["http_requests_total", "downstream_requests_total"].contains(&name.as_str()) && user_route(labels)
+        {
+            assert!(
+                predicted.contains_key(&(job.clone(), name.clone(), labels.clone())),
+                "{job} {name}{labels:?} = {got} is not in the model"
+            );
+        }
+    }
+    // Latency: the share of requests under bucket bounds well away from every modelled time.
+    let share = |map: &BTreeMap<(String, String, BTreeMap<String, String>), f64>,
+                 route: &str,
+                 status: &str,
+                 le: &str| {
+        let find = |le: &str| {
+            map.iter()
+                .filter(|((job, name, l), _)| {
+                    job == "target-app"
+                        && name == "http_request_duration_seconds_bucket"
+                        && l.get("route").map(String::as_str) == Some(route)
+                        && l.get("status").map(String::as_str) == Some(status)
+                        && l.get("le").map(String::as_str) == Some(le)
+                })
+                .map(|(_, v)| *v)
+                .sum::<f64>()
+        };
+        find(le) / find("+Inf")
+    };
+    for (route, status, le) in [
+        ("/external", "200", "0.25"),
+        ("/external", "200", "1"),
+        ("/slow", "200", "0.25"),
+        ("/slow", "200", "0.5"),
+        ("/", "500", "0.1"),
+        ("/checkout", "200", "0.25"),
+    ] {
+        let (want, got) = (
+            share(&predicted, route, status, le),
+            share(&real, route, status, le),
+        );
+        assert!(
+            (want - got).abs() <= 0.1,
+            "{route} {status}: predicted {want:.2} of requests within {le}s, real {got:.2}"
+        );
+    }
+}
