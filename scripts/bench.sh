@@ -4,7 +4,7 @@
 #   scripts/bench.sh target      # target-app throughput, all four signals on vs telemetry off (wrk),
 #                                # pinned: wrk and the OTLP/Pyroscope sink on core 0, target-app on core 1
 #   scripts/bench.sh generator   # closed loop, pinned: loadgen vs wrk, oha and hey, requests/s on one core
-#   scripts/bench.sh accuracy    # open-loop accuracy at 5k and 20k rps for 30 s against nginx
+#   scripts/bench.sh accuracy    # open loop at 5k and 20k rps for 30 s, pinned: each pacer, and oha
 #   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
 #   scripts/bench.sh protocols [BEFORE]  # closed loop over http, https and h2 (nginx), pinned; with
 #                                # BEFORE (an older loadgen binary), plain http before and after
@@ -21,27 +21,6 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
-
-start_nginx() {
-    NGINX_PORT=$(free_port)
-    mkdir -p "$WORK/nginx/html"
-    printf 'hello from nginx\n' > "$WORK/nginx/html/index.html"
-    chmod -R a+rX "$WORK"
-    cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server { listen 127.0.0.1:$NGINX_PORT; root $WORK/nginx/html; }
-}
-CONF
-    nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -g 'daemon off;' &
-    PIDS+=($!)
-    wait_http "http://127.0.0.1:$NGINX_PORT/index.html"
-}
 
 # Cores for `bench.sh target`: the load (wrk, sink) on one, the target on the other.
 LOAD_CORE=${BENCH_LOAD_CORE:-0}
@@ -226,10 +205,22 @@ bench_generator() {
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+# Open loop at a constant 5k and 20k rps for 30 s, loadgen pinned to core 0 and nginx (one worker) to
+# core 1. loadgen runs twice per rate, with each pacer (`--pacing precise`, the default: a thread sleeping
+# on the OS clock; `--pacing timer`: tokio's millisecond timer), so the precise pacer's gain (schedule lag)
+# and its cost (CPU-seconds) sit side by side; oha at the same rate (`-q`) on the same core is the peer for
+# CPU and memory (oha reports no schedule lag).
 bench_accuracy() {
-    start_nginx
-    echo "open-loop accuracy against nginx, 30 s constant rate, even arrivals"
-    printf '%8s %10s %10s %9s %12s %12s %8s %8s\n' target requests achieved error% lag_p99_ms lag_max_ms late dropped
+    local have_oha=yes
+    ensure_oha || { have_oha=no; echo "oha could not be installed: no oha rows" >&2; }
+    local port; port=$(free_port)
+    pinned_nginx "$WORK/pinned" "$port"
+    local url="http://127.0.0.1:$port"
+    echo "open loop, 30 s constant rate, even arrivals; generator on core 0, nginx (1 worker, return 200) on core 1"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '%-16s %6s %9s %10s %8s %11s %11s %6s %7s %6s %7s\n' run target requests achieved error% \
+        lag_p99_ms lag_max_ms late dropped cpu_s rss_mib
+    local times="$WORK/time.txt"
     for rps in 5000 20000; do
         cat > "$WORK/open.toml" <<TOML
 name = "open-$rps"
@@ -237,45 +228,67 @@ name = "open-$rps"
 timeout = "5s"
 max_in_flight = 2000
 [[mix]]
-path = "/index.html"
+path = "/"
 [[phases]]
 name = "steady"
 duration = "30s"
 rate = { shape = "constant", rps = $rps }
 TOML
-        $BIN/loadgen run "$WORK/open.toml" --quiet --target "http://127.0.0.1:$NGINX_PORT" --json "$WORK/r.json" > /dev/null 2>&1 || true
-        python3 - "$WORK/r.json" "$rps" <<'PY'
+        for pacing in precise timer; do
+            /usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0 $BIN/loadgen run "$WORK/open.toml" --quiet \
+                --pacing "$pacing" --target "$url" --json "$WORK/r.json" > /dev/null 2>&1 || true
+            python3 - "$WORK/r.json" "$rps" "loadgen $pacing" "$times" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); p = r["phases"][0]; t = p["totals"]; target = float(sys.argv[2])
+user, system, rss_kib = open(sys.argv[4]).read().split()[-3:]
 achieved = t["requests"] / (p["end_s"] - p["start_s"])
-print("%8d %10d %10.1f %9.3f %12.3f %12.3f %8d %8d" % (target, t["requests"], achieved, 100 * (achieved - target) / target,
-      t["schedule_lag_ms"]["p99"], t["schedule_lag_ms"]["max"], t["late"], t["dropped"]))
+print("%-16s %6d %9d %10.1f %8.3f %11.3f %11.3f %6d %7d %6.2f %7.1f" % (sys.argv[3], target, t["requests"], achieved,
+      100 * (achieved - target) / target, t["schedule_lag_ms"]["p99"], t["schedule_lag_ms"]["max"], t["late"],
+      t["dropped"], float(user) + float(system), int(rss_kib) / 1024))
 PY
+        done
+        if [ "$have_oha" = yes ]; then
+            /usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0 oha --no-tui -q "$rps" -z 30s "$url/" > "$WORK/oha.txt" || true
+            python3 - "$WORK/oha.txt" "$rps" "$times" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read(); target = float(sys.argv[2])
+user, system, rss_kib = open(sys.argv[3]).read().split()[-3:]
+answered = sum(int(n) for n in re.findall(r"\[\d+\]\s+(\d+) responses", text))
+achieved = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+print("%-16s %6d %9d %10.1f %8.3f %11s %11s %6s %7s %6.2f %7.1f" % ("oha -q", target, answered, achieved,
+      100 * (achieved - target) / target, "-", "-", "-", "-", float(user) + float(system), int(rss_kib) / 1024))
+PY
+        fi
     done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 bench_soak() {
     local minutes=${1:-10}
-    start_nginx
+    local port; port=$(free_port)
+    pinned_nginx "$WORK/pinned" "$port"
     cat > "$WORK/soak.toml" <<TOML
 name = "soak"
 [defaults]
 timeout = "5s"
 [[mix]]
-path = "/index.html"
+path = "/"
 [[phases]]
 name = "steady"
 duration = "${minutes}m"
 rate = { shape = "constant", rps = 5000 }
 TOML
-    $BIN/loadgen run "$WORK/soak.toml" --quiet --target "http://127.0.0.1:$NGINX_PORT" > /dev/null &
+    taskset -c 0 $BIN/loadgen run "$WORK/soak.toml" --quiet --target "http://127.0.0.1:$port" --json "$WORK/soak.json" > /dev/null &
     local pid=$!
-    echo "loadgen RSS at 5000 rps for $minutes min (MiB), one sample a minute"
+    echo "loadgen (core 0) at 5000 rps for $minutes min against nginx (1 worker, core 1): RSS (MiB) each minute"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     for m in $(seq 1 "$minutes"); do
         sleep 60
         awk -v m="$m" '/VmRSS/ {printf "minute %2d: %.1f\n", m, $2 / 1024}' "/proc/$pid/status" 2>/dev/null || true
     done
     wait "$pid" || true
+    python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["phases"][0]["totals"]; print("requests %d, late %d, dropped %d, errors %d, lag p99 %.3f ms" % (t["requests"], t["late"], t["dropped"], t["errors"], t["schedule_lag_ms"]["p99"]))' "$WORK/soak.json"
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # Closed loop, 50 requests at a time for 10 s, loadgen pinned to core 0 and nginx (one worker) to core

@@ -101,11 +101,11 @@ pub struct RunArgs {
     #[arg(long, help_heading = "TLS and HTTP")]
     pub http2_prior_knowledge: bool,
 
-    /// Open loop: how long before each send time the pacer stops sleeping on tokio's millisecond
-    /// timer and yields until the exact time (costs CPU while waiting; `0s` for the timer alone, up
-    /// to 1 ms late).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero, default_value = "1ms")]
-    pub spin: std::time::Duration,
+    /// Open loop: `precise` paces on a thread of its own that sleeps on the OS clock to each send
+    /// time (tens of microseconds late); `timer` on the async runtime's millisecond timer (up to 1 ms
+    /// late, slightly less CPU).
+    #[arg(long, value_enum, default_value_t = crate::engine::Pacing::Precise)]
+    pub pacing: crate::engine::Pacing,
 
     /// Keep-alive connections idle longer than this are not reused. Keep it below the server's own
     /// idle timeout (requests written just as a server closes an idle connection fail).
@@ -182,13 +182,6 @@ pub struct RunArgs {
     /// terminal), then the summary.
     #[arg(long, short)]
     pub quiet: bool,
-}
-
-fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
-    match text.trim() {
-        "0" | "0s" | "0ms" => Ok(std::time::Duration::ZERO),
-        other => parse_duration(other),
-    }
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

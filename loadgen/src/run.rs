@@ -334,7 +334,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         phase_elapsed,
         start,
         drain: args.drain.min(scenario.defaults.timeout),
-        spin: args.spin,
+        pacing: args.pacing,
     };
     let (result, timeline) = engine.run().await;
     let _ = recorded_tx.send(true);

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use std::future::Future;
@@ -115,9 +115,20 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     pub start: Instant,
     /// How long to wait for in-flight requests after the last phase or a stop.
     pub drain: Duration,
-    /// How long before each open-loop deadline the pacer stops sleeping on tokio's millisecond timer
-    /// and yields to other tasks until the deadline (zero: the timer alone, up to a tick late).
-    pub spin: Duration,
+    /// How the open-loop pacer waits for each deadline.
+    pub pacing: Pacing,
+}
+
+/// How the open-loop pacer waits for each request's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Pacing {
+    /// On a thread of its own that sleeps on the OS clock to each deadline (tens of microseconds
+    /// late) and hands the request to the runtime.
+    #[default]
+    Precise,
+    /// As a task on tokio's timer, which wakes on millisecond ticks (up to one tick late). Needed
+    /// under a paused clock, which only tasks on the runtime see.
+    Timer,
 }
 
 struct Shared {
@@ -181,11 +192,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
     }
 
     fn set_position(&self, shared: &Shared, phase: Option<usize>, started: Option<Instant>) {
-        let mut p = self.position.lock().unwrap_or_else(|e| e.into_inner());
-        p.phase = phase;
-        p.phase_started = started;
-        p.in_flight = shared.in_flight.load(Ordering::Relaxed);
-        p.sent = shared.sent.load(Ordering::Relaxed);
+        set_position(&self.position, shared, phase, started);
     }
 
     async fn phases(
@@ -250,67 +257,36 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         shared: &Arc<Shared>,
         slots: &Arc<Semaphore>,
     ) -> bool {
-        let scenario = &self.scenario;
-        let timeout = scenario.defaults.timeout;
-        let mut stop = self.stop.clone();
-        let mut next_position = Instant::now();
-        for arrival in self.starts.phase(scenario, index, self.shard) {
-            let intended = started + arrival.offset;
-            if Instant::now() < intended {
-                tokio::select! {
-                    () = wait_until(intended, self.spin) => {}
-                    _ = stop.changed() => return true,
-                }
-            }
-            let permit = match slots.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => tokio::select! {
-                    p = slots.clone().acquire_owned() => {
-                        if Instant::now() >= end { None } else { p.ok() }
-                    }
-                    () = tokio::time::sleep_until(end) => None,
-                    _ = stop.changed() => return true,
-                },
-            };
-            let Some(permit) = permit else {
-                self.samples.record(Sample::unanswered(
-                    index,
-                    arrival.request,
-                    intended,
-                    None,
-                    Class::Other,
-                ));
-                continue;
-            };
-            let scenario_task = self.scenario.clone();
-            let client = self.client.clone();
-            let samples = self.samples.clone();
-            let shared_task = shared.clone();
-            shared.in_flight.fetch_add(1, Ordering::Relaxed);
-            shared.sent.fetch_add(1, Ordering::Relaxed);
-            let which = arrival.request;
-            tokio::spawn(async move {
-                let request = &scenario_task.phases[index].mix.requests()[which];
-                let sent = Instant::now();
-                let mut cancel = shared_task.cancel.clone();
-                let sample = tokio::select! {
-                    resp = client.send(request, intended + timeout) => {
-                        Sample::answered(index, which, intended, sent, &resp)
-                    }
-                    _ = cancel.wait_for(|c| *c) => {
-                        Sample::unanswered(index, which, intended, Some(sent), Class::Cancelled)
-                    }
-                };
-                samples.record(sample);
-                shared_task.in_flight.fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
-            });
-            if Instant::now() >= next_position {
-                self.set_position(shared, Some(index), Some(started));
-                next_position = Instant::now() + Duration::from_millis(100);
-            }
+        let pacer = Pacer {
+            launch: Launch {
+                scenario: self.scenario.clone(),
+                client: self.client.clone(),
+                samples: self.samples.clone(),
+                shared: shared.clone(),
+                index,
+            },
+            slots: slots.clone(),
+            stop: self.stop.clone(),
+            position: self.position.clone(),
+            first: self.starts.first_number(index),
+            shard: self.shard,
+            started,
+            end,
+            handle: tokio::runtime::Handle::current(),
+        };
+        let stopped = match self.pacing {
+            Pacing::Timer => pacer.on_timer().await,
+            Pacing::Precise => match tokio::task::spawn_blocking(move || pacer.on_thread()).await {
+                Ok(stopped) => stopped,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => true,
+            },
+        };
+        if stopped {
+            return true;
         }
         // Hold the phase until its end even when its last arrival came earlier.
+        let mut stop = self.stop.clone();
         tokio::select! {
             () = tokio::time::sleep_until(end) => false,
             _ = stop.changed() => true,
@@ -364,27 +340,173 @@ impl<T: Transport, F: Faults> Engine<T, F> {
     }
 }
 
-/// Waits until `at`: on tokio's timer (which wakes on millisecond ticks, so up to a tick late) until
-/// `spin` before it, then yielding to other tasks until the clock reaches it. A clock that does not
-/// move between two yields is paused (tests): then the timer finishes the wait.
-async fn wait_until(at: Instant, spin: Duration) {
-    if spin.is_zero() {
-        return tokio::time::sleep_until(at).await;
+/// Below this much time to a deadline, the precise pacer sleeps on the OS clock; above, on tokio's
+/// timer (where a stop can interrupt it).
+const FINE_WAIT: Duration = Duration::from_millis(2);
+
+/// Hands one phase's open-loop arrivals to the runtime at their deadlines.
+struct Pacer<T: Transport> {
+    launch: Launch<T>,
+    slots: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+    position: Arc<Mutex<Position>>,
+    /// The number of the phase's first request (see [`PhaseStarts`]).
+    first: u64,
+    shard: Shard,
+    started: Instant,
+    end: Instant,
+    handle: tokio::runtime::Handle,
+}
+
+impl<T: Transport> Pacer<T> {
+    fn arrivals<'a>(&self, scenario: &'a Scenario) -> crate::schedule::PhaseArrivals<'a> {
+        crate::schedule::PhaseArrivals::new(scenario, self.launch.index, self.first, self.shard)
     }
-    if let Some(early) = at.checked_sub(spin) {
-        if Instant::now() < early {
-            tokio::time::sleep_until(early).await;
+
+    /// Paces as a task on tokio's timer. Returns whether it was stopped.
+    async fn on_timer(mut self) -> bool {
+        let scenario = self.launch.scenario.clone();
+        let mut next_position = Instant::now();
+        for arrival in self.arrivals(&scenario) {
+            let intended = self.started + arrival.offset;
+            if Instant::now() < intended {
+                tokio::select! {
+                    () = tokio::time::sleep_until(intended) => {}
+                    _ = self.stop.changed() => return true,
+                }
+            }
+            let Some(permit) = self.slot().await else {
+                return true;
+            };
+            self.launch.send(&self.handle, arrival.request, intended, permit);
+            self.publish(&mut next_position);
+        }
+        false
+    }
+
+    /// Paces on the calling thread, which must be outside the runtime's workers (a blocking-pool
+    /// thread): long waits on tokio's timer, the last [`FINE_WAIT`] on the OS clock. Returns whether
+    /// it was stopped.
+    fn on_thread(mut self) -> bool {
+        let scenario = self.launch.scenario.clone();
+        let mut next_position = Instant::now();
+        for arrival in self.arrivals(&scenario) {
+            let intended = self.started + arrival.offset;
+            if *self.stop.borrow() {
+                return true;
+            }
+            if let Some(early) = intended.checked_sub(FINE_WAIT).filter(|&t| Instant::now() < t) {
+                let mut stop = self.stop.clone();
+                let stopped = self.handle.block_on(async {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(early) => false,
+                        _ = stop.changed() => true,
+                    }
+                });
+                if stopped {
+                    return true;
+                }
+            }
+            let now = Instant::now();
+            if now < intended {
+                std::thread::sleep(intended - now);
+            }
+            let permit = match self.slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => match self.handle.clone().block_on(self.slot()) {
+                    Some(permit) => permit,
+                    None => return true,
+                },
+            };
+            self.launch.send(&self.handle, arrival.request, intended, permit);
+            self.publish(&mut next_position);
+        }
+        false
+    }
+
+    /// Takes an in-flight slot, waiting for one until the phase ends (then `Some(None)`: the request
+    /// is dropped). `None` when stopped.
+    async fn slot(&mut self) -> Option<Option<OwnedSemaphorePermit>> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some(Some(permit));
+        }
+        tokio::select! {
+            p = self.slots.clone().acquire_owned() => Some(if Instant::now() >= self.end { None } else { p.ok() }),
+            () = tokio::time::sleep_until(self.end) => Some(None),
+            _ = self.stop.changed() => None,
         }
     }
-    let mut last = Instant::now();
-    while last < at {
-        tokio::task::yield_now().await;
+
+    /// Publishes the position at most every 100 ms.
+    fn publish(&self, next: &mut Instant) {
         let now = Instant::now();
-        if now == last {
-            return tokio::time::sleep_until(at).await;
+        if now >= *next {
+            set_position(
+                &self.position,
+                &self.launch.shared,
+                Some(self.launch.index),
+                Some(self.started),
+            );
+            *next = now + Duration::from_millis(100);
         }
-        last = now;
     }
+}
+
+/// What a phase's request tasks share.
+struct Launch<T: Transport> {
+    scenario: Arc<Scenario>,
+    client: Arc<T>,
+    samples: Arc<dyn Record>,
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl<T: Transport> Launch<T> {
+    /// Sends request `which` of the phase's mix on its own task, or counts it dropped without a slot.
+    fn send(
+        &self,
+        handle: &tokio::runtime::Handle,
+        which: usize,
+        intended: Instant,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let index = self.index;
+        let Some(permit) = permit else {
+            self.samples
+                .record(Sample::unanswered(index, which, intended, None, Class::Other));
+            return;
+        };
+        let scenario = self.scenario.clone();
+        let client = self.client.clone();
+        let samples = self.samples.clone();
+        let shared = self.shared.clone();
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        handle.spawn(async move {
+            let request = &scenario.phases[index].mix.requests()[which];
+            let sent = Instant::now();
+            let mut cancel = shared.cancel.clone();
+            let sample = tokio::select! {
+                resp = client.send(request, intended + scenario.defaults.timeout) => {
+                    Sample::answered(index, which, intended, sent, &resp)
+                }
+                _ = cancel.wait_for(|c| *c) => {
+                    Sample::unanswered(index, which, intended, Some(sent), Class::Cancelled)
+                }
+            };
+            samples.record(sample);
+            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+fn set_position(position: &Mutex<Position>, shared: &Shared, phase: Option<usize>, started: Option<Instant>) {
+    let mut p = position.lock().unwrap_or_else(|e| e.into_inner());
+    p.phase = phase;
+    p.phase_started = started;
+    p.in_flight = shared.in_flight.load(Ordering::Relaxed);
+    p.sent = shared.sent.load(Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use target_app::chaos::Fault;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{Ending, Engine, EngineError, Faults, Transport};
+use super::{Ending, Engine, EngineError, Faults, Pacing, Transport};
 use crate::chaos_client::ChaosError;
 use crate::client::{Response, Version};
 use crate::outcome::Class;
@@ -117,13 +117,25 @@ struct Outcome {
     took: Duration,
 }
 
-/// Runs `scenario` on `transport` and `faults`, with a stop at `stop_at` when given.
+/// Runs `scenario` on `transport` and `faults`, with a stop at `stop_at` when given, paced on
+/// tokio's timer (which the paused clock drives).
 async fn run<F: Faults>(
     scenario: Arc<Scenario>,
     transport: Arc<Scripted>,
     faults: Option<F>,
     stop_at: Option<Duration>,
     drain: Duration,
+) -> Outcome {
+    run_with(scenario, transport, faults, stop_at, drain, Pacing::Timer).await
+}
+
+async fn run_with<F: Faults>(
+    scenario: Arc<Scenario>,
+    transport: Arc<Scripted>,
+    faults: Option<F>,
+    stop_at: Option<Duration>,
+    drain: Duration,
+    pacing: Pacing,
 ) -> Outcome {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
@@ -148,7 +160,7 @@ async fn run<F: Faults>(
         phase_elapsed: Arc::default(),
         start,
         drain,
-        spin: Duration::ZERO,
+        pacing,
     };
     let (result, _timeline) = engine.run().await;
     let took = start.elapsed();
@@ -440,16 +452,39 @@ concurrency = 3
         .all(|s| s.class == Class::Ok && s.started == Some(s.intended)));
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_spin_before_a_deadline_ends_on_a_paused_clock_at_the_deadline() {
-    let start = Instant::now();
-    let at = start + Duration::from_micros(2_500_300);
-    super::wait_until(at, Duration::from_millis(1)).await;
-    // The timer takes it to the millisecond tick before the deadline, the clock stands still while
-    // yielding, and the timer finishes: at the deadline's tick, never before the deadline.
-    let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_micros(2_500_300) && waited <= Duration::from_millis(2501),
-        "{waited:?}"
-    );
+/// The precise pacer runs on the real clock (it sleeps on the OS's), so this test checks what holds
+/// whatever the machine's load: every arrival is sent, in order, and never before its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn the_precise_pacer_sends_every_arrival_never_before_its_deadline() {
+    let text = r#"name = "precise"
+[[mix]]
+path = "/"
+[[phases]]
+name = "constant"
+duration = "300ms"
+rate = { shape = "constant", rps = 1000 }
+"#;
+    let transport = Scripted::new(Duration::from_millis(1));
+    let out = run_with(
+        scenario(text),
+        transport,
+        NO_FAULTS,
+        None,
+        Duration::from_secs(1),
+        Pacing::Precise,
+    )
+    .await;
+    assert_eq!(out.samples.len(), 300);
+    let mut intended: Vec<_> = out.samples.iter().map(|s| s.intended).collect();
+    intended.sort();
+    intended.dedup();
+    assert_eq!(intended.len(), 300, "one request per deadline");
+    for s in &out.samples {
+        let sent = s.started.expect("every request was sent");
+        assert!(
+            sent >= s.intended,
+            "sent {:?} before its deadline",
+            s.intended - sent
+        );
+    }
 }
