@@ -278,7 +278,7 @@ name = "steady"
 duration = "${minutes}m"
 rate = { shape = "constant", rps = 5000 }
 TOML
-    taskset -c 0 $BIN/loadgen run "$WORK/soak.toml" --quiet --target "http://127.0.0.1:$port" --json "$WORK/soak.json" > /dev/null &
+    taskset -c 0 $BIN/loadgen run "$WORK/soak.toml" --quiet --target "http://127.0.0.1:$port" --json "$WORK/soak.json" > /dev/null 2>&1 &
     local pid=$!
     echo "loadgen (core 0) at 5000 rps for $minutes min against nginx (1 worker, core 1): RSS (MiB) each minute"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
