@@ -17,6 +17,7 @@ mod api;
 mod conn;
 pub mod tls;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -150,7 +151,8 @@ pub struct Client {
     body_cap: usize,
     max_idle: usize,
     idle_timeout: Duration,
-    idle: Mutex<Vec<Idle>>,
+    /// Oldest first: reused from the back, expired from the front.
+    idle: Mutex<VecDeque<Idle>>,
     shared_h2: Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
     /// Shortest idle time after which the server was seen closing a connection, in nanoseconds
     /// (`u64::MAX`: never seen).
@@ -181,7 +183,7 @@ impl Client {
             body_cap: options.body_cap,
             max_idle: options.max_idle,
             idle_timeout: options.idle_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(VecDeque::new()),
             shared_h2: Mutex::new(None),
             server_idle_nanos: AtomicU64::new(u64::MAX),
             tls_failure: Mutex::new(None),
@@ -396,13 +398,18 @@ impl Client {
         }
     }
 
+    /// How long a connection may have been idle and still be reused.
+    fn idle_limit(&self) -> Duration {
+        self.idle_timeout.min(Duration::from_nanos(
+            self.server_idle_nanos.load(Ordering::Relaxed),
+        ))
+    }
+
     /// The most recently used idle connection that is open, ready, and not idle for too long.
     fn idle_connection(&self) -> Option<(http1::SendRequest<Full<Bytes>>, Duration)> {
-        let limit = self.idle_timeout.min(Duration::from_nanos(
-            self.server_idle_nanos.load(Ordering::Relaxed),
-        ));
+        let limit = self.idle_limit();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(entry) = idle.pop() {
+        while let Some(entry) = idle.pop_back() {
             let age = entry.since.elapsed();
             if entry.sender.is_closed() {
                 // Closed by the server while idle: its keep-alive policy.
@@ -423,9 +430,15 @@ impl Client {
         if sender.is_closed() {
             return;
         }
+        let limit = self.idle_limit();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // Connections past the idle limit are never reused: close them now rather than keep their
+        // buffers (a burst can open up to `max_in_flight` of them).
+        while idle.front().is_some_and(|oldest| oldest.since.elapsed() >= limit) {
+            idle.pop_front();
+        }
         if idle.len() < self.max_idle {
-            idle.push(Idle {
+            idle.push_back(Idle {
                 sender,
                 since: Instant::now(),
             });
