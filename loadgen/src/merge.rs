@@ -337,6 +337,8 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
         checks: Vec<Check>,
         #[serde(default)]
         failed_polls: u64,
+        #[serde(default)]
+        scope: Option<crate::scope::ScopeReport>,
     }
     #[derive(Deserialize)]
     struct TransitionIn {
@@ -399,6 +401,7 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
             .collect(),
         checks,
         failed_polls: r.failed_polls,
+        scope: r.scope,
     }))
 }
 

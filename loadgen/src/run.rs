@@ -17,6 +17,7 @@ use crate::prometheus::LocalPrometheus;
 use crate::report;
 use crate::scenario::{self, Scenario};
 use crate::schedule::Shard;
+use crate::scope::Scope;
 use crate::stats::{Live, Recorder};
 use crate::target::Embedded;
 
@@ -269,18 +270,6 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         eprintln!("loadgen: {note}");
     }
 
-    // The run.
-    let start = Instant::now();
-    let live = Arc::new(Mutex::new(Live::default()));
-    let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
-    let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
-    let alert_status = Arc::new(Mutex::new(None));
-    let sink = crate::stats::Sink::new();
-    let (recorded_tx, recorded_rx) = watch::channel(false);
-    let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
-    let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
-    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx, phase_elapsed.clone()));
-    let (done_tx, done_rx) = watch::channel(false);
     let prometheus_api = match prometheus_url
         .as_deref()
         .map(|url| Api::new(url, &options, &prometheus_auth(&args)))
@@ -295,9 +284,36 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let watcher = prometheus_api
-        .clone()
-        .map(|api| tokio::spawn(alerts::watch(api, start, alert_status.clone(), done_rx.clone())));
+
+    // Which alerts count for this run, decided before it starts.
+    let scope = match &prometheus_api {
+        Some(api) => Some(Arc::new(
+            alert_scope(&args, api, &target_url, &embedded, local_prometheus.is_some()).await,
+        )),
+        None => None,
+    };
+
+    // The run.
+    let start = Instant::now();
+    let live = Arc::new(Mutex::new(Live::default()));
+    let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
+    let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
+    let alert_status = Arc::new(Mutex::new(None));
+    let sink = crate::stats::Sink::new();
+    let (recorded_tx, recorded_rx) = watch::channel(false);
+    let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
+    let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
+    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx, phase_elapsed.clone()));
+    let (done_tx, done_rx) = watch::channel(false);
+    let watcher = prometheus_api.clone().zip(scope.clone()).map(|(api, scope)| {
+        tokio::spawn(alerts::watch(
+            api,
+            scope,
+            start,
+            alert_status.clone(),
+            done_rx.clone(),
+        ))
+    });
     let progress = tokio::spawn(crate::progress::show(
         crate::progress::Sources {
             scenario: scenario.clone(),
@@ -360,11 +376,16 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
                     watched.failed_polls
                 );
             }
+            let mut checks = alerts::check(&scenario, &timeline, &watched.transitions);
+            if let Some(scope) = &scope {
+                crate::scope::fail_checks(scope, &mut checks);
+            }
             Some(AlertReport {
                 prometheus: prometheus_url.clone().unwrap_or_default(),
-                checks: alerts::check(&scenario, &timeline, &watched.transitions),
+                checks,
                 transitions: watched.transitions,
                 failed_polls: watched.failed_polls,
+                scope: Some(watched.scope),
             })
         }
         None => None,
@@ -478,6 +499,42 @@ fn client_options(args: &RunArgs, max_idle: usize) -> client::Options {
             insecure: args.insecure,
         },
     }
+}
+
+/// How long a Prometheus may take to list the target among its scrape targets.
+const SCOPE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The alerts that count for this run: `--alert-match`; the private Prometheus' own job for the
+/// embedded target; otherwise the job and instance Prometheus' targets give the target's address.
+async fn alert_scope(
+    args: &RunArgs,
+    api: &Api,
+    target_url: &str,
+    embedded: &Option<Embedded>,
+    private: bool,
+) -> Scope {
+    let scope = match (&args.alert_match, embedded) {
+        (Some(matchers), _) => Scope::from_flag(matchers),
+        (None, Some(e)) if private => Scope::private("target-app", &e.app.to_string()),
+        (None, _) => {
+            crate::scope::from_targets(api, target_url, SCOPE_WAIT, |why| {
+                eprintln!("loadgen: waiting up to {SCOPE_WAIT:?} for the target to be listed: {why}");
+            })
+            .await
+        }
+    };
+    match &scope.problem {
+        Some(problem) => eprintln!("loadgen: warning: every alert check will fail: {problem}"),
+        None if !args.quiet => eprintln!(
+            "loadgen: alerts count for this run when their labels match {}",
+            scope.describe().join(" or ")
+        ),
+        None => {}
+    }
+    if let Some(note) = &scope.note {
+        eprintln!("loadgen: note: {note}");
+    }
+    scope
 }
 
 /// Credentials for `--prometheus`.

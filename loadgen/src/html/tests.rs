@@ -106,6 +106,7 @@ fn summary() -> Summary {
                 }),
             }],
             failed_polls: 0,
+            scope: None,
         }),
         alerts_skipped: None,
     }
