@@ -518,7 +518,7 @@ async fn alert_scope(
         (None, Some(e)) if private => Scope::private("target-app", &e.app.to_string()),
         (None, _) => {
             crate::scope::from_targets(api, target_url, SCOPE_WAIT, |why| {
-                eprintln!("loadgen: waiting up to {SCOPE_WAIT:?} for the target to be listed: {why}");
+                eprintln!("loadgen: waiting up to {SCOPE_WAIT:?} for Prometheus to list the target: {why}");
             })
             .await
         }
