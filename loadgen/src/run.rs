@@ -266,10 +266,35 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
         (None, false, _) => None,
     };
+    // Which alerts count for this run, decided before it starts (a bad URL is reported below).
+    let scope = match prometheus_url
+        .as_deref()
+        .map(|url| Api::new(url, &options, &prometheus_auth(&args)))
+    {
+        Some(Ok(api)) => {
+            let private = local_prometheus.is_some();
+            Some(Arc::new(
+                alert_scope(&args, &api, &target_url, &embedded, private).await,
+            ))
+        }
+        _ => None,
+    };
     if let Some(note) = &alerts_skipped {
         eprintln!("loadgen: {note}");
     }
 
+    // The run.
+    let start = Instant::now();
+    let live = Arc::new(Mutex::new(Live::default()));
+    let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
+    let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
+    let alert_status = Arc::new(Mutex::new(None));
+    let sink = crate::stats::Sink::new();
+    let (recorded_tx, recorded_rx) = watch::channel(false);
+    let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
+    let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
+    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx, phase_elapsed.clone()));
+    let (done_tx, done_rx) = watch::channel(false);
     let prometheus_api = match prometheus_url
         .as_deref()
         .map(|url| Api::new(url, &options, &prometheus_auth(&args)))
@@ -284,27 +309,6 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             return EXIT_USAGE;
         }
     };
-
-    // Which alerts count for this run, decided before it starts.
-    let scope = match &prometheus_api {
-        Some(api) => Some(Arc::new(
-            alert_scope(&args, api, &target_url, &embedded, local_prometheus.is_some()).await,
-        )),
-        None => None,
-    };
-
-    // The run.
-    let start = Instant::now();
-    let live = Arc::new(Mutex::new(Live::default()));
-    let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
-    let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
-    let alert_status = Arc::new(Mutex::new(None));
-    let sink = crate::stats::Sink::new();
-    let (recorded_tx, recorded_rx) = watch::channel(false);
-    let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
-    let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
-    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx, phase_elapsed.clone()));
-    let (done_tx, done_rx) = watch::channel(false);
     let watcher = prometheus_api.clone().zip(scope.clone()).map(|(api, scope)| {
         tokio::spawn(alerts::watch(
             api,
