@@ -380,13 +380,9 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
                     watched.failed_polls
                 );
             }
-            let mut checks = alerts::check(&scenario, &timeline, &watched.transitions);
-            if let Some(scope) = &scope {
-                crate::scope::fail_checks(scope, &mut checks);
-            }
             Some(AlertReport {
                 prometheus: prometheus_url.clone().unwrap_or_default(),
-                checks,
+                checks: alerts::check(&scenario, &timeline, &watched.transitions),
                 transitions: watched.transitions,
                 failed_polls: watched.failed_polls,
                 scope: Some(watched.scope),
@@ -395,6 +391,9 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         None => None,
     };
     let mut alert_report = alert_report;
+    if let (Some(report), Some(scope)) = (alert_report.as_mut(), &scope) {
+        crate::scope::fail_checks(scope, &mut report.checks);
+    }
     if let (Some(report), Some(Ok(p))) = (alert_report.as_mut(), prediction) {
         crate::predict::live::annotate(report, &scenario, p);
     }
