@@ -58,13 +58,13 @@ pub struct Transition {
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertReport {
     pub prometheus: String,
+    /// Which alerts counted for the run, and which were seen but did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::scope::ScopeReport>,
     pub transitions: Vec<Transition>,
     pub checks: Vec<AlertCheck>,
     /// Polls that failed (Prometheus unreachable or answering badly).
     pub failed_polls: u64,
-    /// Which alerts counted for the run, and which were seen but did not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<crate::scope::ScopeReport>,
 }
 
 impl AlertReport {

@@ -126,6 +126,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub prometheus: Option<String>,
 
+    /// Count only alerts whose labels satisfy these PromQL label matchers, e.g. `job="my-service"` or
+    /// `job="api", instance=~"10\\.0\\..*"`. By default an alert counts when its `job` and `instance`
+    /// are those Prometheus' targets give the target's host and port.
+    #[arg(long, value_name = "MATCHERS")]
+    pub alert_match: Option<crate::scope::Matchers>,
+
     /// Bearer token for --prometheus (better given in the environment than on the command line).
     #[arg(long, env = "PROMETHEUS_TOKEN", hide_env_values = true)]
     pub prometheus_token: Option<String>,
@@ -139,12 +145,6 @@ pub struct RunArgs {
         conflicts_with = "prometheus_token"
     )]
     pub prometheus_basic_auth: Option<String>,
-
-    /// Count only alerts whose labels satisfy these PromQL label matchers, e.g. `job="my-service"` or
-    /// `job="api", instance=~"10\\.0\\..*"`. By default an alert counts when its `job` and `instance`
-    /// are those Prometheus' targets give the target's host and port.
-    #[arg(long, value_name = "MATCHERS")]
-    pub alert_match: Option<crate::scope::Matchers>,
 
     /// Alertmanager (`host:port`) that the private Prometheus sends its alerts to.
     #[arg(long, value_name = "HOST:PORT")]

@@ -333,12 +333,12 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
     #[derive(Deserialize)]
     struct Report {
         prometheus: String,
+        #[serde(default)]
+        scope: Option<crate::scope::ScopeReport>,
         transitions: Vec<TransitionIn>,
         checks: Vec<Check>,
         #[serde(default)]
         failed_polls: u64,
-        #[serde(default)]
-        scope: Option<crate::scope::ScopeReport>,
     }
     #[derive(Deserialize)]
     struct TransitionIn {
@@ -390,6 +390,7 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
     }
     Ok(Some(AlertReport {
         prometheus: r.prometheus,
+        scope: r.scope,
         transitions: r
             .transitions
             .into_iter()
@@ -401,7 +402,6 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
             .collect(),
         checks,
         failed_polls: r.failed_polls,
-        scope: r.scope,
     }))
 }
 

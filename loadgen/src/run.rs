@@ -382,10 +382,10 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             }
             Some(AlertReport {
                 prometheus: prometheus_url.clone().unwrap_or_default(),
+                scope: Some(watched.scope),
                 checks: alerts::check(&scenario, &timeline, &watched.transitions),
                 transitions: watched.transitions,
                 failed_polls: watched.failed_polls,
-                scope: Some(watched.scope),
             })
         }
         None => None,
