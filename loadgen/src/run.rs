@@ -382,9 +382,9 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             }
             Some(AlertReport {
                 prometheus: prometheus_url.clone().unwrap_or_default(),
-                scope: Some(watched.scope),
                 checks: alerts::check(&scenario, &timeline, &watched.transitions),
                 transitions: watched.transitions,
+                scope: Some(watched.scope),
                 failed_polls: watched.failed_polls,
             })
         }
