@@ -171,3 +171,29 @@ fn the_targets_answer_is_read() {
         "{text}"
     );
 }
+
+#[test]
+fn the_summary_shows_what_counted_and_what_did_not() {
+    let scope = Scope::private("shop", "127.0.0.1:4000");
+    let mut seen = Seen::default();
+    let state = crate::alerts::State::Firing;
+    seen.note(
+        true,
+        "HighErrorRate",
+        labels(&[("job", "shop")]),
+        crate::alerts::State::Pending,
+    );
+    seen.note(true, "HighErrorRate", labels(&[("job", "shop")]), state);
+    seen.note(false, "HighErrorRate", labels(&[("job", "noisy")]), state);
+    let report = seen.report(&scope);
+    assert_eq!(report.matched.len(), 1, "one label set, its most severe state");
+    let mut out = Vec::new();
+    write_text(&report, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        text,
+        "  scope: {job=\"shop\", instance=\"127.0.0.1:4000\"} (the target's job and instance in the private Prometheus)\n\
+         \x20 counted: HighErrorRate{job=\"shop\"} firing\n\
+         \x20 not counted (outside the scope): HighErrorRate{job=\"noisy\"} firing\n"
+    );
+}

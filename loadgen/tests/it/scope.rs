@@ -43,6 +43,36 @@ rate = { shape = "constant", rps = 20 }
 expect = { error_ratio = "< 0.01", alerts_inactive = ["HighErrorRate"] }
 "#;
 
+/// Two embedded target-apps, `a` and `b`, and a real Prometheus with the stack's rules scraping the
+/// first of them under `jobs[0]`, the second under `jobs[1]` when given.
+struct TwoTargets {
+    rt: tokio::runtime::Runtime,
+    a: Embedded,
+    b: Embedded,
+    prometheus: LocalPrometheus,
+}
+
+impl TwoTargets {
+    fn start(jobs: &[&str]) -> TwoTargets {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let a = rt.block_on(Embedded::start(|_| {})).unwrap();
+        let b = rt.block_on(Embedded::start(|_| {})).unwrap();
+        let scraped: Vec<_> = jobs.iter().copied().zip([a.app, b.app]).collect();
+        let prometheus = rt
+            .block_on(LocalPrometheus::start(&scraped, None, None))
+            .expect("start Prometheus");
+        TwoTargets { rt, a, b, prometheus }
+    }
+
+    fn stop(self) {
+        drop(self.prometheus);
+        self.rt.block_on(async {
+            self.a.stop().await;
+            self.b.stop().await;
+        });
+    }
+}
+
 /// Starts `loadgen run` with `args`, its JSON report at `json`, its output beside it.
 fn loadgen(args: &[&str], json: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -116,16 +146,8 @@ fn a_baseline_passes_beside_another_jobs_firing_alert() {
         loadgen::prometheus::installed(),
         "`prometheus` is not on the PATH: install Debian's `prometheus` package (scripts/test.sh does)"
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let shop = rt.block_on(Embedded::start(|_| {})).unwrap();
-    let noisy = rt.block_on(Embedded::start(|_| {})).unwrap();
-    let prometheus = rt
-        .block_on(LocalPrometheus::start(
-            &[("shop", shop.app), ("noisy", noisy.app)],
-            None,
-            None,
-        ))
-        .expect("start the shared Prometheus");
+    let two = TwoTargets::start(&["shop", "noisy"]);
+    let (rt, shop, noisy, prometheus) = (&two.rt, &two.a, &two.b, &two.prometheus);
     let api = Api::new(&prometheus.url, &Options::default(), &Auth::None).unwrap();
 
     let noisy_file = scenario_file("scope-noisy", NOISY);
@@ -225,11 +247,7 @@ fn a_baseline_passes_beside_another_jobs_firing_alert() {
     );
     assert!(seen(scope, "ignored", "shop").is_empty(), "{scope}");
 
-    drop(prometheus);
-    rt.block_on(async {
-        shop.stop().await;
-        noisy.stop().await;
-    });
+    two.stop();
 }
 
 #[test]
@@ -238,12 +256,8 @@ fn a_target_prometheus_does_not_scrape_fails_the_alert_checks() {
         loadgen::prometheus::installed(),
         "`prometheus` is not on the PATH"
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let scraped = rt.block_on(Embedded::start(|_| {})).unwrap();
-    let other = rt.block_on(Embedded::start(|_| {})).unwrap();
-    let prometheus = rt
-        .block_on(LocalPrometheus::start(&[("shop", scraped.app)], None, None))
-        .expect("start Prometheus");
+    let two = TwoTargets::start(&["shop"]);
+    let (scraped, other, prometheus) = (&two.a, &two.b, &two.prometheus);
     let file = scenario_file(
         "scope-unlisted",
         &QUIET.replace(r#"duration = "8s""#, r#"duration = "2s""#),
@@ -281,9 +295,5 @@ fn a_target_prometheus_does_not_scrape_fails_the_alert_checks() {
         .as_str()
         .unwrap()
         .contains(&wanted));
-    drop(prometheus);
-    rt.block_on(async {
-        scraped.stop().await;
-        other.stop().await;
-    });
+    two.stop();
 }
