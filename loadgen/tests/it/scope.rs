@@ -25,7 +25,7 @@ path = "/"
 [[phases]]
 name = "failing"
 duration = "60s"
-rate = { shape = "constant", rps = 20 }
+rate = { shape = "constant", rps = 5 }
 chaos = [{ fault = "error", status = 500, ratio = 1.0 }]
 expect = { alerts_firing = ["HighErrorRate"] }
 "#;
@@ -39,7 +39,7 @@ path = "/"
 [[phases]]
 name = "baseline"
 duration = "8s"
-rate = { shape = "constant", rps = 20 }
+rate = { shape = "constant", rps = 5 }
 expect = { error_ratio = "< 0.01", alerts_inactive = ["HighErrorRate"] }
 "#;
 
