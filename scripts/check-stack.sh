@@ -63,7 +63,7 @@ check "promtool test rules" promtool test rules "$STACK"/prometheus/tests/*.yml
 check "amtool check-config" amtool check-config "$STACK/alertmanager/alertmanager.yml"
 check "compose file against the compose specification" \
     "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$STACK/docker-compose.yml"
-check "compose policy (loopback ports, pinned images, conditions, no literal password)" \
+check "compose policy (loopback ports, pinned images, conditions, no literal password, host route)" \
     "$VENV/bin/python" scripts/check_compose_policy.py "$STACK/docker-compose.yml"
 check "Grafana datasource uids" \
     "$VENV/bin/python" scripts/check_datasource_uids.py "$STACK/grafana/provisioning" dashboards

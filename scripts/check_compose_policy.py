@@ -8,17 +8,64 @@ Usage: check_compose_policy.py COMPOSE_FILE
   - every depends_on entry names a condition;
   - Grafana's admin password comes from a required variable, never a literal;
   - Grafana's anonymous visitors (when enabled) are Viewers, and nobody can sign up;
-  - the chaos token of target-app and downstream comes from a required variable.
+  - the chaos token of target-app and downstream comes from a required variable;
+  - a service whose mounted files or command name host.docker.internal (the host, where loadgen runs)
+    maps it with extra_hosts to host-gateway, since Linux engines do not define the name; and
+    host.docker.internal is never mapped to a fixed address.
 
 Exits 1 and lists every violation. Needs PyYAML.
 """
 
+import os
 import re
 import sys
 
 import yaml
 
 REQUIRED_VAR = re.compile(r"^\$\{[A-Z0-9_]+:\?[^}]*\}$")
+HOST_NAME = "host.docker.internal"
+HOST_GATEWAY = "host-gateway"
+
+
+def bind_sources(base, svc):
+    """Host paths of the service's bind mounts (short syntax "./src:/dst[:mode]" or long syntax)."""
+    for volume in svc.get("volumes") or []:
+        source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":", 1)[0]
+        if source and source.startswith((".", "/")):
+            yield os.path.normpath(os.path.join(base, source))
+
+
+def names_host(base, svc):
+    """Whether the service's command or one of its mounted files names host.docker.internal."""
+    if HOST_NAME in str(svc.get("command") or "") or HOST_NAME in str(svc.get("environment") or ""):
+        return True
+    for source in bind_sources(base, svc):
+        files = [source] if os.path.isfile(source) else []
+        if os.path.isdir(source) and not source.endswith(".sock"):
+            files = [os.path.join(d, f) for d, _, names in os.walk(source) for f in names]
+        for path in files:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    if HOST_NAME in f.read(1 << 20):
+                        return True
+            except OSError:
+                continue
+    return False
+
+
+def host_routes(svc):
+    """The addresses extra_hosts gives host.docker.internal (list "name:addr" or mapping form)."""
+    extra = svc.get("extra_hosts") or []
+    if isinstance(extra, dict):
+        return [str(v) for k, v in extra.items() if k == HOST_NAME]
+    routes = []
+    for entry in extra:
+        name, sep, addr = str(entry).partition(":")
+        if not sep:
+            name, _, addr = str(entry).partition("=")
+        if name.strip() == HOST_NAME:
+            routes.append(addr.strip())
+    return routes
 
 
 def main(argv):
@@ -32,7 +79,16 @@ def main(argv):
     if not services:
         errors.append("no services")
 
+    base = os.path.dirname(os.path.abspath(argv[1]))
     for name, svc in services.items():
+        routes = host_routes(svc)
+        if any(r != HOST_GATEWAY for r in routes):
+            errors.append(f"{name}: extra_hosts maps {HOST_NAME} to {routes}, not {HOST_GATEWAY}")
+        if HOST_GATEWAY not in routes and names_host(base, svc):
+            errors.append(
+                f"{name}: its configuration names {HOST_NAME} but extra_hosts does not map it "
+                f'("{HOST_NAME}:{HOST_GATEWAY}"): Linux engines do not define the name'
+            )
         for port in svc.get("ports") or []:
             if isinstance(port, dict):
                 host_ip = str(port.get("host_ip", ""))
@@ -87,7 +143,7 @@ def main(argv):
         return 1
     print(
         f"{len(services)} services: ports on 127.0.0.1, images pinned, depends_on with conditions, "
-        "secrets from required variables, anonymous Grafana viewers only"
+        f"secrets from required variables, anonymous Grafana viewers only, {HOST_NAME} mapped where named"
     )
     return 0
 

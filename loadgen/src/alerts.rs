@@ -2,8 +2,9 @@
 //! second during the run and keeps each alert's state changes; after the run each phase's
 //! `alerts_firing`, `alerts_inactive` and `alerts_resolved` are judged from that timeline.
 //!
-//! Only state changes are kept, so memory grows with the number of transitions, not with the run's
-//! length. This module asks Prometheus; it does not start one (see [`crate::prometheus`]).
+//! Only alerts in the run's scope ([`crate::scope`]) count; the label sets seen on either side of it
+//! are kept for the report. Only state changes are kept, so memory grows with the number of
+//! transitions, not with the run's length. This module asks Prometheus; it does not start one (see [`crate::prometheus`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -16,6 +17,7 @@ use tokio::time::Instant;
 use crate::client::Api;
 use crate::engine::Timeline;
 use crate::scenario::Scenario;
+use crate::scope::{Scope, Seen};
 
 /// How often Prometheus is asked.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -56,6 +58,9 @@ pub struct Transition {
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertReport {
     pub prometheus: String,
+    /// Which alerts counted for the run, and which were seen but did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::scope::ScopeReport>,
     pub transitions: Vec<Transition>,
     pub checks: Vec<AlertCheck>,
     /// Polls that failed (Prometheus unreachable or answering badly).
@@ -117,14 +122,16 @@ struct PromAlert {
     state: String,
 }
 
-/// Polls Prometheus until `stop` turns true, returning the state changes seen. `active` receives the
-/// alerts active at each answered poll, for the progress display.
+/// Polls Prometheus until `stop` turns true, returning the state changes of the alerts in `scope`.
+/// `active` receives the alerts active at each answered poll, for the progress display.
 pub async fn watch(
     prometheus: std::sync::Arc<Api>,
+    scope: std::sync::Arc<Scope>,
     start: Instant,
     active: std::sync::Arc<std::sync::Mutex<Active>>,
     mut stop: watch::Receiver<bool>,
 ) -> Watched {
+    let mut seen = Seen::default();
     let mut current: BTreeMap<String, State> = BTreeMap::new();
     let mut transitions = Vec::new();
     let mut failed = 0;
@@ -136,7 +143,7 @@ pub async fn watch(
             _ = stop.changed() => break,
         }
         let now = Instant::now();
-        match poll(&prometheus).await {
+        match poll(&prometheus, &scope, &mut seen).await {
             Ok(states) => {
                 let at_s = now.saturating_duration_since(start).as_secs_f64();
                 for (alert, state) in &states {
@@ -171,6 +178,7 @@ pub async fn watch(
         transitions,
         failed_polls: failed,
         first_failure,
+        scope: seen.report(&scope),
     }
 }
 
@@ -182,10 +190,12 @@ pub struct Watched {
     pub failed_polls: u64,
     /// Why the first of them failed.
     pub first_failure: Option<String>,
+    /// The scope and the alert label sets seen on either side of it.
+    pub scope: crate::scope::ScopeReport,
 }
 
-/// The alerts that are pending or firing now (the most severe state per alert name).
-async fn poll(prometheus: &Api) -> Result<BTreeMap<String, State>, String> {
+/// The alerts in `scope` that are pending or firing now (the most severe state per alert name).
+async fn poll(prometheus: &Api, scope: &Scope, seen: &mut Seen) -> Result<BTreeMap<String, State>, String> {
     let body = prometheus.get("/api/v1/alerts", Duration::from_secs(2)).await?;
     let answer: AlertsAnswer = serde_json::from_slice(&body).map_err(|e| {
         format!(
@@ -203,6 +213,11 @@ async fn poll(prometheus: &Api) -> Result<BTreeMap<String, State>, String> {
             "pending" => State::Pending,
             _ => continue,
         };
+        let counted = scope.matches(&a.labels);
+        seen.note(counted, name, scope.relevant(&a.labels), state);
+        if !counted {
+            continue;
+        }
         let entry = states.entry(name.clone()).or_insert(state);
         *entry = (*entry).max(state);
     }
@@ -315,6 +330,9 @@ pub fn check(scenario: &Scenario, timeline: &Timeline, transitions: &[Transition
 /// Writes the alert section of the text summary.
 pub fn write_text(report: &AlertReport, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "\nalerts (Prometheus {})", report.prometheus)?;
+    if let Some(scope) = &report.scope {
+        crate::scope::write_text(scope, out)?;
+    }
     for c in &report.checks {
         writeln!(
             out,

@@ -126,6 +126,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub prometheus: Option<String>,
 
+    /// Count only alerts whose labels satisfy these PromQL label matchers, e.g. `job="my-service"` or
+    /// `job="api", instance=~"10\\.0\\..*"`. By default an alert counts when its `job` and `instance`
+    /// are those Prometheus' targets give the target's host and port.
+    #[arg(long, value_name = "MATCHERS")]
+    pub alert_match: Option<crate::scope::Matchers>,
+
     /// Bearer token for --prometheus (better given in the environment than on the command line).
     #[arg(long, env = "PROMETHEUS_TOKEN", hide_env_values = true)]
     pub prometheus_token: Option<String>,
@@ -217,5 +223,20 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["loadgen", "run", "s.toml"]).unwrap();
         assert!(matches!(cli.command, Command::Run(args) if args.shard.is_none()));
+    }
+
+    #[test]
+    fn alert_match_is_validated_by_the_command_line() {
+        let cli = Cli::try_parse_from(["loadgen", "run", "s.toml", "--alert-match", r#"job="api""#]).unwrap();
+        match cli.command {
+            Command::Run(args) => assert_eq!(args.alert_match.unwrap().to_string(), r#"{job="api"}"#),
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["loadgen", "run", "s.toml", "--alert-match", "job=api"]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("--alert-match") && text.contains("at column 5: expected a quoted value"),
+            "{text}"
+        );
     }
 }

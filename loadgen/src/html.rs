@@ -432,6 +432,16 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
         return;
     };
     h.push_str("<section id=\"alerts\"><h2>Alert timeline</h2>");
+    if let Some(scope) = &alerts.scope {
+        let mut text = Vec::new();
+        let _ = crate::scope::write_text(scope, &mut text);
+        let text = String::from_utf8_lossy(&text);
+        let _ = write!(
+            h,
+            "<pre id=\"alert-scope\" class=\"muted\">{}</pre>",
+            esc(text.trim_end())
+        );
+    }
     let mut names: Vec<&str> = alerts.transitions.iter().map(|t| t.alert.as_str()).collect();
     names.extend(alerts.checks.iter().map(|c| c.alert.as_str()));
     names.sort_unstable();

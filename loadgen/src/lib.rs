@@ -16,6 +16,7 @@
 //! - [`exporter`]: the generator's own `/metrics` while it runs.
 //! - [`html`]: the self-contained HTML report.
 //! - [`merge`], [`histograms`]: combining shard reports, from the HDR histograms the JSON report carries.
+//! - [`scope`]: which alerts count for a run (`--alert-match`, or the target's job and instance).
 //! - [`alerts`], [`prometheus`]: alert expectations checked against a real Prometheus.
 //! - [`target`], [`chaos_client`]: the embedded target and the chaos API client.
 //! - [`cli`], [`run`]: the command line and one invocation from arguments to exit code.
@@ -38,5 +39,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod scope;
 pub mod stats;
 pub mod target;

@@ -333,6 +333,8 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
     #[derive(Deserialize)]
     struct Report {
         prometheus: String,
+        #[serde(default)]
+        scope: Option<crate::scope::ScopeReport>,
         transitions: Vec<TransitionIn>,
         checks: Vec<Check>,
         #[serde(default)]
@@ -388,6 +390,7 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
     }
     Ok(Some(AlertReport {
         prometheus: r.prometheus,
+        scope: r.scope,
         transitions: r
             .transitions
             .into_iter()

@@ -17,6 +17,7 @@ use crate::prometheus::LocalPrometheus;
 use crate::report;
 use crate::scenario::{self, Scenario};
 use crate::schedule::Shard;
+use crate::scope::Scope;
 use crate::stats::{Live, Recorder};
 use crate::target::Embedded;
 
@@ -265,6 +266,19 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         }
         (None, false, _) => None,
     };
+    // Which alerts count for this run, decided before it starts (a bad URL is reported below).
+    let scope = match prometheus_url
+        .as_deref()
+        .map(|url| Api::new(url, &options, &prometheus_auth(&args)))
+    {
+        Some(Ok(api)) => {
+            let private = local_prometheus.is_some();
+            Some(Arc::new(
+                alert_scope(&args, &api, &target_url, &embedded, private).await,
+            ))
+        }
+        _ => None,
+    };
     if let Some(note) = &alerts_skipped {
         eprintln!("loadgen: {note}");
     }
@@ -295,9 +309,15 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let watcher = prometheus_api
-        .clone()
-        .map(|api| tokio::spawn(alerts::watch(api, start, alert_status.clone(), done_rx.clone())));
+    let watcher = prometheus_api.clone().zip(scope.clone()).map(|(api, scope)| {
+        tokio::spawn(alerts::watch(
+            api,
+            scope,
+            start,
+            alert_status.clone(),
+            done_rx.clone(),
+        ))
+    });
     let progress = tokio::spawn(crate::progress::show(
         crate::progress::Sources {
             scenario: scenario.clone(),
@@ -364,12 +384,16 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
                 prometheus: prometheus_url.clone().unwrap_or_default(),
                 checks: alerts::check(&scenario, &timeline, &watched.transitions),
                 transitions: watched.transitions,
+                scope: Some(watched.scope),
                 failed_polls: watched.failed_polls,
             })
         }
         None => None,
     };
     let mut alert_report = alert_report;
+    if let (Some(report), Some(scope)) = (alert_report.as_mut(), &scope) {
+        crate::scope::fail_checks(scope, &mut report.checks);
+    }
     if let (Some(report), Some(Ok(p))) = (alert_report.as_mut(), prediction) {
         crate::predict::live::annotate(report, &scenario, p);
     }
@@ -478,6 +502,42 @@ fn client_options(args: &RunArgs, max_idle: usize) -> client::Options {
             insecure: args.insecure,
         },
     }
+}
+
+/// How long a Prometheus may take to list the target among its scrape targets.
+const SCOPE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The alerts that count for this run: `--alert-match`; the private Prometheus' own job for the
+/// embedded target; otherwise the job and instance Prometheus' targets give the target's address.
+async fn alert_scope(
+    args: &RunArgs,
+    api: &Api,
+    target_url: &str,
+    embedded: &Option<Embedded>,
+    private: bool,
+) -> Scope {
+    let scope = match (&args.alert_match, embedded) {
+        (Some(matchers), _) => Scope::from_flag(matchers),
+        (None, Some(e)) if private => Scope::private("target-app", &e.app.to_string()),
+        (None, _) => {
+            crate::scope::from_targets(api, target_url, SCOPE_WAIT, |why| {
+                eprintln!("loadgen: waiting up to {SCOPE_WAIT:?} for Prometheus to list the target: {why}");
+            })
+            .await
+        }
+    };
+    match &scope.problem {
+        Some(problem) => eprintln!("loadgen: warning: every alert check will fail: {problem}"),
+        None if !args.quiet => eprintln!(
+            "loadgen: alerts count for this run when their labels match {}",
+            scope.describe().join(" or ")
+        ),
+        None => {}
+    }
+    if let Some(note) = &scope.note {
+        eprintln!("loadgen: note: {note}");
+    }
+    scope
 }
 
 /// Credentials for `--prometheus`.

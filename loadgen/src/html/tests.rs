@@ -72,6 +72,7 @@ fn summary() -> Summary {
         }],
         alerts: Some(AlertReport {
             prometheus: "http://127.0.0.1:2".into(),
+            scope: None,
             transitions: vec![
                 Transition {
                     at_s: 2.5,

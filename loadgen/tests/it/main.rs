@@ -11,5 +11,6 @@ mod predict;
 mod queries;
 mod run;
 mod scenario;
+mod scope;
 mod shard;
 mod support;
