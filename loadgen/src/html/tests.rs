@@ -106,6 +106,8 @@ fn summary() -> Summary {
                 }),
             }],
             failed_polls: 0,
+            delivery: None,
+            notifications_skipped: None,
         }),
         alerts_skipped: None,
     }
