@@ -361,6 +361,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             live: live.clone(),
             alerts: alert_status.clone(),
             predicted,
+            notified: receiver.as_ref().map(|r| r.inbox.clone()),
             start,
             stop: stop.clone(),
         },
