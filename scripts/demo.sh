@@ -26,4 +26,4 @@ else
     ensure_commands prometheus=prometheus prometheus-alertmanager=prometheus-alertmanager
 fi
 
-exec cargo run --release -q -p loadgen -- run "$scenario" "$@"
+exec cargo run --release -p loadgen -- run "$scenario" "$@"
