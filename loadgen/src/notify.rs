@@ -512,6 +512,16 @@ mod tests {
     }
 
     #[test]
+    fn memory_is_bounded_past_the_limit() {
+        let inbox = Inbox::new(Instant::now());
+        for _ in 0..MAX_KEPT + 3 {
+            inbox.take(FIRING.as_bytes(), Instant::now()).unwrap();
+        }
+        let r = inbox.snapshot();
+        assert_eq!((r.notifications.len(), r.dropped, r.rejected), (MAX_KEPT, 3, 0));
+    }
+
+    #[test]
     fn arrivals_are_timed_from_the_run_start_once_it_is_known() {
         let t0 = Instant::now();
         let inbox = Inbox::new(t0);

@@ -408,7 +408,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         eprintln!("loadgen: {why}");
     }
     let received = match receiver {
-        Some(r) => Some((r.stop().await, r.webhook)),
+        Some(r) => Some((r.stop(), r.webhook)),
         None => None,
     };
     let alert_report = match watcher {
@@ -529,7 +529,7 @@ impl Receiver {
     }
 
     /// Stops serving and returns what was received.
-    async fn stop(&self) -> crate::notify::Received {
+    fn stop(&self) -> crate::notify::Received {
         let _ = self.stop.send(true);
         self.task.abort();
         self.inbox.snapshot()
