@@ -4,7 +4,9 @@
 # docs/alert-timing.md. Each run uses loadgen's private Prometheus (1s scrape and evaluation) with the
 # stack's rule files, against the embedded target. Beside each figure it puts the prediction made
 # without a server (`loadgen plan --predict` for the same Prometheus: 1s, first scrape 5s in) and the
-# difference between the measured median and the prediction.
+# difference between the measured median and the prediction. With Alertmanager installed, each run also
+# has a private Alertmanager with the stack's routing, and the table adds when its notifications (firing,
+# resolved) reached loadgen's webhook.
 #
 # Usage: scripts/alert-timing.sh [RUNS] [PARALLEL]
 #   RUNS      runs of each scenario (default 3)
@@ -124,11 +126,21 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
         pending = next((t["at_s"] for t in mine if t["to"] in ("pending", "firing")), None)
         firing = next((t["at_s"] for t in mine if t["to"] == "firing"), None)
         resolved = next((t["at_s"] for t in mine if t["to"] == "inactive" and firing and t["at_s"] > firing), None)
+        # Notifications loadgen's webhook received from its private Alertmanager (the stack's routing).
+        notes = (report["alerts"].get("delivery") or {}).get("notifications", [])
+        def notified(status, after):
+            return next((n["at_s"] for n in notes if n["at_s"] >= after
+                         and any(a["alert"] == alert and a["status"] == status for a in n["alerts"])), None)
+        notified_firing = notified("firing", start)
+        notified_resolved = notified("resolved", notified_firing) if notified_firing is not None else None
         row = rows.setdefault((name, alert), {"expected": alert in expected, "pending": [], "firing": [], "resolved": [],
+                                              "notified": [], "notified_resolved": [],
                                               "predicted": predicted(name, alert, scenario, fault_index, end - start)})
         if pending is not None: row["pending"].append(pending - start)
         if firing is not None: row["firing"].append(firing - start)
         if resolved is not None: row["resolved"].append(resolved - end)
+        if notified_firing is not None: row["notified"].append(notified_firing - start)
+        if notified_resolved is not None: row["notified_resolved"].append(notified_resolved - end)
 
 def fmt(values):
     if not values:
@@ -146,17 +158,19 @@ def drift(measured, predicted):
     return f"{d:+d}" if d else "0"
 
 print("| scenario | alert | pending predicted | pending measured | firing predicted | firing measured | firing drift "
-      "| resolved predicted | resolved measured | resolved drift | runs |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "| notified measured | resolved predicted | resolved measured | resolved drift | notified resolved measured | runs |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (name, alert), row in sorted(rows.items(), key=lambda kv: (kv[0][0], not kv[1]["expected"], kv[0][1])):
     label = f"**{alert}**" if row["expected"] else f"{alert} (also)"
     n = len(row["firing"])
     pp, pf, pr = row["predicted"]
     print(f"| {name} | {label} | {one(pp)} | {fmt(row['pending'])} | {one(pf)} | {fmt(row['firing'])} | "
-          f"{drift(row['firing'], pf)} | {one(pr)} | {fmt(row['resolved'])} | {drift(row['resolved'], pr)} | {n} |")
+          f"{drift(row['firing'], pf)} | {fmt(row['notified'])} | {one(pr)} | {fmt(row['resolved'])} | "
+          f"{drift(row['resolved'], pr)} | {fmt(row['notified_resolved'])} | {n} |")
 print()
-print("seconds; measured: min / median / max; drift: measured median minus predicted; "
-      "**bold**: the alert the scenario expects; (also): fired as a consequence")
+print("seconds; measured: min / median / max; drift: measured median minus predicted; notified: arrival of "
+      "the private Alertmanager's notification at loadgen's webhook, firing from the fault start, resolved from "
+      "the fault end; **bold**: the alert the scenario expects; (also): fired as a consequence")
 for name, (total, passed) in sorted(runs.items()):
     print(f"- {name}: {passed} of {total} runs passed")
 PY

@@ -65,6 +65,13 @@ pub struct AlertReport {
     pub checks: Vec<AlertCheck>,
     /// Polls that failed (Prometheus unreachable or answering badly).
     pub failed_polls: u64,
+    /// Notifications received from Alertmanager and the hops of each expected alert, when loadgen's
+    /// webhook listened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<crate::delivery::Delivery>,
+    /// Why notifications were not received, when they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications_skipped: Option<String>,
 }
 
 impl AlertReport {
@@ -79,7 +86,7 @@ impl AlertReport {
 pub struct AlertCheck {
     pub phase: String,
     pub alert: String,
-    /// `firing`, `inactive` or `resolved`.
+    /// `firing`, `inactive`, `resolved` or `notified`.
     pub expect: &'static str,
     pub passed: bool,
     /// Seconds from the phase's start to the first pending / firing state seen in the phase.
@@ -362,6 +369,12 @@ pub fn write_text(report: &AlertReport, out: &mut impl Write) -> io::Result<()> 
     }
     if report.failed_polls > 0 {
         writeln!(out, "  {} polls of Prometheus failed", report.failed_polls)?;
+    }
+    if let Some(d) = &report.delivery {
+        crate::delivery::write_text(d, out)?;
+    }
+    if let Some(note) = &report.notifications_skipped {
+        writeln!(out, "\n{note}")?;
     }
     Ok(())
 }

@@ -146,9 +146,15 @@ pub struct RunArgs {
     )]
     pub prometheus_basic_auth: Option<String>,
 
-    /// Alertmanager (`host:port`) that the private Prometheus sends its alerts to.
+    /// Alertmanager (`host:port`) that the private Prometheus sends its alerts to, instead of a
+    /// private one.
     #[arg(long, value_name = "HOST:PORT")]
     pub alertmanager: Option<String>,
+
+    /// Receive Alertmanager's webhook notifications here (e.g. `0.0.0.0:9097`, path `/alerts`) and
+    /// time each one. A private Alertmanager gets a loopback receiver of its own without it.
+    #[arg(long, value_name = "ADDR")]
+    pub notify_listen: Option<std::net::SocketAddr>,
 
     /// Rule files (`*.yml`) for the private Prometheus, instead of the stack's.
     #[arg(long)]

@@ -498,11 +498,18 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
                 clock(end)
             );
         }
+        if let Some(d) = &alerts.delivery {
+            hops::marks(h, &chart, y, name, d);
+        }
     }
     h.push_str(
         "</svg><p class=\"legend\"><span><i style=\"background:#fbc02d\"></i>pending</span>\
-                <span><i style=\"background:#e53935\"></i>firing</span></p>",
+                <span><i style=\"background:#e53935\"></i>firing</span>",
     );
+    if alerts.delivery.is_some() {
+        hops::legend(h);
+    }
+    h.push_str("</p>");
     if !alerts.checks.is_empty() {
         h.push_str(
             "<table><tr><th>phase</th><th>alert</th><th>expected</th><th>result</th><th>pending after</th>\
@@ -528,6 +535,12 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
             );
         }
         h.push_str("</table>");
+    }
+    if let Some(d) = &alerts.delivery {
+        hops::table(h, d);
+    }
+    if let Some(note) = &alerts.notifications_skipped {
+        let _ = write!(h, "<p class=\"muted\">{}</p>", esc(note));
     }
     h.push_str("</section>\n");
 }
@@ -663,6 +676,8 @@ fn ms(v: f64) -> String {
         format!("{v:.1}ms")
     }
 }
+
+mod hops;
 
 #[cfg(test)]
 mod tests;

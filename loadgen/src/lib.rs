@@ -18,18 +18,24 @@
 //! - [`merge`], [`histograms`]: combining shard reports, from the HDR histograms the JSON report carries.
 //! - [`scope`]: which alerts count for a run (`--alert-match`, or the target's job and instance).
 //! - [`alerts`], [`prometheus`]: alert expectations checked against a real Prometheus.
+//! - [`notify`], [`alertmanager`]: the webhook receiver that times Alertmanager's notifications, and
+//!   the private Alertmanager that sends them; [`delivery`]: each expected alert's hops to the
+//!   notification.
 //! - [`target`], [`chaos_client`]: the embedded target and the chaos API client.
 //! - [`cli`], [`run`]: the command line and one invocation from arguments to exit code.
 
+pub mod alertmanager;
 pub mod alerts;
 pub mod chaos_client;
 pub mod cli;
 pub mod client;
+pub mod delivery;
 pub mod engine;
 pub mod exporter;
 pub mod histograms;
 pub mod html;
 pub mod merge;
+pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod predict;

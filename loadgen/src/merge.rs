@@ -339,6 +339,10 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
         checks: Vec<Check>,
         #[serde(default)]
         failed_polls: u64,
+        #[serde(default)]
+        delivery: Option<crate::delivery::Delivery>,
+        #[serde(default)]
+        notifications_skipped: Option<String>,
     }
     #[derive(Deserialize)]
     struct TransitionIn {
@@ -369,10 +373,11 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
             "firing" => "firing",
             "inactive" => "inactive",
             "resolved" => "resolved",
+            "notified" => "notified",
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
-                    &["firing", "inactive", "resolved"],
+                    &["firing", "inactive", "resolved", "notified"],
                 ))
             }
         };
@@ -402,6 +407,8 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
             .collect(),
         checks,
         failed_polls: r.failed_polls,
+        delivery: r.delivery,
+        notifications_skipped: r.notifications_skipped,
     }))
 }
 

@@ -55,6 +55,8 @@ pub struct Sources {
     pub alerts: Arc<Mutex<Active>>,
     /// Alert state changes predicted before the run (seconds from its start), once known.
     pub predicted: Arc<Mutex<Vec<crate::alerts::Transition>>>,
+    /// The notifications loadgen's webhook received, when it listens.
+    pub notified: Option<crate::notify::Inbox>,
     pub start: Instant,
     /// Turns true on Ctrl-C (or SIGTERM).
     pub stop: watch::Receiver<bool>,
@@ -92,6 +94,10 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let notified = sources
+            .notified
+            .as_ref()
+            .map(|inbox| inbox.snapshot().notifications);
         let mut err = std::io::stderr().lock();
         match style {
             Style::Panel => {
@@ -102,6 +108,7 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
                     live: &live,
                     alerts: alerts.as_deref(),
                     predicted: &predicted,
+                    notified: notified.as_deref(),
                     elapsed: sources.start.elapsed(),
                     now: Instant::now(),
                 };
@@ -158,6 +165,8 @@ pub struct View<'a> {
     pub alerts: Option<&'a [(String, State)]>,
     /// Predicted alert state changes, seconds from the run's start.
     pub predicted: &'a [crate::alerts::Transition],
+    /// Notifications received so far; `None` when loadgen's webhook does not listen.
+    pub notified: Option<&'a [crate::notify::Notification]>,
     /// Since the run's start.
     pub elapsed: Duration,
     pub now: Instant,
@@ -250,6 +259,9 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
     if !v.predicted.is_empty() {
         lines.push(predicted_line(v.predicted, v.elapsed.as_secs_f64()));
     }
+    if let Some(notified) = v.notified {
+        lines.push(notified_line(notified));
+    }
     lines.into_iter().map(|l| fit(&l, WIDTH)).collect()
 }
 
@@ -306,6 +318,30 @@ fn alert_line(alerts: &[(String, State)]) -> String {
         })
         .collect();
     format!("alerts  {}", items.join(" · "))
+}
+
+/// The latest three notifications, newest first: `notified  HighErrorRate firing at 01:41 · …`.
+fn notified_line(notifications: &[crate::notify::Notification]) -> String {
+    let latest: Vec<String> = notifications
+        .iter()
+        .rev()
+        .take(3)
+        .map(|n| {
+            let mut names: Vec<&str> = n.alerts.iter().map(|a| a.alert.as_str()).collect();
+            names.dedup();
+            format!(
+                "{} {} at {}",
+                names.join(", "),
+                n.status.as_str(),
+                clock(Duration::from_secs_f64(n.at_s.max(0.0)))
+            )
+        })
+        .collect();
+    if latest.is_empty() {
+        "notified  none yet".to_owned()
+    } else {
+        format!("notified  {}", latest.join(" · "))
+    }
 }
 
 /// The next two predicted alert changes: `predicted  HighErrorRate firing in 12s · …`.
@@ -519,6 +555,7 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
                     to: crate::alerts::State::Inactive,
                 },
             ],
+            notified: None,
             elapsed: Duration::from_secs(90),
             now,
         };
@@ -579,6 +616,32 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
         assert!(line(&s, &position, &live, Some(&[])).ends_with(" | alerts: none"));
         let unknown = panel(&View { alerts: None, ..view });
         assert!(!unknown.join("\n").contains("alerts"), "{unknown:?}");
+        assert!(!unknown.join("\n").contains("notified"), "{unknown:?}");
+
+        // Notifications, newest first.
+        let parsed = |status: &str, at_s: f64| {
+            let body = format!(
+                "{{\"version\":\"4\",\"groupKey\":\"g\",\"status\":\"{status}\",\"receiver\":\"r\",\
+                 \"alerts\":[{{\"status\":\"{status}\",\"labels\":{{\"alertname\":\"HighErrorRate\"}}}}]}}"
+            );
+            crate::notify::parse(body.as_bytes(), at_s).unwrap()
+        };
+        let waiting = panel(&View {
+            notified: Some(&[]),
+            ..view
+        });
+        assert!(waiting.iter().any(|l| l == "notified  none yet"), "{waiting:?}");
+        let two = [parsed("firing", 101.4), parsed("resolved", 230.0)];
+        let shown = panel(&View {
+            notified: Some(&two),
+            ..view
+        });
+        assert!(
+            shown
+                .iter()
+                .any(|l| l == "notified  HighErrorRate resolved at 03:50 · HighErrorRate firing at 01:41"),
+            "{shown:?}"
+        );
         assert!(!line(&s, &position, &live, None).contains("alerts"));
     }
 

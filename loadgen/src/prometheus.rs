@@ -49,8 +49,13 @@ pub struct LocalPrometheus {
 
 /// Whether a `prometheus` binary is on the PATH.
 pub fn installed() -> bool {
+    on_path("prometheus")
+}
+
+/// Whether `binary` is on the PATH.
+pub(crate) fn on_path(binary: &str) -> bool {
     std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join("prometheus").is_file()))
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(binary).is_file()))
         .unwrap_or(false)
 }
 
@@ -122,20 +127,30 @@ impl LocalPrometheus {
     }
 
     async fn wait_ready(&self, limit: Duration) -> Result<(), PromError> {
-        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let uri: http::Uri = format!("{}/-/ready", self.url).parse().expect("valid URL");
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(1), client.get(uri.clone())).await
-            {
-                if resp.status().is_success() {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if ready(&self.url, limit).await {
+            Ok(())
+        } else {
+            Err(PromError::NotReady(limit, self.dir.join("prometheus.log")))
         }
-        Err(PromError::NotReady(limit, self.dir.join("prometheus.log")))
     }
+}
+
+/// Whether `{url}/-/ready` answers 2xx within `limit` (Prometheus and Alertmanager both have it).
+pub(crate) async fn ready(url: &str, limit: Duration) -> bool {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let Ok(uri) = format!("{url}/-/ready").parse::<http::Uri>() else {
+        return false;
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(1), client.get(uri.clone())).await {
+            if resp.status().is_success() {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 impl Drop for LocalPrometheus {
@@ -146,11 +161,11 @@ impl Drop for LocalPrometheus {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn unique() -> u64 {
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)

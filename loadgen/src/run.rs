@@ -151,6 +151,22 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         None => None,
     };
 
+    let notify_listener = match args.notify_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("loadgen: --notify-listen {addr}: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    let mut receiver = notify_listener.map(Receiver::new);
+    if let Some(r) = &receiver {
+        // Told even with --quiet: with port 0 this is the only way to learn the port.
+        eprintln!("loadgen: notifications received at {}", r.webhook);
+    }
+
     // The target: given, or embedded. The embedded target's log writer lives until the end, so its
     // last lines are flushed.
     let mut embedded = None;
@@ -231,16 +247,35 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     };
     let predicted = Arc::new(Mutex::new(crate::predict::live::transitions(&prediction)));
 
-    // Prometheus, when alerts are expected.
+    // Prometheus, when alerts are expected, and beside a private one a private Alertmanager.
     let mut local_prometheus = None;
+    let mut local_alertmanager = None;
     let mut alerts_skipped = None;
+    let mut notifications_skipped = None;
     let prometheus_url = match (&args.prometheus, wants_alerts, &embedded) {
         (Some(url), _, _) => Some(url.trim_end_matches('/').to_owned()),
         (None, true, Some(e)) => {
+            let mut alertmanager = args.alertmanager.clone();
+            if alertmanager.is_none() && crate::prometheus::installed() {
+                match start_alertmanager(&mut receiver).await {
+                    Ok(am) => {
+                        if !args.quiet {
+                            eprintln!(
+                                "loadgen: notifications go through a private Alertmanager at {} with the \
+                                 stack's routing",
+                                am.url
+                            );
+                        }
+                        alertmanager = Some(am.addr.clone());
+                        local_alertmanager = Some(am);
+                    }
+                    Err(e) => notifications_skipped = Some(format!("notification checks skipped: {e}")),
+                }
+            }
             match LocalPrometheus::start(
                 &[("target-app", e.app), ("downstream", e.downstream)],
                 args.rules.as_deref(),
-                args.alertmanager.as_deref(),
+                alertmanager.as_deref(),
             )
             .await
             {
@@ -282,9 +317,29 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     if let Some(note) = &alerts_skipped {
         eprintln!("loadgen: {note}");
     }
+    let wants_notified = scenario
+        .phases
+        .iter()
+        .any(|p| !p.expect.alerts_notified.is_empty());
+    if prometheus_url.is_some() && receiver.is_none() && notifications_skipped.is_none() && wants_notified {
+        notifications_skipped =
+            Some("notification checks skipped: no --notify-listen given for this Alertmanager".to_owned());
+    }
+    if prometheus_url.is_none() {
+        notifications_skipped = None;
+    }
+    if let Some(note) = &notifications_skipped {
+        eprintln!("loadgen: {note}");
+    }
+    let alertmanager_name = local_alertmanager
+        .as_ref()
+        .map_or_else(|| "external".to_owned(), |am| am.url.clone());
 
     // The run.
     let start = Instant::now();
+    if let Some(r) = &receiver {
+        r.inbox.restart(start);
+    }
     let live = Arc::new(Mutex::new(Live::default()));
     let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
     let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
@@ -326,6 +381,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             live: live.clone(),
             alerts: alert_status.clone(),
             predicted,
+            notified: receiver.as_ref().map(|r| r.inbox.clone()),
             start,
             stop: stop.clone(),
         },
@@ -371,9 +427,29 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     if let Some(why) = client.tls_failure() {
         eprintln!("loadgen: {why}");
     }
+    let received = match receiver {
+        Some(r) => Some((r.stop(), r.webhook)),
+        None => None,
+    };
     let alert_report = match watcher {
         Some(w) => {
             let watched = w.await.unwrap_or_default();
+            let mut checks = alerts::check(&scenario, &timeline, &watched.transitions);
+            let delivery = received.map(|(received, webhook)| {
+                checks.extend(crate::delivery::check(
+                    &scenario,
+                    &timeline,
+                    &received.notifications,
+                ));
+                crate::delivery::delivery(
+                    &scenario,
+                    &timeline,
+                    &watched.transitions,
+                    received,
+                    alertmanager_name,
+                    webhook,
+                )
+            });
             if let Some(why) = &watched.first_failure {
                 eprintln!(
                     "loadgen: {} of the polls of Prometheus failed; the first: {why}",
@@ -382,10 +458,12 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             }
             Some(AlertReport {
                 prometheus: prometheus_url.clone().unwrap_or_default(),
-                checks: alerts::check(&scenario, &timeline, &watched.transitions),
+                checks,
                 transitions: watched.transitions,
                 scope: Some(watched.scope),
                 failed_polls: watched.failed_polls,
+                delivery,
+                notifications_skipped,
             })
         }
         None => None,
@@ -398,6 +476,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         crate::predict::live::annotate(report, &scenario, p);
     }
     drop(local_prometheus);
+    drop(local_alertmanager);
     if let Some(e) = embedded {
         e.stop().await;
     }
@@ -443,6 +522,59 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         (None, _, true) => EXIT_PASS,
         (None, _, false) => EXIT_FAIL,
     }
+}
+
+/// loadgen's webhook receiver, serving while the run goes on.
+struct Receiver {
+    inbox: crate::notify::Inbox,
+    /// Where Alertmanager reaches it (a loopback address when it listens on all of them).
+    webhook: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    fn new(listener: tokio::net::TcpListener) -> Receiver {
+        let mut addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let inbox = crate::notify::Inbox::new(Instant::now());
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(crate::notify::serve(listener, inbox.clone(), stop_rx));
+        Receiver {
+            inbox,
+            webhook: format!("http://{addr}/alerts"),
+            stop,
+            task,
+        }
+    }
+
+    /// Stops serving and returns what was received.
+    fn stop(&self) -> crate::notify::Received {
+        let _ = self.stop.send(true);
+        self.task.abort();
+        self.inbox.snapshot()
+    }
+}
+
+/// A private Alertmanager delivering to `receiver` (one on a free loopback port if none listens yet).
+async fn start_alertmanager(
+    receiver: &mut Option<Receiver>,
+) -> Result<crate::alertmanager::LocalAlertmanager, crate::alertmanager::AmError> {
+    if crate::alertmanager::binary().is_none() {
+        return Err(crate::alertmanager::AmError::NotInstalled);
+    }
+    if receiver.is_none() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(crate::alertmanager::AmError::Listen)?;
+        *receiver = Some(Receiver::new(listener));
+    }
+    let webhook = receiver.as_ref().map(|r| r.webhook.clone()).unwrap_or_default();
+    crate::alertmanager::LocalAlertmanager::start(&webhook).await
 }
 
 /// Writes the JSON and HTML reports that were asked for.

@@ -107,6 +107,8 @@ fn summary() -> Summary {
                 }),
             }],
             failed_polls: 0,
+            delivery: None,
+            notifications_skipped: None,
         }),
         alerts_skipped: None,
     }
@@ -164,6 +166,68 @@ fn the_page_is_self_contained_and_holds_every_part() {
     assert!(html.contains("data-class=\"http_5xx\""));
     assert!(html.contains("id=\"verdict\">FAIL<"));
     assert!(html.contains("p95 &lt; 300ms"));
+}
+
+#[test]
+fn notifications_are_marked_on_the_alert_timeline_with_every_hop_in_a_table() {
+    use crate::delivery::{Delivery, Hops};
+    use crate::notify::{Notification, NotifiedAlert, Status};
+    let notification = |at_s: f64, status: Status| Notification {
+        at_s,
+        receiver: "webhook".into(),
+        group_key: "{}:{alertname=\"HighErrorRate\"}".into(),
+        status,
+        alerts: vec![NotifiedAlert {
+            alert: "HighErrorRate".into(),
+            status,
+            labels: [("alertname".to_owned(), "HighErrorRate".to_owned())].into(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+        }],
+        truncated_alerts: 0,
+    };
+    let mut s = summary();
+    let without = render(&s);
+    assert!(!without.contains("data-notified") && !without.contains("id=\"hops\""));
+    s.alerts.as_mut().unwrap().delivery = Some(Delivery {
+        alertmanager: "http://127.0.0.1:9093".into(),
+        webhook: "http://127.0.0.1:9097/alerts".into(),
+        hops: vec![Hops {
+            phase: "spike".into(),
+            alert: "HighErrorRate".into(),
+            fault_start_s: 2.0,
+            pending_s: Some(0.5),
+            firing_s: Some(1.0),
+            notified_firing_s: Some(1.2),
+            fault_end_s: 2.0,
+            resolved_s: Some(1.5),
+            notified_resolved_s: None,
+        }],
+        notifications: vec![
+            notification(3.2, Status::Firing),
+            notification(3.9, Status::Resolved),
+        ],
+        rejected: 1,
+        dropped: 0,
+    });
+    let html = render(&s);
+    assert_eq!(html.matches("data-notified=\"firing\"").count(), 1);
+    assert_eq!(html.matches("data-notified=\"resolved\"").count(), 1);
+    assert!(html.contains("id=\"hops\""));
+    for (hop, shown) in [
+        ("pending", "0.5s"),
+        ("firing", "1.0s"),
+        ("notified", "1.2s"),
+        ("fault end", "2.0s"),
+        ("resolved", "1.5s"),
+        ("notified resolved", "–"),
+    ] {
+        assert!(
+            html.contains(&format!("<td data-hop=\"{hop}\">{shown}</td>")),
+            "{hop}"
+        );
+    }
+    assert!(html.contains("2 notifications received, 1 bodies refused"));
 }
 
 #[test]

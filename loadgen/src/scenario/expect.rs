@@ -52,24 +52,10 @@ pub(super) fn expectations(raw: Spanned<RawExpect>, ctx: &mut Ctx<'_>) -> Expect
     let mut out_spans = Vec::new();
     for (list, names, into) in lists {
         for name in names.into_iter().flatten() {
-            let valid = name
-                .get_ref()
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name
-                    .get_ref()
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-            if !valid {
-                ctx.push(
-                    Diagnostic::new(
-                        format!("invalid alert name `{}`", name.get_ref()),
-                        Some(name.span()),
-                    )
-                    .expected("an alert name as in the Prometheus rules, e.g. `HighErrorRate`"),
-                );
-            } else if let Some(other) = seen.insert(name.get_ref().clone(), list) {
+            if !alert_name(&name, ctx) {
+                continue;
+            }
+            if let Some(other) = seen.insert(name.get_ref().clone(), list) {
                 let which = if other == list {
                     "twice".to_owned()
                 } else {
@@ -86,7 +72,50 @@ pub(super) fn expectations(raw: Spanned<RawExpect>, ctx: &mut Ctx<'_>) -> Expect
         }
     }
     out.alert_spans = out_spans;
+    // A notification is about an alert that also fires, so these names may repeat the lists above.
+    let mut notified = std::collections::HashSet::new();
+    for name in raw.alerts_notified.into_iter().flatten() {
+        if !alert_name(&name, ctx) {
+            continue;
+        }
+        if !notified.insert(name.get_ref().clone()) {
+            ctx.push(Diagnostic::new(
+                format!("alert `{}` is listed twice", name.get_ref()),
+                Some(name.span()),
+            ));
+        } else {
+            out.alerts_notified.push(name.into_inner());
+        }
+    }
+    if let Some(within) = raw.notify_within {
+        out.notify_within = ctx.duration(within.get_ref(), Some(within.span()), "notify_within");
+        if notified.is_empty() {
+            ctx.push(
+                Diagnostic::new("`notify_within` bounds nothing here", Some(within.span()))
+                    .hint("list the alerts it applies to: `alerts_notified = [\"HighErrorRate\"]`"),
+            );
+        }
+    }
     out
+}
+
+/// Whether `name` is a valid alert name; says why not.
+fn alert_name(name: &Spanned<String>, ctx: &mut Ctx<'_>) -> bool {
+    let text = name.get_ref();
+    let valid = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    if !valid {
+        ctx.push(
+            Diagnostic::new(format!("invalid alert name `{text}`"), Some(name.span()))
+                .expected("an alert name as in the Prometheus rules, e.g. `HighErrorRate`"),
+        );
+    }
+    valid
 }
 
 fn condition_error(ctx: &mut Ctx<'_>, e: ConditionError, text: &Spanned<String>, metric: Option<Metric>) {

@@ -239,6 +239,10 @@ pub struct Expectations {
     pub alerts_inactive: Vec<String>,
     /// Alerts that must have fired before the end of the phase and not be firing at its end.
     pub alerts_resolved: Vec<String>,
+    /// Alerts whose firing notification must arrive during the phase.
+    pub alerts_notified: Vec<String>,
+    /// How soon after the phase's start those notifications must arrive.
+    pub notify_within: Option<Duration>,
     /// Byte range in the file of each alert name above, for messages that point at it.
     pub alert_spans: Vec<(String, std::ops::Range<usize>)>,
 }
@@ -250,10 +254,14 @@ impl Expectations {
             && self.alerts_firing.is_empty()
             && self.alerts_inactive.is_empty()
             && self.alerts_resolved.is_empty()
+            && self.alerts_notified.is_empty()
     }
 
     /// Whether any Prometheus alert is checked (the engine then needs a Prometheus to ask).
     pub fn has_alerts(&self) -> bool {
-        !(self.alerts_firing.is_empty() && self.alerts_inactive.is_empty() && self.alerts_resolved.is_empty())
+        !(self.alerts_firing.is_empty()
+            && self.alerts_inactive.is_empty()
+            && self.alerts_resolved.is_empty()
+            && self.alerts_notified.is_empty())
     }
 }

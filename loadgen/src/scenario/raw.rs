@@ -314,6 +314,14 @@ pub struct RawExpect {
     /// this one) and no longer firing when it ends.
     #[schemars(with = "Option<Vec<String>>")]
     pub alerts_resolved: Option<Vec<Spanned<String>>>,
+    /// Alerts whose firing notification must reach loadgen's webhook receiver (from the private
+    /// Alertmanager, or one sending to `--notify-listen`) between the phase's start and a second after
+    /// its end, e.g. `["HighErrorRate"]`. Usually listed in `alerts_firing` too.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub alerts_notified: Option<Vec<Spanned<String>>>,
+    /// How soon after the phase's start each `alerts_notified` notification must arrive, e.g. `"90s"`.
+    #[schemars(with = "Option<String>")]
+    pub notify_within: Option<Spanned<String>>,
 }
 
 /// A value whose type errors are kept for validation instead of failing the whole file.

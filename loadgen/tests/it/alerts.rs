@@ -1,21 +1,20 @@
 //! Alerts end to end: every shipped scenario that expects alerts runs through the real `loadgen`
 //! binary, against its embedded target, with a private Prometheus evaluating the stack's own rule
-//! files. The expected alerts must go firing and then inactive, and a scenario that expects no alert
-//! to fire (the baseline) must raise none, not even pending. For error-spike the Prometheus also
-//! sends its alerts to a real Alertmanager, which must deliver the firing `HighErrorRate` to a webhook
-//! served by this test.
+//! files and a private Alertmanager routing with the stack's `alertmanager.yml` to loadgen's own
+//! webhook. The expected alerts must go firing, be notified, go inactive and be notified resolved, with
+//! every hop timed in the JSON report; a scenario that expects no alert to fire (the baseline) must
+//! raise none, not even pending. error-spike instead sends through an Alertmanager this test starts
+//! (`--alertmanager`), delivering to loadgen's `--notify-listen` address, and the notifications loadgen
+//! reports are checked against that Alertmanager's own count of what it sent.
 //!
 //! The scenarios run at the same time, one child process each, so the whole test takes about as long
 //! as the longest scenario (error-spike and slow-burn, 4m30s each). Needs Debian's `prometheus` and
 //! `prometheus-alertmanager` packages (`scripts/test.sh` installs them).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -25,9 +24,8 @@ use crate::support::repo_dir;
 /// Extra time a run may take beyond its scenario's duration (start-up, drain, report).
 const RUN_SLACK: Duration = Duration::from_secs(120);
 
-/// The scenario that goes through Alertmanager, and the alert its webhook must receive.
+/// The scenario that goes through this test's Alertmanager instead of loadgen's private one.
 const ALERTMANAGER_SCENARIO: &str = "error-spike";
-const ALERTMANAGER_ALERT: &str = "HighErrorRate";
 
 fn on_path(binary: &str) -> bool {
     std::env::var_os("PATH")
@@ -97,104 +95,32 @@ impl Drop for Guard {
     }
 }
 
-/// A tiny HTTP server that keeps the bodies of the POSTs it receives (Alertmanager's webhook calls).
-struct Webhook {
-    addr: SocketAddr,
-    bodies: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Webhook {
-    fn start() -> Webhook {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the webhook");
-        listener.set_nonblocking(true).expect("non-blocking listener");
-        let addr = listener.local_addr().expect("webhook address");
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (bodies, stop) = (bodies.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            if let Some(body) = serve_one(stream) {
-                                bodies.lock().unwrap().push(body);
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(50))
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                    }
-                }
-            })
-        };
-        Webhook {
-            addr,
-            bodies,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn bodies(&self) -> Vec<String> {
-        self.bodies.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Reads one request (headers, then `Content-Length` bytes of body), answers 200 and closes.
-fn serve_one(stream: TcpStream) -> Option<String> {
-    stream.set_nonblocking(false).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            }
-        }
-    }
-    let mut body = vec![0; length.min(1 << 20)];
-    reader.read_exact(&mut body).ok()?;
-    let mut stream = stream;
-    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    Some(String::from_utf8_lossy(&body).into_owned())
+/// The body of `GET http://addr/path` when it answers 200.
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
 }
 
 /// Whether `GET http://addr/path` answers 200.
 fn http_ok(addr: SocketAddr, path: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
-    if s.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut status = [0u8; 12];
-    s.read_exact(&mut status).is_ok() && status.starts_with(b"HTTP/1.1 200")
+    http_get(addr, path).is_some()
 }
 
-/// A real Alertmanager routing every alert to `webhook`, with short waits.
+/// The sum of the samples of `metric` whose labels contain `labels`, in Prometheus text.
+fn metric_sum(text: &str, metric: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A real Alertmanager routing every alert to loadgen's webhook at `webhook`, with short waits.
 fn start_alertmanager(dir: &Path, webhook: SocketAddr) -> (Guard, SocketAddr) {
     let config = format!(
         "route:\n  receiver: webhook\n  group_by: [alertname, job]\n  group_wait: 1s\n  \
@@ -269,7 +195,7 @@ fn run_scenario(
     file: PathBuf,
     duration: Duration,
     dir: PathBuf,
-    alertmanager: Option<SocketAddr>,
+    alertmanager: Option<(SocketAddr, SocketAddr)>,
 ) -> RunResult {
     let json = dir.join(format!("{name}.json"));
     let out = dir.join(format!("{name}.out"));
@@ -282,8 +208,11 @@ fn run_scenario(
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap());
-    if let Some(am) = alertmanager {
-        cmd.arg("--alertmanager").arg(am.to_string());
+    if let Some((am, webhook)) = alertmanager {
+        cmd.arg("--alertmanager")
+            .arg(am.to_string())
+            .arg("--notify-listen")
+            .arg(webhook.to_string());
     }
     let mut child = Guard(cmd.spawn().expect("start loadgen"));
     let status = child.wait_for(duration + RUN_SLACK);
@@ -353,6 +282,7 @@ fn problems(run: &RunResult) -> Vec<String> {
             }
         }
     }
+    problems.extend(delivery_problems(report, &expected));
     for alert in expected {
         let fired = transitions
             .iter()
@@ -372,16 +302,53 @@ fn problems(run: &RunResult) -> Vec<String> {
     problems
 }
 
-/// Whether a webhook body announces `alert` firing.
-fn announces_firing(body: &str, alert: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<Value>(body) else {
-        return false;
-    };
-    v["alerts"].as_array().is_some_and(|alerts| {
-        alerts
-            .iter()
-            .any(|a| a["status"] == "firing" && a["labels"]["alertname"] == alert)
-    })
+/// The notification hops of every expected alert: all there, in order, and the `alerts_notified`
+/// checks made.
+fn delivery_problems(report: &Value, expected: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let delivery = &report["alerts"]["delivery"];
+    if delivery.is_null() {
+        if !expected.is_empty() {
+            problems.push("report has no delivery section (was Alertmanager skipped?)".to_owned());
+        }
+        return problems;
+    }
+    let empty = Vec::new();
+    let hops = delivery["hops"].as_array().unwrap_or(&empty);
+    let run_end = report["phases"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .filter_map(|p| p["end_s"].as_f64())
+        .fold(0.0, f64::max);
+    for alert in expected {
+        let Some(h) = hops.iter().find(|h| h["alert"] == *alert) else {
+            problems.push(format!("no hops reported for {alert}"));
+            continue;
+        };
+        let at = |hop: &str| h[hop].as_f64();
+        let order = ["pending_s", "firing_s", "notified_firing_s"];
+        if order.iter().any(|hop| at(hop).is_none()) {
+            problems.push(format!(
+                "{alert}: a hop up to the firing notification is missing: {h}"
+            ));
+        } else if order.windows(2).any(|w| at(w[0]) > at(w[1])) {
+            problems.push(format!("{alert}: hops out of order: {h}"));
+        }
+        // A resolution is announced within the stack's group_interval (15s); one later than the run's
+        // end cannot be seen.
+        let resolved = at("resolved_s").map(|r| r + h["fault_start_s"].as_f64().unwrap_or(0.0));
+        if resolved.is_some_and(|r| r + 20.0 <= run_end) {
+            match at("notified_resolved_s") {
+                None => problems.push(format!("{alert}: resolved but never notified resolved: {h}")),
+                Some(n) if Some(n) < at("resolved_s").map(|r| r - 1.0) => {
+                    problems.push(format!("{alert}: notified resolved before it resolved: {h}"))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    problems
 }
 
 #[test]
@@ -395,15 +362,15 @@ fn shipped_alert_scenarios_fire_and_resolve_on_cue() {
     }
 
     let dir = TempDir::new("alerts-it");
-    let webhook = Webhook::start();
-    let (_alertmanager, am_addr) = start_alertmanager(&dir.0, webhook.addr);
+    let webhook: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (_alertmanager, am_addr) = start_alertmanager(&dir.0, webhook);
 
     let started = Instant::now();
     let handles: Vec<_> = scenarios
         .into_iter()
         .map(|(name, file, duration)| {
             let dir = dir.0.clone();
-            let am = (name == ALERTMANAGER_SCENARIO).then_some(am_addr);
+            let am = (name == ALERTMANAGER_SCENARIO).then_some((am_addr, webhook));
             std::thread::spawn(move || run_scenario(name, file, duration, dir, am))
         })
         .collect();
@@ -425,12 +392,45 @@ fn shipped_alert_scenarios_fire_and_resolve_on_cue() {
             ));
         }
     }
-    let bodies = webhook.bodies();
-    if !bodies.iter().any(|b| announces_firing(b, ALERTMANAGER_ALERT)) {
+    // What loadgen says it received through this test's Alertmanager, against that Alertmanager's own
+    // count of what it delivered.
+    let report = runs
+        .iter()
+        .find(|r| r.name == ALERTMANAGER_SCENARIO)
+        .and_then(|r| r.report.as_ref());
+    let received = report.map_or(0, |r| {
+        r["alerts"]["delivery"]["notifications"]
+            .as_array()
+            .map_or(0, Vec::len)
+    });
+    let metrics = http_get(am_addr, "/metrics").unwrap_or_default();
+    let sent = metric_sum(
+        &metrics,
+        "alertmanager_notifications_total",
+        "integration=\"webhook\"",
+    );
+    let failed = metric_sum(
+        &metrics,
+        "alertmanager_notifications_failed_total",
+        "integration=\"webhook\"",
+    );
+    let notified_checked = report.is_some_and(|r| {
+        r["alerts"]["checks"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["expect"] == "notified" && c["passed"] == true))
+    });
+    if !notified_checked {
         failures.push(format!(
-            "the Alertmanager webhook received no firing {ALERTMANAGER_ALERT} notification \
-             ({} notifications: {bodies:?}); alertmanager log:\n{}",
-            bodies.len(),
+            "{ALERTMANAGER_SCENARIO}: no passed `alerts_notified` check"
+        ));
+    }
+    if report.is_some_and(|r| r["alerts"]["delivery"]["alertmanager"] != "external") {
+        failures.push("error-spike's delivery does not name the external Alertmanager".to_owned());
+    }
+    if received < 2 || (received as f64) > sent - failed {
+        failures.push(format!(
+            "{ALERTMANAGER_SCENARIO}: loadgen reports {received} notifications; the Alertmanager sent \
+             {sent}, {failed} of them failed; its log:\n{}",
             std::fs::read_to_string(dir.0.join("alertmanager.log")).unwrap_or_default()
         ));
     }

@@ -6,6 +6,7 @@ mod hostile;
 mod html;
 mod live;
 mod metrics;
+mod notify;
 mod peers;
 mod predict;
 mod queries;

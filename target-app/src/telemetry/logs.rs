@@ -381,7 +381,7 @@ fn push_json_str(out: &mut String, s: &str) {
 }
 
 /// Appends `t` as RFC 3339 UTC with milliseconds, e.g. `2026-11-24T01:55:04.123Z`.
-fn rfc3339(t: SystemTime, out: &mut String) {
+pub fn rfc3339(t: SystemTime, out: &mut String) {
     let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
