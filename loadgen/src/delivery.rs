@@ -3,7 +3,8 @@
 //! notified firing → fault end → resolved → notified resolved), and the `alerts_notified` checks.
 //!
 //! Pure functions of the run's timeline, the watcher's transitions and the received notifications, so
-//! tests feed them made-up times. Notifications are matched to alerts by `alertname`.
+//! tests feed them made-up times. Notifications are matched to alerts by `alertname`, among the
+//! alerts of the run's scope (the labels that decide which alert states count).
 
 use std::io::{self, Write};
 
@@ -13,6 +14,7 @@ use crate::alerts::{AlertCheck, State, Transition, POLL};
 use crate::engine::Timeline;
 use crate::notify::{Notification, Received, Status};
 use crate::scenario::Scenario;
+use crate::scope::Scope;
 
 /// What reached loadgen's webhook, and the hops of each expected alert.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -79,6 +81,23 @@ fn fault_window(timeline: &Timeline, i: usize) -> (f64, f64) {
             (start.as_secs_f64(), end.as_secs_f64())
         }
     }
+}
+
+/// The notifications as far as they concern the run: each keeps only the alerts `scope` counts (the
+/// same labels that decide which alert states count), and one left with none is dropped.
+pub fn in_scope(notifications: &[Notification], scope: &Scope) -> Vec<Notification> {
+    notifications
+        .iter()
+        .filter_map(|n| {
+            let alerts: Vec<_> = n
+                .alerts
+                .iter()
+                .filter(|a| scope.matches(&a.labels))
+                .cloned()
+                .collect();
+            (!alerts.is_empty()).then(|| Notification { alerts, ..n.clone() })
+        })
+        .collect()
 }
 
 /// First arrival at or after `from` of a notification saying `alert` is `status`.
@@ -189,19 +208,25 @@ pub fn check(scenario: &Scenario, timeline: &Timeline, notifications: &[Notifica
     checks
 }
 
-/// The delivery section of a run.
+/// The delivery section of a run: hops from the notifications in `scope`, every notification listed.
 pub fn delivery(
     scenario: &Scenario,
     timeline: &Timeline,
     transitions: &[Transition],
     received: Received,
+    scope: &Scope,
     alertmanager: String,
     webhook: String,
 ) -> Delivery {
     Delivery {
         alertmanager,
         webhook,
-        hops: hops(scenario, timeline, transitions, &received.notifications),
+        hops: hops(
+            scenario,
+            timeline,
+            transitions,
+            &in_scope(&received.notifications, scope),
+        ),
         notifications: received.notifications,
         rejected: received.rejected,
         dropped: received.dropped,
@@ -327,7 +352,11 @@ rate = { shape = "constant", rps = 10 }
             alerts: vec![NotifiedAlert {
                 alert: alert.into(),
                 status,
-                labels: [("alertname".to_owned(), alert.to_owned())].into(),
+                labels: [
+                    ("alertname".to_owned(), alert.to_owned()),
+                    ("job".to_owned(), "target-app".to_owned()),
+                ]
+                .into(),
                 starts_at: String::new(),
                 ends_at: String::new(),
             }],
@@ -366,6 +395,20 @@ rate = { shape = "constant", rps = 10 }
                 notified_resolved_s: Some(169.8),
             }]
         );
+    }
+
+    #[test]
+    fn notifications_about_another_target_do_not_count() {
+        let scope = Scope::private("target-app", "127.0.0.1:8080");
+        let about = |at: f64, job: &str| {
+            let mut n = n(at, "HighErrorRate", Status::Firing);
+            n.alerts[0].labels.insert("job".into(), job.into());
+            n
+        };
+        let (mine, other) = (about(101.0, "target-app"), about(95.0, "noisy"));
+        assert_eq!(in_scope(&[other.clone(), mine.clone()], &scope), [mine]);
+        let c = check(&scenario(), &timeline(), &in_scope(&[other], &scope));
+        assert!(!c[0].passed, "{}", c[0].detail);
     }
 
     #[test]
@@ -409,6 +452,7 @@ rate = { shape = "constant", rps = 10 }
             &timeline(),
             &[t(96.2, State::Firing)],
             received,
+            &Scope::private("target-app", "127.0.0.1:8080"),
             "http://127.0.0.1:9093".into(),
             "127.0.0.1:9097".into(),
         );

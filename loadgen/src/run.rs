@@ -435,17 +435,18 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         Some(w) => {
             let watched = w.await.unwrap_or_default();
             let mut checks = alerts::check(&scenario, &timeline, &watched.transitions);
-            let delivery = received.map(|(received, webhook)| {
+            let delivery = received.zip(scope.as_ref()).map(|((received, webhook), scope)| {
                 checks.extend(crate::delivery::check(
                     &scenario,
                     &timeline,
-                    &received.notifications,
+                    &crate::delivery::in_scope(&received.notifications, scope),
                 ));
                 crate::delivery::delivery(
                     &scenario,
                     &timeline,
                     &watched.transitions,
                     received,
+                    scope,
                     alertmanager_name,
                     webhook,
                 )
