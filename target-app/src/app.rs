@@ -164,7 +164,7 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
     }
     if app.telemetry.profiling() {
         // This span is the local root: its id names the profile of the request's work.
-        let span_id = span.context().span().span_context().span_id().to_string();
+        let span_id = crate::telemetry::profiles::hex_id(span.context().span().span_context().span_id());
         if route == Route::GenerateLoad {
             // The one route whose work owns a thread, so its samples can be labelled (see profiles).
             req.extensions_mut().insert(ProfileId {
