@@ -21,6 +21,7 @@ use opentelemetry_sdk::logs::SdkLogger;
 use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
@@ -78,8 +79,48 @@ pub const DEFAULT_FILTER: &str =
 opentelemetry_otlp=warn,opentelemetry-otlp=warn,Pyroscope=warn,pyroscope=warn";
 
 /// The level filter of every subscriber: `RUST_LOG`, or [`DEFAULT_FILTER`].
-pub fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+///
+/// Directives that name only targets and levels (the default, and the usual `RUST_LOG`) become a static
+/// [`Targets`] filter, decided once per call site. Directives on spans or fields need [`EnvFilter`],
+/// which also follows every span's entries and exits, a cost on each request's spans.
+pub fn filter<S>() -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let directives = std::env::var("RUST_LOG").unwrap_or_default();
+    let directives = match directives.trim() {
+        "" => DEFAULT_FILTER,
+        text => text,
+    };
+    match parse_filter(directives) {
+        Filter::Static(targets) => targets,
+        Filter::Spans(env) => env,
+    }
+}
+
+/// A parsed `RUST_LOG`.
+enum Filter {
+    Static(Box<Targets>),
+    Spans(Box<EnvFilter>),
+}
+
+/// `directives` as the cheapest filter that understands them; the default when neither does.
+fn parse_filter(directives: &str) -> Filter {
+    // `Targets` would read `target[span]` as an odd target name rather than refuse it.
+    let names_spans = directives.contains(['[', '{']);
+    if !names_spans {
+        if let Ok(targets) = directives.parse::<Targets>() {
+            return Filter::Static(Box::new(targets));
+        }
+    }
+    match EnvFilter::try_new(directives) {
+        Ok(env) => Filter::Spans(Box::new(env)),
+        Err(_) => Filter::Static(Box::new(
+            DEFAULT_FILTER
+                .parse::<Targets>()
+                .expect("the default filter is valid"),
+        )),
+    }
 }
 
 /// The JSON layer of one service instance: lines carry `service` and span ids, and go to the process's
@@ -534,6 +575,30 @@ mod tests {
         let trace = TraceId::from(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         push_hex(&mut s, &trace.to_bytes());
         assert_eq!(s, format!("{trace}"));
+    }
+
+    #[test]
+    fn target_directives_are_static_and_span_directives_are_not() {
+        let Filter::Static(default) = parse_filter(DEFAULT_FILTER) else {
+            panic!("the default filter names only targets");
+        };
+        assert!(default.would_enable("target_app::app", &Level::INFO));
+        assert!(!default.would_enable("hyper_util::client", &Level::INFO));
+        assert!(default.would_enable("opentelemetry_sdk", &Level::WARN));
+        let Filter::Static(custom) = parse_filter("warn,target_app=debug") else {
+            panic!("target directives need no span tracking");
+        };
+        assert!(custom.would_enable("target_app::app", &Level::DEBUG));
+        assert!(!custom.would_enable("loadgen", &Level::INFO));
+        assert!(matches!(
+            parse_filter("info,target_app[request]=debug"),
+            Filter::Spans(_)
+        ));
+        // Neither syntax: the default, never a panic.
+        let Filter::Static(fallback) = parse_filter("info,[=") else {
+            panic!("a bad filter falls back to the default");
+        };
+        assert!(!fallback.would_enable("reqwest", &Level::INFO));
     }
 
     #[test]
