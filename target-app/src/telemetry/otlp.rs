@@ -131,12 +131,18 @@ impl SpanExporter for TraceExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource.clear();
-        for (key, value) in resource.iter() {
-            message(&mut self.resource, 1, |out| key_value(out, key.as_str(), value));
-        }
+        self.resource = encode_resource(resource);
         self.schema_url = resource.schema_url().unwrap_or_default().to_owned();
     }
+}
+
+/// The content of a `Resource` message: its attributes.
+fn encode_resource(resource: &Resource) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in resource.iter() {
+        message(&mut out, 1, |out| key_value(out, key.as_str(), value));
+    }
+    out
 }
 
 /// Writes `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource, scope_spans }] }`
@@ -395,4 +401,129 @@ fn message(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
     }
     prefix[n] = v as u8;
     out.splice(at..=at, prefix[..=n].iter().copied());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use opentelemetry::trace::{Event, Link, SpanContext, TraceFlags, TraceId, TraceState};
+    use opentelemetry::{KeyValue, StringValue};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use prost::Message as _;
+
+    use super::*;
+
+    fn context(trace: u128, span: u64, remote: bool) -> SpanContext {
+        SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(span),
+            TraceFlags::SAMPLED,
+            remote,
+            TraceState::from_key_value([("vendor", "value")]).unwrap(),
+        )
+    }
+
+    fn span(id: u64, scope: &InstrumentationScope) -> SpanData {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_795_485_304_123_456_789);
+        SpanData {
+            span_context: context(0xabc, id, false),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: Cow::Borrowed("work"),
+            start_time: t0,
+            end_time: t0 + Duration::from_micros(1500),
+            attributes: vec![KeyValue::new("k", "v")],
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: scope.clone(),
+        }
+    }
+
+    /// Every kind of field the exporter writes, decoded by the official generated types, equals what
+    /// `opentelemetry-otlp`'s own conversion builds from the same spans.
+    #[test]
+    fn encodes_what_the_official_conversion_builds() {
+        let resource = Resource::builder_empty()
+            .with_service_name("target-app")
+            .with_attributes([
+                KeyValue::new("service.version", "0.1.0"),
+                KeyValue::new("deployment.count", 3_i64),
+            ])
+            .build();
+        let app = InstrumentationScope::builder("target-app").build();
+        let other = InstrumentationScope::builder("other")
+            .with_version("1.2")
+            .with_schema_url("https://opentelemetry.io/schemas/1.30.0")
+            .with_attributes([KeyValue::new("scope.attr", true)])
+            .build();
+
+        let mut server = span(1, &app);
+        server.span_kind = SpanKind::Server;
+        server.parent_span_id = SpanId::from(99);
+        server.parent_span_is_remote = true;
+        server.name = Cow::Owned("GET /checkout".to_owned());
+        server.attributes = vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.response.status_code", 503_i64),
+            KeyValue::new("ratio", 0.25),
+            KeyValue::new("retried", false),
+            KeyValue::new("zero", 0_i64),
+            // Longer than 127 bytes: its length takes two bytes.
+            KeyValue::new("long", "x".repeat(300)),
+            KeyValue::new("ints", Value::Array(Array::I64(vec![1, -2, 0]))),
+            KeyValue::new("flags", Value::Array(Array::Bool(vec![true, false]))),
+            KeyValue::new("floats", Value::Array(Array::F64(vec![0.5, 0.0]))),
+            KeyValue::new(
+                "names",
+                Value::Array(Array::String(vec![StringValue::from("a"), StringValue::from("")])),
+            ),
+        ];
+        server.dropped_attributes_count = 2;
+        server.status = Status::error("HTTP 503");
+        server.events.events.push(Event::new(
+            "chaos.fault",
+            server.start_time + Duration::from_micros(10),
+            vec![KeyValue::new("chaos.fault", "error")],
+            1,
+        ));
+        server.events.dropped_count = 4;
+        server.links.links.push(Link::new(
+            context(0xdef, 7, true),
+            vec![KeyValue::new("why", "batch")],
+            0,
+        ));
+
+        let mut ok = span(2, &other);
+        ok.parent_span_id = SpanId::from(1);
+        ok.span_kind = SpanKind::Client;
+        ok.status = Status::Ok;
+        let mut consumer = span(3, &app);
+        consumer.span_kind = SpanKind::Consumer;
+        consumer.attributes.clear();
+        let producer = SpanData {
+            span_kind: SpanKind::Producer,
+            ..span(4, &other)
+        };
+        let batch = vec![server, ok, consumer, producer];
+
+        let mut buffers = Buffers::default();
+        encode_request(&mut buffers, &encode_resource(&resource), "", &batch);
+        let ours = ExportTraceServiceRequest::decode(buffers.body.as_slice()).expect("valid protobuf");
+        let official = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(batch.clone(), &(&resource).into()),
+        };
+        assert_eq!(ours, official);
+        assert_eq!(ours.resource_spans[0].scope_spans.len(), 2);
+
+        // The buffers are reused: a second batch encodes the same way.
+        encode_request(&mut buffers, &encode_resource(&resource), "", &batch);
+        let again = ExportTraceServiceRequest::decode(buffers.body.as_slice()).expect("valid protobuf");
+        assert_eq!(again, official);
+    }
 }
