@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::downstream::Downstream;
 use crate::route::Route;
 use crate::server::ServeError;
-use crate::telemetry::profiles::{ProfileId, PROFILE_ID_ATTRIBUTE};
+use crate::telemetry::profiles::{hex_id, ProfileId, PROFILE_ID_ATTRIBUTE};
 use crate::telemetry::Telemetry;
 
 /// Response body type of every handler.
@@ -162,17 +162,13 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
         let parent = app.propagator.extract(&HeaderExtractor(req.headers()));
         let _ = span.set_parent(parent);
     }
-    if app.telemetry.profiling() {
-        // This span is the local root: its id names the profile of the request's work.
-        let span_id = span.context().span().span_context().span_id().to_string();
-        if route == Route::GenerateLoad {
-            // The one route whose work owns a thread, so its samples can be labelled (see profiles).
-            req.extensions_mut().insert(ProfileId {
-                span_id: span_id.clone(),
-                span_name: span_name(method, route).to_owned(),
-            });
-        }
-        span.set_attribute(PROFILE_ID_ATTRIBUTE, span_id);
+    if app.telemetry.profiling() && route == Route::GenerateLoad {
+        // The one route whose work owns a thread, so its samples can be labelled (see profiles); the
+        // label must be known before the work starts.
+        req.extensions_mut().insert(ProfileId {
+            span_id: hex_id(span.context().span().span_context().span_id()),
+            span_name: span_name(method, route).to_owned(),
+        });
     }
 
     let outcome = inject_faults(app, conn, route, req)
@@ -184,31 +180,57 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
         Ok(resp) => status_label(resp.status()),
         Err(_) => "aborted",
     };
-    match &outcome {
-        Ok(resp) => {
-            span.set_attribute("http.response.status_code", i64::from(resp.status().as_u16()));
-            if resp.status().is_server_error() {
-                span.set_attribute("error.type", status);
-                span.set_status(Status::error(format!("HTTP {status}")));
-            }
+    {
+        // Everything known only now goes to the OpenTelemetry span through one look-up of it.
+        let cx = span.context();
+        let otel = cx.span();
+        if app.telemetry.profiling() {
+            // This span is the local root: its id names the profile of the request's work.
+            let id = hex_id(otel.span_context().span_id());
+            otel.set_attribute(KeyValue::new(PROFILE_ID_ATTRIBUTE, id));
         }
-        Err(abort) => {
-            span.set_attribute("error.type", "aborted");
-            span.set_status(Status::error(abort.to_string()));
+        match &outcome {
+            Ok(resp) => {
+                let code = i64::from(resp.status().as_u16());
+                otel.set_attribute(KeyValue::new("http.response.status_code", code));
+                if resp.status().is_server_error() {
+                    otel.set_attribute(KeyValue::new("error.type", status));
+                    otel.set_status(Status::error(format!("HTTP {status}")));
+                }
+            }
+            Err(abort) => {
+                otel.set_attribute(KeyValue::new("error.type", "aborted"));
+                otel.set_status(Status::error(abort.to_string()));
+            }
         }
     }
     app.telemetry.metrics.request(method, route, status, elapsed);
-    let _in_span = span.enter();
-    access_log(method, route, &path, &outcome, elapsed.as_secs_f64() * 1000.0);
+    // Written in the span (its ids on the line) without entering it: nothing else runs in it now.
+    access_log(
+        &span,
+        method,
+        route,
+        &path,
+        &outcome,
+        elapsed.as_secs_f64() * 1000.0,
+    );
     outcome
 }
 
-/// The access log line of a request, at a level that follows its outcome.
-fn access_log(method: &str, route: Route, path: &str, outcome: &Answer, duration_ms: f64) {
+/// The access log line of a request, in its span, at a level that follows its outcome.
+fn access_log(
+    span: &tracing::Span,
+    method: &str,
+    route: Route,
+    path: &str,
+    outcome: &Answer,
+    duration_ms: f64,
+) {
     let route = route.template();
     match outcome.as_ref().map(|r| r.status()) {
         Ok(s) if s.is_server_error() => {
             tracing::error!(
+                parent: span,
                 method,
                 route,
                 path,
@@ -219,6 +241,7 @@ fn access_log(method: &str, route: Route, path: &str, outcome: &Answer, duration
         }
         Ok(s) if s.is_client_error() => {
             tracing::warn!(
+                parent: span,
                 method,
                 route,
                 path,
@@ -229,6 +252,7 @@ fn access_log(method: &str, route: Route, path: &str, outcome: &Answer, duration
         }
         Ok(s) => {
             tracing::info!(
+                parent: span,
                 method,
                 route,
                 path,
@@ -238,7 +262,7 @@ fn access_log(method: &str, route: Route, path: &str, outcome: &Answer, duration
             )
         }
         Err(e) => {
-            tracing::error!(method, route, path, status = 0u64, duration_ms, error = %e, "request aborted")
+            tracing::error!(parent: span, method, route, path, status = 0u64, duration_ms, error = %e, "request aborted")
         }
     }
 }

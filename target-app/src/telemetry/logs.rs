@@ -21,6 +21,7 @@ use opentelemetry_sdk::logs::SdkLogger;
 use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
@@ -78,8 +79,48 @@ pub const DEFAULT_FILTER: &str =
 opentelemetry_otlp=warn,opentelemetry-otlp=warn,Pyroscope=warn,pyroscope=warn";
 
 /// The level filter of every subscriber: `RUST_LOG`, or [`DEFAULT_FILTER`].
-pub fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+///
+/// Directives that name only targets and levels (the default, and the usual `RUST_LOG`) become a static
+/// [`Targets`] filter, decided once per call site. Directives on spans or fields need [`EnvFilter`],
+/// which also follows every span's entries and exits, a cost on each request's spans.
+pub fn filter<S>() -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let directives = std::env::var("RUST_LOG").unwrap_or_default();
+    let directives = match directives.trim() {
+        "" => DEFAULT_FILTER,
+        text => text,
+    };
+    match parse_filter(directives) {
+        Filter::Static(targets) => targets,
+        Filter::Spans(env) => env,
+    }
+}
+
+/// A parsed `RUST_LOG`.
+enum Filter {
+    Static(Box<Targets>),
+    Spans(Box<EnvFilter>),
+}
+
+/// `directives` as the cheapest filter that understands them; the default when neither does.
+fn parse_filter(directives: &str) -> Filter {
+    // `Targets` would read `target[span]` as an odd target name rather than refuse it.
+    let names_spans = directives.contains(['[', '{']);
+    if !names_spans {
+        if let Ok(targets) = directives.parse::<Targets>() {
+            return Filter::Static(Box::new(targets));
+        }
+    }
+    match EnvFilter::try_new(directives) {
+        Ok(env) => Filter::Spans(Box::new(env)),
+        Err(_) => Filter::Static(Box::new(
+            DEFAULT_FILTER
+                .parse::<Targets>()
+                .expect("the default filter is valid"),
+        )),
+    }
 }
 
 /// The JSON layer of one service instance: lines carry `service` and span ids, and go to the process's
@@ -168,37 +209,18 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
             return;
         }
         let meta = event.metadata();
-        let level = meta.level();
+        let level = *meta.level();
         let ids = match self.dispatch.as_ref().and_then(|d| d.get()) {
             Some(dispatch) => ctx
                 .event_span(event)
                 .and_then(|span| span_ids(&span.id(), dispatch)),
             None => None,
         };
-        let mut fields = JsonFields {
-            keep_pairs: self.logger.is_some(),
-            ..JsonFields::default()
-        };
-        event.record(&mut fields);
-
-        if let Some(buffer) = &self.buffer {
-            LINE.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut line) => {
-                    line.clear();
-                    self.format_line(&mut line, meta, *level, &fields, ids);
-                    push(buffer, &line);
-                }
-                // An event raised while formatting another one on this thread: use a fresh buffer.
-                Err(_) => {
-                    let mut line = String::with_capacity(256);
-                    self.format_line(&mut line, meta, *level, &fields, ids);
-                    push(buffer, &line);
-                }
-            });
-        }
-        if let Some(logger) = &self.logger {
-            emit_otlp(logger, *level, &fields, ids);
-        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.write_event(&mut scratch, event, meta, level, ids),
+            // An event raised while formatting another one on this thread: use fresh buffers.
+            Err(_) => self.write_event(&mut Scratch::default(), event, meta, level, ids),
+        });
     }
 }
 
@@ -212,27 +234,71 @@ fn span_ids(id: &tracing::span::Id, dispatch: &WeakDispatch) -> Option<Ids> {
         .then(|| (sc.trace_id(), sc.span_id(), sc.trace_flags()))
 }
 
+/// Buffers one thread reuses for every line it writes, so a line costs no allocation once they have
+/// grown to fit.
+#[derive(Default)]
+struct Scratch {
+    line: String,
+    fields: JsonFields,
+    /// The last whole second formatted, and its text up to the fraction (`2026-11-24T01:55:04.`).
+    second: (u64, String),
+}
+
 thread_local! {
-    /// Each thread formats its lines in one reused buffer.
-    static LINE: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(512));
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch {
+        line: String::with_capacity(512),
+        fields: JsonFields {
+            message: String::with_capacity(64),
+            rest: String::with_capacity(256),
+            ..JsonFields::default()
+        },
+        second: (u64::MAX, String::with_capacity(24)),
+    });
 }
 
 impl JsonLayer {
+    fn write_event(
+        &self,
+        scratch: &mut Scratch,
+        event: &Event<'_>,
+        meta: &tracing::Metadata<'_>,
+        level: Level,
+        ids: Option<Ids>,
+    ) {
+        let Scratch { line, fields, second } = scratch;
+        fields.clear(self.logger.is_some());
+        event.record(fields);
+        if let Some(buffer) = &self.buffer {
+            line.clear();
+            self.format_line(line, second, meta, level, fields, ids);
+            push(buffer, line);
+        }
+        if let Some(logger) = &self.logger {
+            emit_otlp(logger, level, fields, ids);
+        }
+    }
+
     fn format_line(
         &self,
         line: &mut String,
+        second: &mut (u64, String),
         meta: &tracing::Metadata<'_>,
         level: Level,
         fields: &JsonFields,
         ids: Option<Ids>,
     ) {
         line.push_str("{\"timestamp\":\"");
-        rfc3339(SystemTime::now(), line);
-        let _ = write!(line, "\",\"level\":\"{}\"", level_name(level));
-        line.push_str(",\"message\":");
+        timestamp(SystemTime::now(), second, line);
+        line.push_str("\",\"level\":\"");
+        line.push_str(level_name(level));
+        line.push_str("\",\"message\":");
         push_json_str(line, &fields.message);
         if let Some((trace_id, span_id, _)) = ids {
-            let _ = write!(line, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"");
+            line.push_str(",\"trace_id\":\"");
+            push_hex(line, &trace_id.to_bytes());
+            line.push_str("\",\"span_id\":\"");
+            push_hex(line, &span_id.to_bytes());
+            line.push('"');
         }
         if let Some(name) = &self.service {
             line.push_str(",\"service\":");
@@ -242,6 +308,32 @@ impl JsonLayer {
         line.push_str(",\"target\":");
         push_json_str(line, meta.target());
         line.push_str("}\n");
+    }
+}
+
+/// Appends `bytes` as lower-case hex, as W3C and OpenTelemetry print ids.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+}
+
+/// Appends `value` in decimal without going through `fmt`.
+fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        out.push(*d as char);
     }
 }
 
@@ -298,6 +390,14 @@ struct JsonFields {
 }
 
 impl JsonFields {
+    /// Empties the fields for the next event, keeping their buffers.
+    fn clear(&mut self, keep_pairs: bool) {
+        self.message.clear();
+        self.rest.clear();
+        self.pairs.clear();
+        self.keep_pairs = keep_pairs;
+    }
+
     fn key(&mut self, field: &Field) {
         self.rest.push(',');
         push_json_str(&mut self.rest, field.name());
@@ -314,7 +414,7 @@ impl JsonFields {
 impl Visit for JsonFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.message = value.to_owned();
+            self.message.push_str(value);
             return;
         }
         self.key(field);
@@ -324,13 +424,16 @@ impl Visit for JsonFields {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.rest, "{value}");
+        push_u64(&mut self.rest, value);
         self.pair(field, || AnyValue::from(value as i64));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        let _ = write!(self.rest, "{value}");
+        if value < 0 {
+            self.rest.push('-');
+        }
+        push_u64(&mut self.rest, value.unsigned_abs());
         self.pair(field, || AnyValue::from(value));
     }
 
@@ -346,7 +449,7 @@ impl Visit for JsonFields {
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
-        let _ = write!(self.rest, "{value}");
+        self.rest.push_str(if value { "true" } else { "false" });
         self.pair(field, || AnyValue::from(value));
     }
 
@@ -361,29 +464,60 @@ impl Visit for JsonFields {
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal. Runs of characters that need no escape are copied whole.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        // Every byte that needs an escape is ASCII, so `start..i` falls on character boundaries.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escape);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
 /// Appends `t` as RFC 3339 UTC with milliseconds, e.g. `2026-11-24T01:55:04.123Z`.
 pub fn rfc3339(t: SystemTime, out: &mut String) {
+    timestamp(t, &mut (u64::MAX, String::new()), out);
+}
+
+/// Appends `t` as [`rfc3339`] does. The text up to the fraction is kept in `second` and formatted again
+/// only when the second changes.
+fn timestamp(t: SystemTime, second: &mut (u64, String), out: &mut String) {
     let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
+    let secs = since.as_secs();
+    if second.0 != secs {
+        second.1.clear();
+        rfc3339_seconds(secs, &mut second.1);
+        second.0 = secs;
+    }
+    out.push_str(&second.1);
+    let ms = since.subsec_millis();
+    for d in [ms / 100, ms / 10 % 10, ms % 10] {
+        out.push(char::from(b'0' + d as u8));
+    }
+    out.push('Z');
+}
+
+/// Appends `secs` since the epoch as `YYYY-MM-DDTHH:MM:SS.` (UTC).
+fn rfc3339_seconds(secs: u64, out: &mut String) {
+    let secs = secs as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -397,11 +531,10 @@ pub fn rfc3339(t: SystemTime, out: &mut String) {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let _ = write!(
         out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60,
-        since.subsec_millis()
     );
 }
 
@@ -411,15 +544,66 @@ mod tests {
 
     #[test]
     fn formats_timestamps() {
+        let mut cache = (u64::MAX, String::new());
         let mut s = String::new();
-        rfc3339(
-            SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_485_304_123),
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_485_304_123);
+        timestamp(t, &mut cache, &mut s);
+        assert_eq!(s, "2026-11-24T01:55:04.123Z");
+        // The same second again, from the cached text.
+        s.clear();
+        timestamp(t + Duration::from_millis(805), &mut cache, &mut s);
+        assert_eq!(s, "2026-11-24T01:55:04.928Z");
+        s.clear();
+        timestamp(t + Duration::from_millis(877), &mut cache, &mut s);
+        assert_eq!(s, "2026-11-24T01:55:05.000Z");
+        s.clear();
+        timestamp(
+            SystemTime::UNIX_EPOCH + Duration::from_millis(951_782_400_007),
+            &mut cache,
             &mut s,
         );
-        assert_eq!(s, "2026-11-24T01:55:04.123Z");
+        assert_eq!(s, "2000-02-29T00:00:00.007Z");
+    }
+
+    #[test]
+    fn formats_numbers_and_ids() {
+        let mut s = String::new();
+        for v in [0, 7, 10, 429, 18_446_744_073_709_551_615] {
+            s.clear();
+            push_u64(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
         s.clear();
-        rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400), &mut s);
-        assert_eq!(s, "2000-02-29T00:00:00.000Z");
+        push_hex(&mut s, &SpanId::from(0x00f0_0d00_dead_beef).to_bytes());
+        assert_eq!(s, format!("{}", SpanId::from(0x00f0_0d00_dead_beef)));
+        s.clear();
+        let trace = TraceId::from(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        push_hex(&mut s, &trace.to_bytes());
+        assert_eq!(s, format!("{trace}"));
+    }
+
+    #[test]
+    fn target_directives_are_static_and_span_directives_are_not() {
+        let Filter::Static(default) = parse_filter(DEFAULT_FILTER) else {
+            panic!("the default filter names only targets");
+        };
+        assert!(default.would_enable("target_app::app", &Level::INFO));
+        assert!(!default.would_enable("hyper_util::client", &Level::INFO));
+        assert!(default.would_enable("opentelemetry_sdk", &Level::WARN));
+        let Filter::Static(custom) = parse_filter("warn,target_app=debug") else {
+            panic!("target directives need no span tracking");
+        };
+        assert!(custom.would_enable("target_app::app", &Level::DEBUG));
+        assert!(!custom.would_enable("loadgen", &Level::INFO));
+        assert!(matches!(
+            parse_filter("info,target_app[request]=debug"),
+            Filter::Spans(_)
+        ));
+        // Neither syntax: the default, never a panic.
+        let Filter::Static(fallback) = parse_filter("info,[=") else {
+            panic!("a bad filter falls back to the default");
+        };
+        assert!(!fallback.would_enable("reqwest", &Level::INFO));
     }
 
     #[test]
@@ -428,5 +612,10 @@ mod tests {
         push_json_str(&mut s, "a\"b\\c\nd\u{1}");
         assert_eq!(s, r#""a\"b\\c\nd\u0001""#);
         assert!(serde_json::from_str::<String>(&s).is_ok());
+        for text in ["", "plain", "ünï\tcödé \u{7f} ✓\"", "\u{1f}x\r\n"] {
+            s.clear();
+            push_json_str(&mut s, text);
+            assert_eq!(serde_json::from_str::<String>(&s).unwrap(), text, "{s}");
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! describe the last spans), then profiles.
 
 pub mod logs;
+pub mod otlp;
 pub mod profiles;
 
 use std::sync::{Arc, Mutex};
@@ -19,9 +20,11 @@ use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{LogExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{LogExporter, WithExportConfig};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfig, BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+};
 use opentelemetry_sdk::Resource;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -39,6 +42,8 @@ pub enum TelemetryError {
         endpoint: String,
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    #[error("cannot build the OTLP trace exporter for {endpoint}: {reason}")]
+    TraceExporter { endpoint: String, reason: String },
     #[error("traces sampler (--traces-sampler / OTEL_TRACES_SAMPLER): {0}")]
     Sampler(String),
     #[error("resource attributes (--resource-attributes / OTEL_RESOURCE_ATTRIBUTES): {0}")]
@@ -95,7 +100,11 @@ impl Telemetry {
             .with_resource(resource.clone())
             .with_sampler(sampler(config)?);
         if let Some(url) = config.traces_url() {
-            traces = traces.with_batch_exporter(span_exporter(url)?);
+            traces = traces.with_span_processor(
+                BatchSpanProcessor::builder(span_exporter(url)?)
+                    .with_batch_config(batch_config())
+                    .build(),
+            );
         }
         let tracer_provider = traces.build();
         let tracer = tracer_provider.tracer("target-app");
@@ -271,17 +280,26 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn span_exporter(url: String) -> Result<SpanExporter, TelemetryError> {
-    SpanExporter::builder()
-        .with_http()
-        .with_endpoint(url.clone())
-        .with_timeout(Duration::from_secs(5))
+/// Spans per export request, and most spans held while waiting. Every export is one HTTP request with
+/// its own fixed cost on the exporter's thread; at the SDK's 512 a busy instance sent dozens a second.
+/// The queue holds four batches, so a slow collector is absorbed before spans are dropped.
+const EXPORT_BATCH: usize = 2048;
+const EXPORT_QUEUE: usize = 4 * EXPORT_BATCH;
+
+fn batch_config() -> BatchConfig {
+    BatchConfigBuilder::default()
+        .with_max_export_batch_size(EXPORT_BATCH)
+        .with_max_queue_size(EXPORT_QUEUE)
         .build()
-        .map_err(|source| TelemetryError::Exporter {
-            signal: "trace",
+}
+
+fn span_exporter(url: String) -> Result<otlp::TraceExporter, TelemetryError> {
+    otlp::TraceExporter::new(url.clone(), Duration::from_secs(5)).map_err(|reason| {
+        TelemetryError::TraceExporter {
             endpoint: url,
-            source,
-        })
+            reason,
+        }
+    })
 }
 
 fn log_exporter(url: String) -> Result<LogExporter, TelemetryError> {

@@ -37,6 +37,13 @@ pub struct ProfileId {
     pub span_name: String,
 }
 
+/// A span id as the 16 lower-case hex digits the profile id is written in.
+pub fn hex_id(id: opentelemetry::trace::SpanId) -> String {
+    let mut out = String::with_capacity(16);
+    super::logs::push_hex(&mut out, &id.to_bytes());
+    out
+}
+
 /// Samples per second.
 const SAMPLE_RATE: u32 = 100;
 
