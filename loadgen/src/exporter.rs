@@ -5,16 +5,12 @@
 //! [`Live`] on its tick, and the position is the engine's. [`render`] is pure, so a test reads its text;
 //! [`serve`] takes an already bound listener.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -191,31 +187,13 @@ fn float(v: f64) -> String {
 }
 
 /// Serves `GET /metrics` (and `/`) on `listener` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, sources: Sources, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, sources: Sources, shutdown: watch::Receiver<bool>) {
     let sources = Arc::new(sources);
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(10));
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(_) => {
-                    // Out of descriptors and similar: back off instead of spinning.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
-        let sources = sources.clone();
-        let service = service_fn(move |req| {
-            let sources = sources.clone();
-            async move { Ok::<_, Infallible>(answer(&sources, &req)) }
-        });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        tokio::spawn(conn);
-    }
+    crate::http_server::serve(listener, shutdown, move |req| {
+        let reply = answer(&sources, &req);
+        async move { reply }
+    })
+    .await;
 }
 
 fn answer<B>(sources: &Sources, req: &Request<B>) -> Response<Full<Bytes>> {

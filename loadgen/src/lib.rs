@@ -34,6 +34,7 @@ pub mod engine;
 pub mod exporter;
 pub mod histograms;
 pub mod html;
+pub mod http_server;
 pub mod merge;
 pub mod notify;
 pub mod outcome;

@@ -7,17 +7,13 @@
 //! This module receives; it does not start Alertmanager (see [`crate::alertmanager`]).
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -323,29 +319,12 @@ impl Inbox {
 
 /// Serves the webhook on an already bound listener until `shutdown` changes: `POST` on any path takes
 /// a notification (Alertmanager's URL decides the path); `GET /` lists what was received.
-pub async fn serve(listener: TcpListener, inbox: Inbox, mut shutdown: watch::Receiver<bool>) {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(_) => {
-                    // Out of descriptors and similar: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
+pub async fn serve(listener: TcpListener, inbox: Inbox, shutdown: watch::Receiver<bool>) {
+    crate::http_server::serve(listener, shutdown, move |req| {
         let inbox = inbox.clone();
-        let service = service_fn(move |req| {
-            let inbox = inbox.clone();
-            async move { Ok::<_, Infallible>(answer(&inbox, req).await) }
-        });
-        tokio::spawn(http.serve_connection(TokioIo::new(stream), service));
-    }
+        async move { answer(&inbox, req).await }
+    })
+    .await;
 }
 
 fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
