@@ -268,7 +268,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             slots: slots.clone(),
             stop: self.stop.clone(),
             position: self.position.clone(),
-            first: self.starts.first_number(index),
+            starts: self.starts.clone(),
             shard: self.shard,
             started,
             end,
@@ -350,8 +350,7 @@ struct Pacer<T: Transport> {
     slots: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
     position: Arc<Mutex<Position>>,
-    /// The number of the phase's first request (see [`PhaseStarts`]).
-    first: u64,
+    starts: PhaseStarts,
     shard: Shard,
     started: Instant,
     end: Instant,
@@ -360,7 +359,7 @@ struct Pacer<T: Transport> {
 
 impl<T: Transport> Pacer<T> {
     fn arrivals<'a>(&self, scenario: &'a Scenario) -> crate::schedule::PhaseArrivals<'a> {
-        crate::schedule::PhaseArrivals::new(scenario, self.launch.index, self.first, self.shard)
+        self.starts.phase(scenario, self.launch.index, self.shard)
     }
 
     /// Paces as a task on tokio's timer. Returns whether it was stopped.
