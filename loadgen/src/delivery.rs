@@ -208,25 +208,21 @@ pub fn check(scenario: &Scenario, timeline: &Timeline, notifications: &[Notifica
     checks
 }
 
-/// The delivery section of a run: hops from the notifications in `scope`, every notification listed.
+/// The delivery section of a run: hops from `scoped` (the received notifications [`in_scope`]), every
+/// received notification listed.
 pub fn delivery(
     scenario: &Scenario,
     timeline: &Timeline,
     transitions: &[Transition],
     received: Received,
-    scope: &Scope,
+    scoped: &[Notification],
     alertmanager: String,
     webhook: String,
 ) -> Delivery {
     Delivery {
         alertmanager,
         webhook,
-        hops: hops(
-            scenario,
-            timeline,
-            transitions,
-            &in_scope(&received.notifications, scope),
-        ),
+        hops: hops(scenario, timeline, transitions, scoped),
         notifications: received.notifications,
         rejected: received.rejected,
         dropped: received.dropped,
@@ -447,12 +443,16 @@ rate = { shape = "constant", rps = 10 }
             notifications: vec![n(101.4, "HighErrorRate", Status::Firing)],
             ..Received::default()
         };
+        let scoped = in_scope(
+            &received.notifications,
+            &Scope::private("target-app", "127.0.0.1:8080"),
+        );
         let d = delivery(
             &scenario(),
             &timeline(),
             &[t(96.2, State::Firing)],
             received,
-            &Scope::private("target-app", "127.0.0.1:8080"),
+            &scoped,
             "http://127.0.0.1:9093".into(),
             "127.0.0.1:9097".into(),
         );

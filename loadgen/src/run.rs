@@ -436,17 +436,14 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             let watched = w.await.unwrap_or_default();
             let mut checks = alerts::check(&scenario, &timeline, &watched.transitions);
             let delivery = received.zip(scope.as_ref()).map(|((received, webhook), scope)| {
-                checks.extend(crate::delivery::check(
-                    &scenario,
-                    &timeline,
-                    &crate::delivery::in_scope(&received.notifications, scope),
-                ));
+                let scoped = crate::delivery::in_scope(&received.notifications, scope);
+                checks.extend(crate::delivery::check(&scenario, &timeline, &scoped));
                 crate::delivery::delivery(
                     &scenario,
                     &timeline,
                     &watched.transitions,
                     received,
-                    scope,
+                    &scoped,
                     alertmanager_name,
                     webhook,
                 )
