@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::h1::Stream;
 use super::tls::{self, Alpn};
 use super::Options;
 use crate::outcome::{classify_error, Class};
@@ -129,6 +130,17 @@ impl Endpoint {
 
     /// Opens a new connection.
     pub(super) async fn connect(&self) -> Result<Sender, ConnectFailure> {
+        match self.open().await? {
+            Stream::Plain(tcp) => handshake(tcp, self.prior_knowledge).await,
+            Stream::Tls(tls) => {
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                handshake(*tls, h2).await
+            }
+        }
+    }
+
+    /// Opens a new stream: TCP, then TLS when the URL says https.
+    pub(super) async fn open(&self) -> Result<Stream, ConnectFailure> {
         let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
         let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(&self.authority)).await {
             Ok(Ok(s)) => s,
@@ -137,20 +149,16 @@ impl Endpoint {
         };
         let _ = stream.set_nodelay(true);
         let Some((connector, name)) = &self.tls else {
-            return handshake(stream, self.prior_knowledge).await;
+            return Ok(Stream::Plain(stream));
         };
-        let tls = match tokio::time::timeout_at(deadline, connector.connect(name.clone(), stream)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                return Err(ConnectFailure {
-                    class: Class::Tls,
-                    tls: Some(tls_reason(&e, &self.authority)),
-                })
-            }
-            Err(_) => return Err(Class::Timeout.into()),
-        };
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        handshake(tls, h2).await
+        match tokio::time::timeout_at(deadline, connector.connect(name.clone(), stream)).await {
+            Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+            Ok(Err(e)) => Err(ConnectFailure {
+                class: Class::Tls,
+                tls: Some(tls_reason(&e, &self.authority)),
+            }),
+            Err(_) => Err(Class::Timeout.into()),
+        }
     }
 }
 

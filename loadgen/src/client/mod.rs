@@ -15,6 +15,7 @@
 
 mod api;
 mod conn;
+mod h1;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -31,7 +32,9 @@ use tokio::time::Instant;
 
 pub use api::{Api, Auth};
 pub use conn::{BadTarget, Protocol};
-use conn::{Endpoint, Sender};
+use conn::{ConnectFailure, Endpoint, Sender};
+use h1::Failed;
+pub use h1::Own;
 use tls::TlsOptions;
 
 use crate::outcome::{classify_error, Class};
@@ -229,6 +232,76 @@ impl Client {
         response
     }
 
+    /// Sends `req` on the connection `own` keeps (opening one when it has none that is usable),
+    /// giving up at `deadline`. For one closed-loop worker: no pool, no connection task. HTTP/2
+    /// targets share the pool's connection instead.
+    pub async fn send_own(&self, own: &mut Own, req: &Request, deadline: Instant) -> Response {
+        if self.wants_h2 {
+            return self.send(req, deadline).await;
+        }
+        let mut handshake = None;
+        let mut response = tokio::time::timeout_at(deadline, self.exchange_own(own, req, &mut handshake))
+            .await
+            .unwrap_or(Response::failed(Class::Timeout));
+        response.handshake = handshake;
+        response
+    }
+
+    async fn exchange_own(&self, own: &mut Own, req: &Request, handshake: &mut Option<Duration>) -> Response {
+        own.encode(req, &self.prefix, self.host.as_bytes());
+        let mut resent = false;
+        for attempt in 0..ATTEMPTS {
+            let stream = match own.take_conn(self.idle_limit()) {
+                Some(stream) => stream,
+                None => {
+                    let begun = Instant::now();
+                    match self.endpoint.open().await {
+                        Ok(stream) => {
+                            *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
+                            stream
+                        }
+                        Err(f) => {
+                            let mut r = Response::failed(self.connect_failed(f));
+                            r.resent = resent;
+                            return r;
+                        }
+                    }
+                }
+            };
+            let class = match own
+                .exchange(stream, req.method == Method::HEAD, self.body_cap)
+                .await
+            {
+                Ok(answer) => {
+                    return Response {
+                        class: if answer.too_large {
+                            Class::BodyTooLarge
+                        } else {
+                            Class::of_status(answer.status)
+                        },
+                        status: Some(answer.status),
+                        bytes: answer.bytes,
+                        version: Some(Version::Http1),
+                        handshake: None,
+                        resent,
+                    }
+                }
+                // Not one byte taken by the server (a request cut short cannot have been acted
+                // on either): the connection was closed under it.
+                Err(Failed::Unsent) if attempt + 1 < ATTEMPTS => {
+                    resent = true;
+                    continue;
+                }
+                Err(Failed::Unsent) => Class::Reset,
+                Err(Failed::Class(class)) => class,
+            };
+            let mut r = Response::failed(class);
+            r.resent = resent;
+            return r;
+        }
+        Response::failed(Class::Closed)
+    }
+
     /// One call to an API on this target (the chaos API, Prometheus): `path` with `headers` and
     /// `body`, giving up after `limit`. The answer's status and body (up to the body cap).
     pub async fn call(
@@ -368,19 +441,26 @@ impl Client {
             _ => None,
         };
         let begun = Instant::now();
-        let sender = self.endpoint.connect().await.map_err(|failure| {
-            if let Some(why) = failure.tls {
-                let mut first = self.tls_failure.lock().unwrap_or_else(|e| e.into_inner());
-                first.get_or_insert(why);
-            }
-            failure.class
-        })?;
+        let sender = self
+            .endpoint
+            .connect()
+            .await
+            .map_err(|f| self.connect_failed(f))?;
         *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
         *self.speaks_h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(matches!(sender, Sender::H2(_)));
         if let Sender::H2(h2) = &sender {
             *self.shared_h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(h2.clone());
         }
         Ok((sender, None))
+    }
+
+    /// The class of a connection that could not be opened; the first TLS failure is kept to be told.
+    fn connect_failed(&self, failure: ConnectFailure) -> Class {
+        if let Some(why) = failure.tls {
+            let mut first = self.tls_failure.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert(why);
+        }
+        failure.class
     }
 
     /// The shared HTTP/2 connection, while it is open.

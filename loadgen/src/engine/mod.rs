@@ -22,7 +22,7 @@ use std::future::Future;
 use target_app::chaos::Fault;
 
 use crate::chaos_client::{ChaosClient, ChaosError};
-use crate::client::{Client, Response};
+use crate::client::{Client, Own, Response};
 use crate::outcome::Class;
 use crate::scenario::{Load, Request, Scenario};
 use crate::schedule::{PhaseStarts, Shard};
@@ -73,11 +73,32 @@ pub enum EngineError {
 pub trait Transport: Send + Sync + 'static {
     /// Sends `request`, giving up at `deadline`; never fails, a failure is a [`Response`] class.
     fn send(&self, request: &Request, deadline: Instant) -> impl Future<Output = Response> + Send;
+
+    /// Sends `request` for a closed-loop worker, which keeps `own` (its connection) between its
+    /// requests. By default, the same as [`Transport::send`].
+    fn send_own(
+        &self,
+        own: &mut Own,
+        request: &Request,
+        deadline: Instant,
+    ) -> impl Future<Output = Response> + Send {
+        let _ = own;
+        self.send(request, deadline)
+    }
 }
 
 impl Transport for Client {
     fn send(&self, request: &Request, deadline: Instant) -> impl Future<Output = Response> + Send {
         Client::send(self, request, deadline)
+    }
+
+    fn send_own(
+        &self,
+        own: &mut Own,
+        request: &Request,
+        deadline: Instant,
+    ) -> impl Future<Output = Response> + Send {
+        Client::send_own(self, own, request, deadline)
     }
 }
 
@@ -308,6 +329,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 let phase = &scenario.phases[index];
                 let timeout = scenario.defaults.timeout;
                 let mut cancel = shared.cancel.clone();
+                let mut own = Own::default();
                 while Instant::now() < end && !*stop.borrow() {
                     let number = numbers.fetch_add(1, Ordering::Relaxed);
                     let which = phase.mix.pick(scenario.seed, number);
@@ -316,7 +338,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                     shared.in_flight.fetch_add(1, Ordering::Relaxed);
                     shared.sent.fetch_add(1, Ordering::Relaxed);
                     let sample = tokio::select! {
-                        r = client.send(request, (sent + timeout).min(end + timeout)) => {
+                        r = client.send_own(&mut own, request, (sent + timeout).min(end + timeout)) => {
                             Sample::answered(index, which, sent, sent, &r)
                         }
                         _ = cancel.wait_for(|c| *c) => {

@@ -303,6 +303,13 @@ impl Run {
 
 /// Runs a one-phase scenario at `rps` for `seconds` against `url` with `flags`.
 fn run(name: &str, url: &str, rps: u32, seconds: u32, flags: &[&str]) -> Run {
+    let load = format!("rate = {{ shape = \"constant\", rps = {rps} }}");
+    run_scenario(name, url, "", &load, seconds, flags)
+}
+
+/// Runs a one-phase scenario of `seconds` against `url` with `flags`: one request to `/` with the
+/// `mix` lines added, paced by `load` (a phase's `rate = ...` or `concurrency = N`).
+fn run_scenario(name: &str, url: &str, mix: &str, load: &str, seconds: u32, flags: &[&str]) -> Run {
     let file = scenario_file(
         &format!("peer-{name}"),
         &format!(
@@ -311,10 +318,11 @@ fn run(name: &str, url: &str, rps: u32, seconds: u32, flags: &[&str]) -> Run {
 timeout = "5s"
 [[mix]]
 path = "/"
+{mix}
 [[phases]]
 name = "steady"
 duration = "{seconds}s"
-rate = {{ shape = "constant", rps = {rps} }}
+{load}
 "#
         ),
     );
@@ -503,6 +511,66 @@ fn servers_that_close_after_n_requests_or_every_answer_cost_no_errors() {
     assert!(
         r.totals()["handshakes"]["connections"].as_u64().unwrap() >= 490,
         "a connection per request"
+    );
+}
+
+/// Checks a closed-loop run: every request answered 200, each one logged by nginx in `protocol`.
+fn all_answered(r: &Run, nginx: &Nginx, protocol: &str) -> u64 {
+    let requests = r.requests();
+    assert!(requests > 0, "{}\n{}", r.totals(), r.output);
+    assert_eq!(r.class("ok"), requests, "no invented errors: {}", r.totals());
+    assert_eq!(nginx.count(protocol, 200), requests, "nginx answered each once");
+    requests
+}
+
+#[test]
+fn closed_loop_workers_follow_a_servers_keep_alive_policies() {
+    // Two answers per connection, chunked (gzip drops nginx's Content-Length).
+    let nginx = Nginx::start(
+        "closed-requests-2",
+        "",
+        "keepalive_requests 2;",
+        "gzip on; gzip_min_length 1; gzip_types text/plain;",
+    );
+    let url = format!("http://127.0.0.1:{}", nginx.port);
+    let gzip = r#"headers = { accept-encoding = "gzip" }"#;
+    let r = run_scenario("closed-requests-2", &url, gzip, "concurrency = 4", 2, &[]);
+    let requests = all_answered(&r, &nginx, "HTTP/1.1");
+    let connections = r.totals()["handshakes"]["connections"].as_u64().unwrap();
+    assert!(
+        connections >= requests / 2 && connections <= requests / 2 + 4,
+        "a connection per two requests: {connections} for {requests}"
+    );
+
+    // A connection per answer.
+    let close = Nginx::start("closed-close", "", "keepalive_timeout 0;", "");
+    let url = format!("http://127.0.0.1:{}", close.port);
+    let r = run_scenario("closed-close", &url, "", "concurrency = 2", 2, &[]);
+    let requests = all_answered(&r, &close, "HTTP/1.1");
+    assert_eq!(r.totals()["handshakes"]["connections"].as_u64(), Some(requests));
+}
+
+#[test]
+fn closed_loop_over_https() {
+    let certs = Certs::make("closed-tls");
+    let nginx = Nginx::start("closed-tls", "ssl", &certs.server_directives(), "");
+    let url = format!("https://localhost:{}", nginx.port);
+    let cacert = certs.path("ca.pem");
+    let r = run_scenario(
+        "closed-h1",
+        &url,
+        "",
+        "concurrency = 4",
+        2,
+        &["--cacert", &cacert],
+    );
+    let requests = all_answered(&r, &nginx, "HTTP/1.1");
+    assert_eq!(r.protocol("HTTP/1.1"), requests);
+    let connections = r.totals()["handshakes"]["connections"].as_u64().unwrap();
+    // Each worker keeps its connection (nginx closes one after 1000 requests).
+    assert!(
+        (4..=4 + requests / 1000).contains(&connections),
+        "{connections} connections for {requests} requests"
     );
 }
 

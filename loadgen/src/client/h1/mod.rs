@@ -1,0 +1,466 @@
+//! A closed-loop worker's own HTTP/1.1 connection, spoken directly on the socket: the request
+//! written in one call, the answer's head parsed in place with `httparse`, its body counted and
+//! dropped. No connection task, no channel and no allocation per request; this is what lets one
+//! core keep up with the target in a closed loop.
+//!
+//! It follows the pool's rules: a connection idle past the idle limit is not reused, one the server
+//! closed while idle is replaced without a word, and a request is sent again on a fresh connection
+//! only when writing it failed (so no byte of it was taken by the server). Anything read short of a
+//! complete answer is the server's doing and is classified, never retried.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::Method;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+
+use crate::outcome::{classify_error, Class};
+use crate::scenario::Request;
+
+/// Most bytes of an answer's head (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Most headers in an answer's head.
+const MAX_HEADERS: usize = 100;
+
+/// Most bytes of a chunked body's trailer section.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// A connection idle for longer than this is checked for a close by the server before it is used.
+const PROBE_AFTER: Duration = Duration::from_millis(1);
+
+/// An open connection: plain TCP or TLS.
+pub(super) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl Stream {
+    /// Whether the server closed (or reset) this idle connection. Only plain connections can tell
+    /// without reading; a TLS one is assumed open (a close then shows as a failed write or read).
+    fn closed_while_idle(&self) -> bool {
+        let Stream::Plain(s) = self else {
+            return false;
+        };
+        let mut byte = [0u8; 1];
+        match s.try_read(&mut byte) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            // End of stream, an error, or bytes nobody asked for: not usable.
+            _ => true,
+        }
+    }
+}
+
+/// What a closed-loop worker keeps between its requests: its connection and its buffers.
+#[derive(Default)]
+pub struct Own {
+    conn: Option<Conn>,
+    /// The request being sent, as written on the wire.
+    out: Vec<u8>,
+    input: Input,
+}
+
+struct Conn {
+    stream: Stream,
+    /// When its last answer ended.
+    idle_since: Instant,
+}
+
+/// What an exchange on a connection came to.
+pub(super) struct Answer {
+    pub status: u16,
+    /// Body bytes read (at most the cap).
+    pub bytes: u64,
+    /// The body went past the cap; the rest was not read.
+    pub too_large: bool,
+}
+
+/// Why an exchange did not give an answer.
+pub(super) enum Failed {
+    /// Writing the request failed: the server took none of it, so it may be sent again.
+    Unsent,
+    /// Anything after: counted as this class.
+    Class(Class),
+}
+
+impl Own {
+    /// The connection to send on, if it is still usable: not idle for `limit` or more and, when idle
+    /// for a while, not closed by the server meanwhile.
+    pub(super) fn take_conn(&mut self, limit: Duration) -> Option<Stream> {
+        let conn = self.conn.take()?;
+        let idle = conn.idle_since.elapsed();
+        if idle >= limit || (idle >= PROBE_AFTER && conn.stream.closed_while_idle()) {
+            return None;
+        }
+        Some(conn.stream)
+    }
+
+    /// Writes `request` in HTTP/1.1 to `out`, with `host` unless the request has its own.
+    pub(super) fn encode(&mut self, request: &Request, prefix: &str, host: &[u8]) {
+        let out = &mut self.out;
+        out.clear();
+        out.extend_from_slice(request.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(request.path_and_query.as_str().as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        if !request.headers.contains_key(HOST) {
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(host);
+            out.extend_from_slice(b"\r\n");
+        }
+        for (name, value) in &request.headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        let body = request.body.as_deref().unwrap_or_default();
+        let expects_body = matches!(request.method, Method::POST | Method::PUT | Method::PATCH);
+        if (!body.is_empty() || expects_body) && !request.headers.contains_key(CONTENT_LENGTH) {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(body.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+    }
+
+    /// Sends the encoded request on `stream` and reads the answer. The connection is kept for the
+    /// next request when the answer ended cleanly and the server did not ask to close it.
+    pub(super) async fn exchange(
+        &mut self,
+        mut stream: Stream,
+        head_request: bool,
+        body_cap: usize,
+    ) -> Result<Answer, Failed> {
+        let written = async {
+            stream.write_all(&self.out).await?;
+            stream.flush().await
+        };
+        if written.await.is_err() {
+            return Err(Failed::Unsent);
+        }
+        self.input.clear();
+        let (answer, reusable) = read_answer(&mut stream, &mut self.input, head_request, body_cap)
+            .await
+            .map_err(Failed::Class)?;
+        if reusable && self.input.is_empty() {
+            self.conn = Some(Conn {
+                stream,
+                idle_since: Instant::now(),
+            });
+        }
+        Ok(answer)
+    }
+}
+
+/// Bytes read from the connection and not yet parsed.
+#[derive(Default)]
+struct Input {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl Input {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.start = 0;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.data.len()
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.data.len() {
+            self.clear();
+        }
+    }
+
+    /// Reads more from `stream`; `Ok(0)` at the end of the stream.
+    async fn fill(&mut self, stream: &mut Stream) -> Result<usize, Class> {
+        if self.start > 0 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        if self.data.capacity() - self.data.len() < 4096 {
+            self.data.reserve(16 * 1024);
+        }
+        stream
+            .read_buf(&mut self.data)
+            .await
+            .map_err(|e| classify_error(&e))
+    }
+
+    /// Reads past the next `n` bytes.
+    async fn skip(&mut self, stream: &mut Stream, mut n: u64) -> Result<(), Class> {
+        while n > 0 {
+            if self.is_empty() {
+                self.more(stream).await?;
+            }
+            let k = (self.unread().len() as u64).min(n);
+            self.consume(k as usize);
+            n -= k;
+        }
+        Ok(())
+    }
+
+    /// Reads more, taking the end of the stream as a short answer.
+    async fn more(&mut self, stream: &mut Stream) -> Result<(), Class> {
+        match self.fill(stream).await? {
+            0 => Err(Class::Closed),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How the body of an answer is delimited.
+enum Framing {
+    Length(u64),
+    Chunked,
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// The head of an answer.
+struct Head {
+    status: u16,
+    framing: Framing,
+    /// Whether the connection may carry another request.
+    keep_alive: bool,
+}
+
+/// Reads one answer (skipping informational ones). Its figures, and whether the connection can be
+/// used again.
+async fn read_answer(
+    stream: &mut Stream,
+    input: &mut Input,
+    head_request: bool,
+    body_cap: usize,
+) -> Result<(Answer, bool), Class> {
+    let head = loop {
+        let head = read_head(stream, input).await?;
+        match head.status {
+            101 => return Err(Class::Protocol),
+            100..=199 => continue,
+            _ => break head,
+        }
+    };
+    let framing = if head_request || head.status == 204 || head.status == 304 {
+        Framing::Length(0)
+    } else {
+        head.framing
+    };
+    let mut answer = Answer {
+        status: head.status,
+        bytes: 0,
+        too_large: false,
+    };
+    let cap = body_cap as u64;
+    let ended = match framing {
+        Framing::Length(length) => {
+            if length > cap {
+                answer.too_large = true;
+                answer.bytes = cap;
+                return Ok((answer, false));
+            }
+            input.skip(stream, length).await?;
+            answer.bytes = length;
+            true
+        }
+        Framing::Chunked => read_chunked(stream, input, cap, &mut answer).await?,
+        Framing::Close => {
+            let mut total = input.unread().len() as u64;
+            input.clear();
+            while total <= cap {
+                match input.fill(stream).await? {
+                    0 => break,
+                    n => total += n as u64,
+                }
+                input.clear();
+            }
+            answer.too_large = total > cap;
+            answer.bytes = total.min(cap);
+            false
+        }
+    };
+    let reusable = ended && head.keep_alive && !answer.too_large;
+    Ok((answer, reusable))
+}
+
+/// Reads and parses a head, leaving what follows it in `input`.
+async fn read_head(stream: &mut Stream, input: &mut Input) -> Result<Head, Class> {
+    loop {
+        if !input.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Response::new(&mut headers);
+            match parsed.parse(input.unread()) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let head = head_of(&parsed)?;
+                    input.consume(len);
+                    return Ok(head);
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(_) => return Err(Class::Protocol),
+            }
+            if input.unread().len() >= MAX_HEAD {
+                return Err(Class::Protocol);
+            }
+        }
+        input.more(stream).await?;
+    }
+}
+
+fn head_of(parsed: &httparse::Response<'_, '_>) -> Result<Head, Class> {
+    let status = parsed.code.ok_or(Class::Protocol)?;
+    let http10 = parsed.version == Some(0);
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut close = http10;
+    for header in parsed.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str()) {
+            let value = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or(Class::Protocol)?;
+            if length.is_some_and(|l| l != value) {
+                return Err(Class::Protocol);
+            }
+            length = Some(value);
+        } else if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str()) {
+            // Only the last coding frames the body.
+            chunked = header
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(CONNECTION.as_str()) {
+            for token in header.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                    close = false;
+                }
+            }
+        }
+    }
+    let framing = match (chunked, length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(length)) => Framing::Length(length),
+        (false, None) => Framing::Close,
+    };
+    Ok(Head {
+        status,
+        framing,
+        keep_alive: !close,
+    })
+}
+
+/// Reads a chunked body, counting its data. Whether it ended cleanly (false past the cap, where
+/// reading stops).
+async fn read_chunked(
+    stream: &mut Stream,
+    input: &mut Input,
+    cap: u64,
+    answer: &mut Answer,
+) -> Result<bool, Class> {
+    loop {
+        let size = loop {
+            match httparse::parse_chunk_size(input.unread()) {
+                Ok(httparse::Status::Complete((len, size))) => {
+                    input.consume(len);
+                    break size;
+                }
+                Ok(httparse::Status::Partial) if input.unread().len() < MAX_HEAD => {
+                    input.more(stream).await?
+                }
+                _ => return Err(Class::Protocol),
+            }
+        };
+        if size == 0 {
+            read_trailers(stream, input).await?;
+            return Ok(true);
+        }
+        if answer.bytes + size > cap {
+            answer.too_large = true;
+            answer.bytes = cap;
+            return Ok(false);
+        }
+        input.skip(stream, size).await?;
+        answer.bytes += size;
+        while input.unread().len() < 2 {
+            input.more(stream).await?;
+        }
+        if &input.unread()[..2] != b"\r\n" {
+            return Err(Class::Protocol);
+        }
+        input.consume(2);
+    }
+}
+
+/// Skips a chunked body's trailer section, up to and including the empty line that ends it.
+async fn read_trailers(stream: &mut Stream, input: &mut Input) -> Result<(), Class> {
+    let mut seen = 0;
+    loop {
+        if let Some(end) = input.unread().windows(2).position(|w| w == b"\r\n") {
+            input.consume(end + 2);
+            if end == 0 {
+                return Ok(());
+            }
+            seen += end + 2;
+        } else {
+            input.more(stream).await?;
+        }
+        if seen + input.unread().len() > MAX_TRAILERS {
+            return Err(Class::Protocol);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,363 @@
+//! A worker's own connection against scripted servers on loopback: every way an HTTP/1.1 answer can be
+//! framed, the server's ways of ending a connection, and answers that are not HTTP.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::client::{Client, Options, Own, Response, Version};
+use crate::outcome::Class;
+use crate::scenario::Request;
+
+/// What the scripted server does after writing an answer.
+#[derive(Clone, Copy)]
+enum Then {
+    Keep,
+    Close,
+    /// Resets the connection (RST) instead of answering the next request.
+    ResetNext,
+}
+
+struct Reply {
+    bytes: &'static [u8],
+    then: Then,
+}
+
+/// A server on loopback answering each request with what `script` gives for (connection number,
+/// request number on that connection). Counts the connections; keeps every request's bytes.
+struct Scripted {
+    url: String,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Scripted {
+    async fn start(script: fn(usize, usize) -> Reply) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (count, seen) = (connections.clone(), requests.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let conn = count.fetch_add(1, Ordering::SeqCst);
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    for n in 0.. {
+                        // One request: its head, and a body of its content-length.
+                        let head_end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                        while buf.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                        }
+                        seen.lock()
+                            .unwrap()
+                            .push(buf.drain(..head_end + length).collect());
+                        let reply = script(conn, n);
+                        if socket.write_all(reply.bytes).await.is_err() {
+                            return;
+                        }
+                        match reply.then {
+                            Then::Keep => {}
+                            Then::Close => return,
+                            Then::ResetNext => {
+                                let _ = socket.set_zero_linger();
+                                let mut chunk = [0u8; 4096];
+                                let _ = socket.read(&mut chunk).await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Scripted {
+            url,
+            connections,
+            requests,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+fn get(path: &str) -> Request {
+    request(Method::GET, path, None)
+}
+
+fn request(method: Method, path: &str, body: Option<&'static [u8]>) -> Request {
+    Request {
+        name: format!("{method} {path}"),
+        method,
+        path_and_query: path.parse().unwrap(),
+        headers: HeaderMap::new(),
+        body: body.map(Bytes::from_static),
+        weight: 1.try_into().unwrap(),
+    }
+}
+
+fn client(url: &str, body_cap: usize) -> Client {
+    let options = Options {
+        body_cap,
+        ..Options::default()
+    };
+    Client::new(url, &options).unwrap()
+}
+
+async fn send(client: &Client, own: &mut Own, req: &Request) -> Response {
+    client
+        .send_own(own, req, Instant::now() + Duration::from_secs(10))
+        .await
+}
+
+fn keep(bytes: &'static [u8]) -> Reply {
+    Reply {
+        bytes,
+        then: Then::Keep,
+    }
+}
+
+#[tokio::test]
+async fn answers_with_a_length_share_one_connection() {
+    let server = Scripted::start(|_, _| keep(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")).await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    for _ in 0..3 {
+        let r = send(&client, &mut own, &get("/")).await;
+        assert_eq!((r.class, r.status, r.bytes), (Class::Ok, Some(200), 5));
+        assert_eq!(r.version, Some(Version::Http1));
+    }
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn chunked_answers_are_counted_through_extensions_and_trailers() {
+    let server = Scripted::start(|_, _| {
+        keep(b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4;ext=1\r\nabcd\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n")
+    })
+    .await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    for _ in 0..2 {
+        let r = send(&client, &mut own, &get("/")).await;
+        assert_eq!((r.class, r.status, r.bytes), (Class::Http5xx, Some(503), 14));
+    }
+    assert_eq!(
+        server.connections(),
+        1,
+        "the connection is reused after the trailers"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_ended_by_close_is_read_to_the_end_and_not_reused() {
+    let server = Scripted::start(|_, _| Reply {
+        bytes: b"HTTP/1.1 200 OK\r\n\r\nuntil the end",
+        then: Then::Close,
+    })
+    .await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    for _ in 0..2 {
+        let r = send(&client, &mut own, &get("/")).await;
+        assert_eq!((r.class, r.bytes, r.resent), (Class::Ok, 13, false));
+    }
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn connection_close_is_honoured_without_an_error() {
+    // The server says it closes after every second answer, as nginx does at keepalive_requests.
+    let server = Scripted::start(|_, n| {
+        if n == 1 {
+            Reply {
+                bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                then: Then::Close,
+            }
+        } else {
+            keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        }
+    })
+    .await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    for _ in 0..6 {
+        let r = send(&client, &mut own, &get("/")).await;
+        assert_eq!((r.class, r.resent), (Class::Ok, false));
+    }
+    assert_eq!(server.connections(), 3);
+}
+
+#[tokio::test]
+async fn an_idle_connection_the_server_closed_is_replaced_without_a_resend() {
+    let server = Scripted::start(|_, _| Reply {
+        bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        then: Then::Close,
+    })
+    .await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    for _ in 0..3 {
+        let r = send(&client, &mut own, &get("/")).await;
+        assert_eq!((r.class, r.resent), (Class::Ok, false));
+        // Long enough for the close to arrive and for the connection to be checked before reuse.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.connections(), 3);
+}
+
+#[tokio::test]
+async fn informational_answers_are_skipped_and_bodiless_ones_read_no_body() {
+    let server = Scripted::start(|_, n| match n {
+        0 => keep(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"),
+        1 => keep(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+        2 => keep(b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n"),
+        _ => keep(b"HTTP/1.1 304 Not Modified\r\n\r\n"),
+    })
+    .await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    let r = send(&client, &mut own, &get("/")).await;
+    assert_eq!((r.status, r.bytes), (Some(200), 3));
+    let r = send(&client, &mut own, &request(Method::HEAD, "/", None)).await;
+    assert_eq!((r.class, r.status, r.bytes), (Class::Ok, Some(200), 0));
+    let r = send(&client, &mut own, &get("/")).await;
+    assert_eq!((r.status, r.bytes), (Some(204), 0));
+    let r = send(&client, &mut own, &get("/")).await;
+    assert_eq!((r.status, r.bytes), (Some(304), 0));
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn bodies_past_the_cap_are_cut_off_and_the_connection_dropped() {
+    let server = Scripted::start(|conn, _| {
+        if conn % 2 == 0 {
+            keep(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789")
+        } else {
+            keep(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n01234567\r\n0\r\n\r\n")
+        }
+    })
+    .await;
+    let client = client(&server.url, 10);
+    let mut own = Own::default();
+    for _ in 0..2 {
+        let r = send(&client, &mut own, &get("/")).await;
+        assert_eq!((r.class, r.status, r.bytes), (Class::BodyTooLarge, Some(200), 10));
+    }
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn answers_that_are_not_http_are_protocol_errors() {
+    let server = Scripted::start(|_, n| match n {
+        0 => keep(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"),
+        1 => keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"),
+        2 => keep(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        _ => keep(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+    })
+    .await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    for _ in 0..4 {
+        let r = send(&client, &mut own, &get("/")).await;
+        assert_eq!((r.class, r.status), (Class::Protocol, None));
+    }
+    assert_eq!(
+        server.connections(),
+        4,
+        "a connection that spoke nonsense is not reused"
+    );
+}
+
+#[tokio::test]
+async fn a_close_or_reset_before_the_answer_ends_is_counted_not_resent() {
+    let server = Scripted::start(|conn, _| match conn {
+        0 => Reply {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            then: Then::Close,
+        },
+        _ => Reply {
+            bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            then: Then::ResetNext,
+        },
+    })
+    .await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    let r = send(&client, &mut own, &get("/")).await;
+    assert_eq!((r.class, r.status, r.resent), (Class::Closed, None, false));
+    let r = send(&client, &mut own, &get("/")).await;
+    assert_eq!(r.class, Class::Ok);
+    let r = send(&client, &mut own, &get("/")).await;
+    assert!(matches!(r.class, Class::Reset | Class::Closed), "{:?}", r.class);
+    assert!(!r.resent);
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn requests_are_written_as_the_scenario_says() {
+    let server = Scripted::start(|_, _| keep(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")).await;
+    let client = client(&format!("{}/base/", server.url), 1024);
+    let mut own = Own::default();
+    let mut post = request(Method::POST, "/orders?id=7", Some(b"{\"n\":1}"));
+    post.headers
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    post.headers.insert("x-run", HeaderValue::from_static("workshop"));
+    let r = send(&client, &mut own, &post).await;
+    assert_eq!((r.class, r.status, r.bytes), (Class::Ok, Some(201), 0));
+    let r = send(&client, &mut own, &request(Method::PUT, "/empty", None)).await;
+    assert_eq!(r.status, Some(201));
+    let seen = server.requests.lock().unwrap().clone();
+    let host = server.url.trim_start_matches("http://");
+    assert_eq!(
+        String::from_utf8(seen[0].clone()).unwrap(),
+        format!(
+            "POST /base/orders?id=7 HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+             x-run: workshop\r\ncontent-length: 7\r\n\r\n{{\"n\":1}}"
+        )
+    );
+    assert_eq!(
+        String::from_utf8(seen[1].clone()).unwrap(),
+        format!("PUT /base/empty HTTP/1.1\r\nhost: {host}\r\ncontent-length: 0\r\n\r\n")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_classified_connect() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = client(&url, 1024);
+    let mut own = Own::default();
+    let r = send(&client, &mut own, &get("/")).await;
+    assert_eq!((r.class, r.status, r.handshake), (Class::Connect, None, None));
+}
