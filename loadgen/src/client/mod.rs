@@ -156,7 +156,7 @@ pub struct Client {
     idle_timeout: Duration,
     /// Oldest first: reused from the back, expired from the front.
     idle: Mutex<VecDeque<Idle>>,
-    shared_h2: Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
+    shared_h2: Mutex<SharedH2>,
     /// Shortest idle time after which the server was seen closing a connection, in nanoseconds
     /// (`u64::MAX`: never seen).
     server_idle_nanos: AtomicU64,
@@ -168,6 +168,15 @@ pub struct Client {
     /// Whether the server answered HTTP/2 when offered (`None` until a connection tells).
     speaks_h2: Mutex<Option<bool>>,
     wants_h2: bool,
+}
+
+/// The HTTP/2 connection requests share, numbered so that one that refused a stream is not taken
+/// again for it.
+#[derive(Default)]
+struct SharedH2 {
+    sender: Option<http2::SendRequest<Full<Bytes>>>,
+    /// How many shared connections were opened; the number of the current one.
+    generation: u64,
 }
 
 struct Idle {
@@ -187,7 +196,7 @@ impl Client {
             max_idle: options.max_idle,
             idle_timeout: options.idle_timeout,
             idle: Mutex::new(VecDeque::new()),
-            shared_h2: Mutex::new(None),
+            shared_h2: Mutex::new(SharedH2::default()),
             server_idle_nanos: AtomicU64::new(u64::MAX),
             tls_failure: Mutex::new(None),
             h2_connecting: tokio::sync::Mutex::new(()),
@@ -358,16 +367,20 @@ impl Client {
     {
         let mut resent = false;
         let mut fresh_only = false;
+        let mut refused_by = None;
         for attempt in 0..ATTEMPTS {
             let request = build().map_err(|_| Class::Other)?;
-            let (mut sender, idle_age) = self.checkout(fresh_only, handshake).await?;
+            let (mut sender, idle_age, generation) = self.checkout(fresh_only, refused_by, handshake).await?;
             let answer = match sender.send(request).await {
                 Ok(a) => a,
                 Err(mut e) => {
-                    if e.take_message().is_some() && attempt + 1 < ATTEMPTS {
-                        // Never written: the connection was closed under it. Not the server's doing.
+                    let unsent = e.take_message().is_some();
+                    // Never written (the connection was closed under it), or an HTTP/2 stream the
+                    // server refused unprocessed: not the server's failure, so sent again elsewhere.
+                    if (unsent || refused_stream(e.error())) && attempt + 1 < ATTEMPTS {
                         resent = true;
                         fresh_only = true;
+                        refused_by = generation;
                         continue;
                     }
                     let class = classify_error(e.error());
@@ -413,19 +426,21 @@ impl Client {
     }
 
     /// A connection to send on: the shared HTTP/2 one, an idle HTTP/1.1 one that is still usable
-    /// (with how long it was idle), or a new one (always, with `fresh_only`). The time a new one took
-    /// goes to `handshake`.
+    /// (with how long it was idle), or a new one (always, with `fresh_only`, except for a shared
+    /// HTTP/2 one other than `refused_by`). The time a new one took goes to `handshake`. For HTTP/2,
+    /// the shared connection's number.
     async fn checkout(
         &self,
         fresh_only: bool,
+        refused_by: Option<u64>,
         handshake: &mut Option<Duration>,
-    ) -> Result<(Sender, Option<Duration>), Class> {
+    ) -> Result<(Sender, Option<Duration>, Option<u64>), Class> {
         if !fresh_only {
-            if let Some(shared) = self.shared_h2() {
-                return Ok((Sender::H2(shared), None));
+            if let Some((shared, generation)) = self.shared_h2(refused_by) {
+                return Ok((Sender::H2(shared), None, Some(generation)));
             }
             if let Some((sender, age)) = self.idle_connection() {
-                return Ok((Sender::H1(sender), Some(age)));
+                return Ok((Sender::H1(sender), Some(age), None));
             }
         }
         // HTTP/2 (or not known yet): one connection at a time, then share it.
@@ -433,8 +448,8 @@ impl Client {
         let _gate = match (self.wants_h2, speaks_h2) {
             (true, None | Some(true)) => {
                 let gate = self.h2_connecting.lock().await;
-                if let Some(shared) = self.shared_h2() {
-                    return Ok((Sender::H2(shared), None));
+                if let Some((shared, generation)) = self.shared_h2(refused_by) {
+                    return Ok((Sender::H2(shared), None, Some(generation)));
                 }
                 Some(gate)
             }
@@ -448,10 +463,14 @@ impl Client {
             .map_err(|f| self.connect_failed(f))?;
         *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
         *self.speaks_h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(matches!(sender, Sender::H2(_)));
+        let mut generation = None;
         if let Sender::H2(h2) = &sender {
-            *self.shared_h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(h2.clone());
+            let mut shared = self.shared_h2.lock().unwrap_or_else(|e| e.into_inner());
+            shared.sender = Some(h2.clone());
+            shared.generation += 1;
+            generation = Some(shared.generation);
         }
-        Ok((sender, None))
+        Ok((sender, None, generation))
     }
 
     /// The class of a connection that could not be opened; the first TLS failure is kept to be told.
@@ -463,10 +482,14 @@ impl Client {
         failure.class
     }
 
-    /// The shared HTTP/2 connection, while it is open.
-    fn shared_h2(&self) -> Option<http2::SendRequest<Full<Bytes>>> {
+    /// The shared HTTP/2 connection and its number, while it is open and is not `refused_by`.
+    fn shared_h2(&self, refused_by: Option<u64>) -> Option<(http2::SendRequest<Full<Bytes>>, u64)> {
         let shared = self.shared_h2.lock().unwrap_or_else(|e| e.into_inner());
-        shared.as_ref().filter(|s| !s.is_closed()).cloned()
+        if refused_by == Some(shared.generation) {
+            return None;
+        }
+        let sender = shared.sender.as_ref().filter(|s| !s.is_closed())?;
+        Some((sender.clone(), shared.generation))
     }
 
     /// The server closed a connection that had been idle for `age`: stay short of that from now on.
@@ -524,4 +547,18 @@ impl Client {
             });
         }
     }
+}
+
+/// Whether `err` is an HTTP/2 stream the server did not process: refused (`REFUSED_STREAM`), or
+/// above the last stream id of its GOAWAY (as when nginx closes a connection after
+/// `keepalive_requests` streams). Either may be sent again (RFC 9113, section 8.7).
+fn refused_stream(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote());
+        }
+        cur = e.source();
+    }
+    false
 }

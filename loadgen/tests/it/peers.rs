@@ -575,6 +575,25 @@ fn closed_loop_over_https() {
 }
 
 #[test]
+fn http2_streams_refused_by_goaway_are_sent_again_not_counted_failed() {
+    // nginx ends an HTTP/2 connection with GOAWAY after `keepalive_requests` streams; the streams in
+    // flight above its last stream id were never processed, and go out again on a new connection.
+    let certs = Certs::make("goaway");
+    let directives = format!("{} keepalive_requests 50;", certs.server_directives());
+    let nginx = Nginx::start("goaway", "ssl http2", &directives, "");
+    let url = format!("https://localhost:{}", nginx.port);
+    let flags = ["--cacert", &certs.path("ca.pem"), "--http2"];
+    let r = run_scenario("goaway", &url, "", "concurrency = 8", 2, &flags);
+    let requests = all_answered(&r, &nginx, "HTTP/2.0");
+    assert_eq!(r.protocol("HTTP/2"), requests);
+    let connections = r.totals()["handshakes"]["connections"].as_u64().unwrap();
+    assert!(
+        requests > 100 && connections >= requests / 50,
+        "the run crossed nginx's limit of 50 streams per connection: {requests} requests, {connections} connections"
+    );
+}
+
+#[test]
 fn scenario_secrets_come_from_the_environment_and_stay_out_of_reports() {
     let nginx = Nginx::start(
         "secrets",
