@@ -46,12 +46,14 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// The sample of a request of the mix that was sent at `started` and answered `response`.
+    /// The sample of a request of the mix that was sent at `started` and answered `response`,
+    /// complete at `finished`.
     pub fn answered(
         phase: usize,
         request: usize,
         intended: Instant,
         started: Instant,
+        finished: Instant,
         response: &Response,
     ) -> Sample {
         Sample {
@@ -59,7 +61,7 @@ impl Sample {
             request,
             intended,
             started: Some(started),
-            finished: Instant::now(),
+            finished,
             class: response.class,
             status: response.status,
             version: response.version,

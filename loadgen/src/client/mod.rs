@@ -249,9 +249,13 @@ impl Client {
             return self.send(req, deadline).await;
         }
         let mut handshake = None;
-        let mut response = tokio::time::timeout_at(deadline, self.exchange_own(own, req, &mut handshake))
-            .await
-            .unwrap_or(Response::failed(Class::Timeout));
+        let mut timer = own.take_timer(deadline);
+        let mut response = tokio::select! {
+            biased;
+            r = self.exchange_own(own, req, &mut handshake) => r,
+            () = timer.as_mut() => Response::failed(Class::Timeout),
+        };
+        own.put_timer(timer);
         response.handshake = handshake;
         response
     }

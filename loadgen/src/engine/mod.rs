@@ -329,24 +329,38 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 let phase = &scenario.phases[index];
                 let timeout = scenario.defaults.timeout;
                 let mut cancel = shared.cancel.clone();
-                let mut own = Own::default();
-                while Instant::now() < end && !*stop.borrow() {
-                    let number = numbers.fetch_add(1, Ordering::Relaxed);
-                    let which = phase.mix.pick(scenario.seed, number);
-                    let request = &phase.mix.requests()[which];
-                    let sent = Instant::now();
-                    shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                    shared.sent.fetch_add(1, Ordering::Relaxed);
-                    let sample = tokio::select! {
-                        r = client.send_own(&mut own, request, (sent + timeout).min(end + timeout)) => {
-                            Sample::answered(index, which, sent, sent, &r)
+                // The request in flight (which one, sent when), for the record if it is cancelled.
+                let current = Mutex::new(None);
+                let work = async {
+                    let mut own = Own::default();
+                    // One clock reading per request: when an answer ends, the next request starts.
+                    let mut now = Instant::now();
+                    while now < end && !*stop.borrow() {
+                        let number = numbers.fetch_add(1, Ordering::Relaxed);
+                        let which = phase.mix.pick(scenario.seed, number);
+                        let request = &phase.mix.requests()[which];
+                        let sent = now;
+                        *lock(&current) = Some((which, sent));
+                        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                        shared.sent.fetch_add(1, Ordering::Relaxed);
+                        let r = client
+                            .send_own(&mut own, request, (sent + timeout).min(end + timeout))
+                            .await;
+                        now = Instant::now();
+                        *lock(&current) = None;
+                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        samples.record(Sample::answered(index, which, sent, sent, now, &r));
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = work => {}
+                    _ = cancel.wait_for(|c| *c) => {
+                        if let Some((which, sent)) = lock(&current).take() {
+                            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                            samples.record(Sample::unanswered(index, which, sent, Some(sent), Class::Cancelled));
                         }
-                        _ = cancel.wait_for(|c| *c) => {
-                            Sample::unanswered(index, which, sent, Some(sent), Class::Cancelled)
-                        }
-                    };
-                    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    samples.record(sample);
+                    }
                 }
             }));
         }
@@ -509,7 +523,7 @@ impl<T: Transport> Launch<T> {
             let mut cancel = shared.cancel.clone();
             let sample = tokio::select! {
                 resp = client.send(request, intended + scenario.defaults.timeout) => {
-                    Sample::answered(index, which, intended, sent, &resp)
+                    Sample::answered(index, which, intended, sent, Instant::now(), &resp)
                 }
                 _ = cancel.wait_for(|c| *c) => {
                     Sample::unanswered(index, which, intended, Some(sent), Class::Cancelled)
@@ -520,6 +534,10 @@ impl<T: Transport> Launch<T> {
             drop(permit);
         });
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn set_position(position: &Mutex<Position>, shared: &Shared, phase: Option<usize>, started: Option<Instant>) {

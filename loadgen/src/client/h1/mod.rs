@@ -17,7 +17,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::Method;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_rustls::client::TlsStream;
 
 use crate::outcome::{classify_error, Class};
@@ -89,10 +89,13 @@ impl Stream {
     }
 }
 
-/// What a closed-loop worker keeps between its requests: its connection and its buffers.
+/// What a closed-loop worker keeps between its requests: its connection, its buffers and its timer.
 #[derive(Default)]
 pub struct Own {
     conn: Option<Conn>,
+    /// Reset to each request's deadline; a later deadline only moves its expiry, without taking it
+    /// out of the runtime's timer wheel and putting it back.
+    timer: Option<Pin<Box<Sleep>>>,
     /// The request being sent, as written on the wire.
     out: Vec<u8>,
     input: Input,
@@ -122,6 +125,21 @@ pub(super) enum Failed {
 }
 
 impl Own {
+    /// The timer, set to `deadline` (given back with [`Own::put_timer`]).
+    pub(super) fn take_timer(&mut self, deadline: Instant) -> Pin<Box<Sleep>> {
+        match self.timer.take() {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    pub(super) fn put_timer(&mut self, timer: Pin<Box<Sleep>>) {
+        self.timer = Some(timer);
+    }
+
     /// The connection to send on, if it is still usable: not idle for `limit` or more and, when idle
     /// for a while, not closed by the server meanwhile.
     pub(super) fn take_conn(&mut self, limit: Duration) -> Option<Stream> {
