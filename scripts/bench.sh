@@ -4,6 +4,7 @@
 #   scripts/bench.sh target      # target-app throughput, all four signals on vs telemetry off (wrk),
 #                                # pinned: wrk and the OTLP/Pyroscope sink on core 0, target-app on core 1
 #   scripts/bench.sh generator   # closed loop, pinned: loadgen vs wrk, oha and hey, requests/s on one core
+#                                # (ROUNDS=N rounds, default 2)
 #   scripts/bench.sh accuracy    # open loop at 5k and 20k rps for 30 s, pinned: each pacer, and oha
 #   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
 #   scripts/bench.sh protocols [BEFORE]  # closed loop over http, https and h2 (nginx), pinned; with
@@ -187,19 +188,20 @@ bench_generator() {
     echo "closed loop, 50 connections, 10 s; generator on core 0 (taskset -c 0), nginx (1 worker, return 200) on core 1"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on core 0 lowers rps, not per_core_s)"
     printf '%-6s %-8s %10s %9s %7s %11s %7s %7s\n' round tool requests rps cpu_s per_core_s vs_wrk vs_oha
-    local tools=(wrk hey loadgen)
-    [ "$have_oha" = yes ] && tools=(wrk oha hey loadgen)
-    for round in 1 2; do
-        local wrk_eff="" oha_eff=""
+    # loadgen right after wrk in each round, so the ratio that matters compares runs close in time.
+    local tools=(wrk loadgen hey)
+    [ "$have_oha" = yes ] && tools=(wrk loadgen oha hey)
+    for round in $(seq "${ROUNDS:-2}"); do
+        local -A req=() rps=() cpu=() eff=()
         for tool in "${tools[@]}"; do
-            read -r REQ RPS CPU < <(measure "$tool" "$url")
-            local eff; eff=$(echo "$REQ / $CPU" | bc -l)
-            [ "$tool" = wrk ] && wrk_eff=$eff
-            [ "$tool" = oha ] && oha_eff=$eff
+            read -r "req[$tool]" "rps[$tool]" "cpu[$tool]" < <(measure "$tool" "$url")
+            eff[$tool]=$(echo "${req[$tool]} / ${cpu[$tool]}" | bc -l)
+        done
+        for tool in "${tools[@]}"; do
             local vs_oha=-
-            [ -n "$oha_eff" ] && vs_oha=$(printf '%.2f' "$(echo "$eff / $oha_eff" | bc -l)")
-            printf '%-6s %-8s %10d %9.0f %7.2f %11.0f %7.2f %7s\n' "$round" "$tool" "$REQ" "$RPS" "$CPU" "$eff" \
-                "$(echo "$eff / $wrk_eff" | bc -l)" "$vs_oha"
+            [ "$have_oha" = yes ] && vs_oha=$(printf '%.2f' "$(echo "${eff[$tool]} / ${eff[oha]}" | bc -l)")
+            printf '%-6s %-8s %10d %9.0f %7.2f %11.0f %7.2f %7s\n' "$round" "$tool" "${req[$tool]}" "${rps[$tool]}" \
+                "${cpu[$tool]}" "${eff[$tool]}" "$(echo "${eff[$tool]} / ${eff[wrk]}" | bc -l)" "$vs_oha"
         done
     done
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

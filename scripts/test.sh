@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # Tests run a real Prometheus and Alertmanager, nginx (https, HTTP/2 and keep-alive peer, certificates made
 # with openssl), headless Chromium (HTML report) and tmux (live view).
-ensure_commands promtool=prometheus amtool=prometheus-alertmanager chromium=chromium tmux=tmux nginx=nginx openssl=openssl
+ensure_commands promtool=prometheus amtool=prometheus-alertmanager chromium=chromium tmux=tmux nginx=nginx openssl=openssl taskset=util-linux
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -6,9 +6,26 @@ use loadgen::cli::Cli;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // On one core (e.g. pinned with taskset), tasks are woken and run on the thread that drives I/O
+    // rather than handed to a worker thread.
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut runtime = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    match runtime.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("loadgen: cannot start the async runtime: {e}");
+            ExitCode::from(loadgen::run::EXIT_RUN_ERROR)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         stop_signal().await;

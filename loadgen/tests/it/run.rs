@@ -335,3 +335,36 @@ fn every_shipped_scenario_plans() {
         }
     }
 }
+
+#[test]
+fn on_one_core_every_loop_runs_the_same() {
+    // Pinned to one core, loadgen runs on a single-threaded runtime, with the embedded target in it:
+    // the same counts and faults, the precise pacer's thread included, and a closed-loop phase.
+    let text = format!(
+        "{TWO_PHASES}\n[[phases]]\nname = \"closed\"\nduration = \"1s\"\nconcurrency = 4\nexpect = {{ error_ratio = \"== 0\" }}\n"
+    );
+    let file = scenario_file("one-core", &text);
+    let report = file.with_extension("json");
+    let out = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_loadgen"), "run"])
+        .arg(&file)
+        .args(["--quiet", "--json"])
+        .arg(&report)
+        .env_remove("CHAOS_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run taskset (util-linux)");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_report(&report);
+    let phases = r["phases"].as_array().unwrap();
+    assert_eq!(phases[0]["totals"]["requests"], 200);
+    assert_eq!(phases[1]["totals"]["requests"], 200);
+    assert!(phases[1]["totals"]["errors"].as_u64().unwrap() > 0);
+    assert!(phases[2]["totals"]["requests"].as_u64().unwrap() > 0);
+}
