@@ -11,7 +11,12 @@
 //! It never invents an error. A request is sent again, on a fresh connection, only when hyper hands
 //! it back unsent (the pooled connection closed before any byte of it was written); it is then
 //! counted once, as what the new attempt got. Idle connections older than the idle timeout, or than
-//! the idle time after which this server was seen closing them, are not reused.
+//! the idle time after which this server was seen closing them, are not reused. An HTTP/2 stream the
+//! server refused unprocessed (REFUSED_STREAM, or above the last stream id of its GOAWAY) is sent again
+//! the same way.
+//!
+//! A closed-loop worker does not use the pool: over HTTP/1.1 it keeps a connection of its own, spoken
+//! directly on the socket by [`h1`] under the same rules ([`Client::send_own`]).
 
 mod api;
 mod conn;
