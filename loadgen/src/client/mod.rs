@@ -16,7 +16,7 @@
 //! the same way.
 //!
 //! A closed-loop worker does not use the pool: over HTTP/1.1 it keeps a connection of its own, spoken
-//! directly on the socket by [`h1`] under the same rules ([`Client::send_own`]).
+//! directly on the socket (module `h1`) under the same rules ([`Client::send_own`]).
 
 mod api;
 mod conn;
