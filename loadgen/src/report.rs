@@ -351,12 +351,13 @@ pub fn summarize(
         .map(|(i, p)| {
             let phase = &scenario.phases[i];
             let (start, end) = timeline.phases[i];
+            let elapsed = timeline.elapsed(i);
             PhaseReport {
                 name: phase.name.clone(),
                 start_s: start.as_secs_f64(),
                 end_s: end.as_secs_f64(),
                 faults: phase.chaos.iter().map(|f| f.kind().to_owned()).collect(),
-                totals: figures(&p.total, p.elapsed),
+                totals: figures(&p.total, elapsed),
                 requests: phase
                     .mix
                     .requests()
@@ -364,10 +365,10 @@ pub fn summarize(
                     .zip(&p.requests)
                     .map(|(r, s)| RequestReport {
                         name: r.name.clone(),
-                        figures: figures(s, p.elapsed),
+                        figures: figures(s, elapsed),
                     })
                     .collect(),
-                expectations: check(&phase.expect.conditions, &p.total, p.elapsed),
+                expectations: check(&phase.expect.conditions, &p.total, elapsed),
             }
         })
         .collect();

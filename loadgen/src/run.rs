@@ -342,13 +342,12 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     }
     let live = Arc::new(Mutex::new(Live::default()));
     let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
-    let phase_elapsed = Arc::new(Mutex::new(Vec::new()));
     let alert_status = Arc::new(Mutex::new(None));
     let sink = crate::stats::Sink::new();
     let (recorded_tx, recorded_rx) = watch::channel(false);
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
     let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
-    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx, phase_elapsed.clone()));
+    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx));
     let (done_tx, done_rx) = watch::channel(false);
     let prometheus_api = match prometheus_url
         .as_deref()
@@ -407,7 +406,6 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         samples: sink,
         stop: stop.clone(),
         position,
-        phase_elapsed,
         start,
         drain: args.drain.min(scenario.defaults.timeout),
         pacing: args.pacing,

@@ -238,8 +238,6 @@ pub struct PhaseStats {
     pub total: Stats,
     /// Per request of the phase's mix.
     pub requests: Vec<Stats>,
-    /// When the phase actually ran.
-    pub elapsed: Duration,
 }
 
 /// What the recorder hands back at the end.
@@ -402,14 +400,8 @@ impl Recorder {
     }
 
     /// Collects from `sink` until `done` turns true (the engine has ended, so nothing more will be
-    /// recorded), then returns the statistics. `phase_elapsed` holds how long each phase really ran,
-    /// filled in by the engine.
-    pub async fn run(
-        mut self,
-        sink: Arc<Sink>,
-        mut done: tokio::sync::watch::Receiver<bool>,
-        phase_elapsed: Arc<Mutex<Vec<Duration>>>,
-    ) -> RunStats {
+    /// recorded), then returns the statistics.
+    pub async fn run(mut self, sink: Arc<Sink>, mut done: tokio::sync::watch::Receiver<bool>) -> RunStats {
         let mut collect = tokio::time::interval(COLLECT_EVERY);
         collect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_publish = Instant::now();
@@ -434,10 +426,6 @@ impl Recorder {
         }
         self.close_second();
         self.publish();
-        let elapsed = phase_elapsed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for (p, d) in self.phases.iter_mut().zip(elapsed) {
-            p.elapsed = d;
-        }
         RunStats {
             phases: self.phases,
             series: self.series,

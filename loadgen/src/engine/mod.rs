@@ -53,6 +53,15 @@ pub struct Timeline {
     pub faults: Vec<(usize, Duration, Duration)>,
 }
 
+impl Timeline {
+    /// How long phase `index` ran, or zero if it did not.
+    pub fn elapsed(&self, index: usize) -> Duration {
+        self.phases
+            .get(index)
+            .map_or(Duration::ZERO, |(start, end)| *end - *start)
+    }
+}
+
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -111,7 +120,6 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     pub samples: Arc<dyn Record>,
     pub stop: watch::Receiver<bool>,
     pub position: Arc<Mutex<Position>>,
-    pub phase_elapsed: Arc<Mutex<Vec<Duration>>>,
     pub start: Instant,
     /// How long to wait for in-flight requests after the last phase or a stop.
     pub drain: Duration,
@@ -237,10 +245,6 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             if faults_on {
                 timeline.faults.push((index, span.0, span.1));
             }
-            self.phase_elapsed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(ended - started);
             if interrupted {
                 return Ok(Ending::Interrupted);
             }

@@ -157,7 +157,6 @@ async fn run_with<F: Faults>(
         samples: Arc::new(tx),
         stop,
         position: Arc::default(),
-        phase_elapsed: Arc::default(),
         start,
         drain,
         pacing,
