@@ -12,6 +12,8 @@
 //! - [`engine`]: runs the phases: pacing, in-flight bound, faults applied and cleared.
 //! - [`client`], [`outcome`]: sending a request and classifying what came back.
 //! - [`stats`]: the one recorder of results (HDR histograms, per-second series).
+//! - [`snapshot`]: the one view of a run in progress, published by the recorder and read by the live
+//!   displays and the alert watcher.
 //! - [`report`], [`progress`]: the summary (text and JSON) and the live panel or progress line.
 //! - [`exporter`]: the generator's own `/metrics` while it runs.
 //! - [`html`]: the self-contained HTML report.
@@ -47,5 +49,6 @@ pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod scope;
+pub mod snapshot;
 pub mod stats;
 pub mod target;

@@ -3,7 +3,7 @@
 //! alert watcher, then writes the reports. Printing to the terminal happens here and nowhere below.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -18,7 +18,7 @@ use crate::report;
 use crate::scenario::{self, Scenario};
 use crate::schedule::Shard;
 use crate::scope::Scope;
-use crate::stats::{Live, Recorder};
+use crate::stats::Recorder;
 use crate::target::Embedded;
 
 /// Every expectation held.
@@ -245,7 +245,7 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     } else {
         None
     };
-    let predicted = Arc::new(Mutex::new(crate::predict::live::transitions(&prediction)));
+    let predicted = crate::predict::live::transitions(&prediction);
 
     // Prometheus, when alerts are expected, and beside a private one a private Alertmanager.
     let mut local_prometheus = None;
@@ -340,15 +340,12 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
     if let Some(r) = &receiver {
         r.inbox.restart(start);
     }
-    let live = Arc::new(Mutex::new(Live::default()));
-    let position: Arc<Mutex<crate::engine::Position>> = Arc::default();
-    let alert_status = Arc::new(Mutex::new(None));
+    let (position, position_rx) = watch::channel(crate::engine::Position::default());
+    let (snapshot, snapshot_rx) = crate::snapshot::channel();
     let sink = crate::stats::Sink::new();
-    let (recorded_tx, recorded_rx) = watch::channel(false);
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
-    let recorder = Recorder::new(&mix_sizes, start, scenario.duration(), live.clone());
-    let recorder = tokio::spawn(recorder.run(sink.clone(), recorded_rx));
-    let (done_tx, done_rx) = watch::channel(false);
+    let recorder = Recorder::new(&mix_sizes, start, scenario.duration());
+    let recorder = tokio::spawn(recorder.run(sink.clone(), position_rx, snapshot.clone()));
     let prometheus_api = match prometheus_url
         .as_deref()
         .map(|url| Api::new(url, &options, &prometheus_auth(&args)))
@@ -363,37 +360,28 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let watcher = prometheus_api.clone().zip(scope.clone()).map(|(api, scope)| {
-        tokio::spawn(alerts::watch(
-            api,
-            scope,
-            start,
-            alert_status.clone(),
-            done_rx.clone(),
-        ))
-    });
+    let watcher = prometheus_api
+        .clone()
+        .zip(scope.clone())
+        .map(|(api, scope)| tokio::spawn(alerts::watch(api, scope, start, snapshot.clone())));
     let progress = tokio::spawn(crate::progress::show(
         crate::progress::Sources {
             scenario: scenario.clone(),
             shard,
-            position: position.clone(),
-            live: live.clone(),
-            alerts: alert_status.clone(),
+            snapshot: snapshot_rx.clone(),
             predicted,
             notified: receiver.as_ref().map(|r| r.inbox.clone()),
             start,
             stop: stop.clone(),
         },
         crate::progress::Style::detect(args.quiet),
-        done_rx.clone(),
     ));
     let (metrics_stop, metrics_stop_rx) = watch::channel(false);
     let metrics_server = metrics_listener.map(|listener| {
         let sources = crate::exporter::Sources {
             scenario: scenario.clone(),
             shard,
-            position: position.clone(),
-            live: live.clone(),
+            snapshot: snapshot_rx.clone(),
         };
         tokio::spawn(crate::exporter::serve(listener, sources, metrics_stop_rx))
     });
@@ -410,9 +398,8 @@ pub async fn run(args: RunArgs, stop: watch::Receiver<bool>) -> u8 {
         drain: args.drain.min(scenario.defaults.timeout),
         pacing: args.pacing,
     };
+    // The recorder ends once the engine has returned and dropped its position channel.
     let (result, timeline) = engine.run().await;
-    let _ = recorded_tx.send(true);
-    let _ = done_tx.send(true);
     let stats = match recorder.await {
         Ok(stats) => stats,
         Err(e) => {

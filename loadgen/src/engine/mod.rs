@@ -11,7 +11,7 @@
 //! within the drain time of the stop.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -119,7 +119,8 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     /// Where each request's result goes.
     pub samples: Arc<dyn Record>,
     pub stop: watch::Receiver<bool>,
-    pub position: Arc<Mutex<Position>>,
+    /// Where the run is, published on phase changes and, in open-loop phases, every 100 ms.
+    pub position: watch::Sender<Position>,
     pub start: Instant,
     /// How long to wait for in-flight requests after the last phase or a stop.
     pub drain: Duration,
@@ -353,7 +354,7 @@ struct Pacer<T: Transport> {
     launch: Launch<T>,
     slots: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
-    position: Arc<Mutex<Position>>,
+    position: watch::Sender<Position>,
     starts: PhaseStarts,
     shard: Shard,
     started: Instant,
@@ -504,12 +505,18 @@ impl<T: Transport> Launch<T> {
     }
 }
 
-fn set_position(position: &Mutex<Position>, shared: &Shared, phase: Option<usize>, started: Option<Instant>) {
-    let mut p = position.lock().unwrap_or_else(|e| e.into_inner());
-    p.phase = phase;
-    p.phase_started = started;
-    p.in_flight = shared.in_flight.load(Ordering::Relaxed);
-    p.sent = shared.sent.load(Ordering::Relaxed);
+fn set_position(
+    position: &watch::Sender<Position>,
+    shared: &Shared,
+    phase: Option<usize>,
+    started: Option<Instant>,
+) {
+    position.send_replace(Position {
+        phase,
+        phase_started: started,
+        in_flight: shared.in_flight.load(Ordering::Relaxed),
+        sent: shared.sent.load(Ordering::Relaxed),
+    });
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ async fn run_with<F: Faults>(
         shard: Shard::WHOLE,
         samples: Arc::new(tx),
         stop,
-        position: Arc::default(),
+        position: watch::channel(Default::default()).0,
         start,
         drain,
         pacing,
