@@ -24,7 +24,8 @@
 //!   the private Alertmanager that sends them; [`delivery`]: each expected alert's hops to the
 //!   notification.
 //! - [`target`], [`chaos_client`]: the embedded target and the chaos API client.
-//! - [`cli`], [`run`]: the command line and one invocation from arguments to exit code.
+//! - [`cli`], [`run`](mod@run): the command line and one invocation from arguments to exit code;
+//!   [`run::RunPlan`] is a run's checked options and [`run()`] carries one out.
 
 pub mod alertmanager;
 pub mod alerts;
@@ -52,3 +53,5 @@ pub mod scope;
 pub mod snapshot;
 pub mod stats;
 pub mod target;
+
+pub use run::run;
