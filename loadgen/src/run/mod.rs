@@ -1,10 +1,10 @@
 //! One invocation of loadgen, from parsed arguments to an exit code. `loadgen run` loads the scenario,
 //! checks it with the options into a [`RunPlan`] ([`plan`]), and [`run`] carries the plan out: sets up
-//! the target and (when alerts are expected) Prometheus ([`alerting`]), runs the engine beside the
+//! the target and (when alerts are expected) Prometheus (`alerting`), runs the engine beside the
 //! recorder, the live displays and the alert watcher, then writes the reports. Printing to the
 //! terminal happens here and nowhere below; exit codes are chosen here only.
 
-pub mod alerting;
+mod alerting;
 pub mod plan;
 
 use std::io::Write;
