@@ -18,6 +18,7 @@ use crate::client::Api;
 use crate::engine::Timeline;
 use crate::scenario::Scenario;
 use crate::scope::{Scope, Seen};
+use crate::snapshot::Snapshot;
 
 /// How often Prometheus is asked.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -129,15 +130,15 @@ struct PromAlert {
     state: String,
 }
 
-/// Polls Prometheus until `stop` turns true, returning the state changes of the alerts in `scope`.
-/// `active` receives the alerts active at each answered poll, for the progress display.
+/// Polls Prometheus until the run's snapshot is finished, returning the state changes of the alerts
+/// in `scope`. The alerts active at each answered poll go into the snapshot, for the live displays.
 pub async fn watch(
     prometheus: std::sync::Arc<Api>,
     scope: std::sync::Arc<Scope>,
     start: Instant,
-    active: std::sync::Arc<std::sync::Mutex<Active>>,
-    mut stop: watch::Receiver<bool>,
+    snapshot: watch::Sender<Snapshot>,
 ) -> Watched {
+    let mut finished = snapshot.subscribe();
     let mut seen = Seen::default();
     let mut current: BTreeMap<String, State> = BTreeMap::new();
     let mut transitions = Vec::new();
@@ -147,7 +148,7 @@ pub async fn watch(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => break,
+            _ = finished.wait_for(|s| s.finished) => break,
         }
         let now = Instant::now();
         match poll(&prometheus, &scope, &mut seen).await {
@@ -172,7 +173,7 @@ pub async fn watch(
                     }
                 }
                 let now_active = states.iter().map(|(a, s)| (a.clone(), *s)).collect();
-                *active.lock().unwrap_or_else(|e| e.into_inner()) = Some(now_active);
+                snapshot.send_modify(|s| s.alerts = Some(now_active));
                 current = states;
             }
             Err(why) => {

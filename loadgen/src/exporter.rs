@@ -1,12 +1,12 @@
 //! The generator's own metrics: `--metrics-addr` serves `/metrics` in the Prometheus text format while
 //! a run goes on, so the stack's Prometheus scrapes the load next to what the target saw.
 //!
-//! Nothing is counted here: the counts are those the recorder keeps for the reports, published to
-//! [`Live`] on its tick, and the position is the engine's. [`render`] is pure, so a test reads its text;
+//! Nothing is counted here: the counts are those the recorder keeps for the reports and the position is
+//! the engine's, both read from the run's [`Snapshot`]. [`render`] is pure, so a test reads its text;
 //! [`serve`] takes an already bound listener.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,6 +19,7 @@ use crate::engine::Position;
 use crate::outcome::Class;
 use crate::scenario::{Load, Scenario};
 use crate::schedule::{RateCurve, Shard};
+use crate::snapshot::Snapshot;
 use crate::stats::Live;
 
 /// Content type of the Prometheus text format.
@@ -29,15 +30,13 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct Sources {
     pub scenario: Arc<Scenario>,
     pub shard: Shard,
-    pub position: Arc<Mutex<Position>>,
-    pub live: Arc<Mutex<Live>>,
+    pub snapshot: watch::Receiver<Snapshot>,
 }
 
 impl Sources {
     /// The metrics text as of now.
     pub fn render(&self) -> String {
-        let position = self.position.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Snapshot { position, live, .. } = self.snapshot.borrow().clone();
         render(&self.scenario, self.shard, &position, &live, Instant::now())
     }
 }

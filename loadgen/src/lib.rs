@@ -12,6 +12,8 @@
 //! - [`engine`]: runs the phases: pacing, in-flight bound, faults applied and cleared.
 //! - [`client`], [`outcome`]: sending a request and classifying what came back.
 //! - [`stats`]: the one recorder of results (HDR histograms, per-second series).
+//! - [`snapshot`]: the one view of a run in progress, published by the recorder and read by the live
+//!   displays and the alert watcher.
 //! - [`report`], [`progress`]: the summary (text and JSON) and the live panel or progress line.
 //! - [`exporter`]: the generator's own `/metrics` while it runs.
 //! - [`html`]: the self-contained HTML report.
@@ -22,7 +24,8 @@
 //!   the private Alertmanager that sends them; [`delivery`]: each expected alert's hops to the
 //!   notification.
 //! - [`target`], [`chaos_client`]: the embedded target and the chaos API client.
-//! - [`cli`], [`run`]: the command line and one invocation from arguments to exit code.
+//! - [`cli`], [`run`](mod@run): the command line and one invocation from arguments to exit code;
+//!   [`run::RunPlan`] is a run's checked options and [`run()`] carries one out.
 
 pub mod alertmanager;
 pub mod alerts;
@@ -47,5 +50,8 @@ pub mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod scope;
+pub mod snapshot;
 pub mod stats;
 pub mod target;
+
+pub use run::run;

@@ -3,22 +3,23 @@
 //! error ratio, recent latency percentiles, active faults, alert states). Otherwise, or with `--quiet`:
 //! one plain line every five seconds.
 //!
-//! Reads the engine's position and the recorder's live view; writes to stderr so stdout keeps only the
+//! Reads the run's [`Snapshot`](crate::snapshot::Snapshot); writes to stderr so stdout keeps only the
 //! summary. The panel uses no terminal mode (no raw mode, no alternate screen, cursor left visible),
 //! so a run ended any way, even by a second Ctrl-C, leaves the terminal as it was. At the end of a run
 //! the panel is erased; on Ctrl-C its last frame stays, above the message about stopping. [`panel`] and [`line`] are pure, so tests render them into strings.
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::alerts::{Active, State};
+use crate::alerts::State;
 use crate::engine::Position;
 use crate::scenario::Scenario;
 use crate::schedule::Shard;
+use crate::snapshot::Snapshot;
 use crate::stats::Live;
 
 /// Width of the panel, in characters.
@@ -49,12 +50,10 @@ impl Style {
 pub struct Sources {
     pub scenario: Arc<Scenario>,
     pub shard: Shard,
-    pub position: Arc<Mutex<Position>>,
-    pub live: Arc<Mutex<Live>>,
-    /// The alerts the watcher saw active at its last poll.
-    pub alerts: Arc<Mutex<Active>>,
-    /// Alert state changes predicted before the run (seconds from its start), once known.
-    pub predicted: Arc<Mutex<Vec<crate::alerts::Transition>>>,
+    /// Where the run is, what was counted, which alerts are active.
+    pub snapshot: watch::Receiver<Snapshot>,
+    /// Alert state changes predicted before the run (seconds from its start).
+    pub predicted: Vec<crate::alerts::Transition>,
     /// The notifications loadgen's webhook received, when it listens.
     pub notified: Option<crate::notify::Inbox>,
     pub start: Instant,
@@ -62,8 +61,8 @@ pub struct Sources {
     pub stop: watch::Receiver<bool>,
 }
 
-/// Shows progress until `done` turns true.
-pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool>) {
+/// Shows progress until the snapshot is finished.
+pub async fn show(sources: Sources, style: Style) {
     let every = match style {
         Style::Panel => Duration::from_secs(1),
         Style::Lines => Duration::from_secs(5),
@@ -71,11 +70,12 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
     let mut tick = tokio::time::interval_at(Instant::now() + every, every);
     let mut drawn = 0;
     let mut stop = sources.stop.clone();
+    let mut finished = sources.snapshot.clone();
     let mut interrupted = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = done.changed() => break,
+            _ = finished.wait_for(|s| s.finished) => break,
             _ = stop.wait_for(|s| *s), if !interrupted => {
                 // A message about stopping was just printed below the panel: leave the last frame
                 // as it is, since redrawing or erasing now would count lines that moved.
@@ -86,14 +86,12 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
                 continue;
             }
         }
-        let position = sources.position.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let live = sources.live.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let alerts = sources.alerts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let predicted = sources
-            .predicted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let Snapshot {
+            position,
+            live,
+            alerts,
+            ..
+        } = sources.snapshot.borrow().clone();
         let notified = sources
             .notified
             .as_ref()
@@ -107,7 +105,7 @@ pub async fn show(sources: Sources, style: Style, mut done: watch::Receiver<bool
                     position: &position,
                     live: &live,
                     alerts: alerts.as_deref(),
-                    predicted: &predicted,
+                    predicted: &sources.predicted,
                     notified: notified.as_deref(),
                     elapsed: sources.start.elapsed(),
                     now: Instant::now(),

@@ -76,7 +76,20 @@ pub struct FaultWindow {
     pub faults: Vec<String>,
 }
 
+/// How `ending` is written in reports.
+pub fn ending_name(ending: Ending) -> &'static str {
+    match ending {
+        Ending::Completed => "completed",
+        Ending::Interrupted => "interrupted",
+    }
+}
+
 impl Summary {
+    /// Whether the run was stopped before its end.
+    pub fn interrupted(&self) -> bool {
+        self.ending == ending_name(Ending::Interrupted)
+    }
+
     /// The end of the run, in seconds from its start: the last phase's end or the series' length.
     pub fn length_s(&self) -> f64 {
         let phases = self.phases.iter().map(|p| p.end_s).fold(0.0, f64::max);
@@ -351,12 +364,13 @@ pub fn summarize(
         .map(|(i, p)| {
             let phase = &scenario.phases[i];
             let (start, end) = timeline.phases[i];
+            let elapsed = timeline.elapsed(i);
             PhaseReport {
                 name: phase.name.clone(),
                 start_s: start.as_secs_f64(),
                 end_s: end.as_secs_f64(),
                 faults: phase.chaos.iter().map(|f| f.kind().to_owned()).collect(),
-                totals: figures(&p.total, p.elapsed),
+                totals: figures(&p.total, elapsed),
                 requests: phase
                     .mix
                     .requests()
@@ -364,10 +378,10 @@ pub fn summarize(
                     .zip(&p.requests)
                     .map(|(r, s)| RequestReport {
                         name: r.name.clone(),
-                        figures: figures(s, p.elapsed),
+                        figures: figures(s, elapsed),
                     })
                     .collect(),
-                expectations: check(&phase.expect.conditions, &p.total, p.elapsed),
+                expectations: check(&phase.expect.conditions, &p.total, elapsed),
             }
         })
         .collect();
@@ -381,11 +395,7 @@ pub fn summarize(
         target: target.to_owned(),
         shard: (shard != Shard::WHOLE).then(|| shard.to_string()),
         merged_shards: Vec::new(),
-        ending: match ending {
-            Ending::Completed => "completed",
-            Ending::Interrupted => "interrupted",
-        }
-        .to_owned(),
+        ending: ending_name(ending).to_owned(),
         passed: client_ok && alerts_ok && ending == Ending::Completed,
         fault_windows: timeline
             .faults

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::client::{Response, Version};
+use crate::engine::Position;
 use crate::outcome::Class;
+use crate::snapshot::Snapshot;
 
 /// Highest latency tracked, in microseconds (1 hour); larger values are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -240,8 +242,6 @@ pub struct PhaseStats {
     pub total: Stats,
     /// Per request of the phase's mix.
     pub requests: Vec<Stats>,
-    /// When the phase actually ran.
-    pub elapsed: Duration,
 }
 
 /// What the recorder hands back at the end.
@@ -251,7 +251,8 @@ pub struct RunStats {
     pub series: Vec<Point>,
 }
 
-/// What the progress display and the metrics endpoint read while the run goes on.
+/// The recorder's part of the run's [`Snapshot`](crate::snapshot::Snapshot): what the progress display,
+/// the metrics endpoint and the alert watcher read while the run goes on.
 #[derive(Debug, Clone, Default)]
 pub struct Live {
     /// Requests completed so far.
@@ -264,7 +265,7 @@ pub struct Live {
     pub recent: VecDeque<Point>,
     /// Corrected latency percentiles over the last [`WINDOW_SECONDS`] complete seconds.
     pub window: Option<WindowPercentiles>,
-    /// Counts per phase, copied from the recorder's statistics on each tick and at the end.
+    /// Counts per phase, copied from the recorder's statistics on each publication and at the end.
     pub phases: Vec<LivePhase>,
     /// Schedule lag of the run so far (count and sum) and of the latest phase (quantiles).
     pub lag: LagSummary,
@@ -365,6 +366,9 @@ impl Sink {
 /// How often the recorder empties the [`Sink`].
 const COLLECT_EVERY: Duration = Duration::from_millis(20);
 
+/// How often the recorder publishes a [`Snapshot`].
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
 /// Keeps the statistics of the samples it collects from the [`Sink`].
 pub struct Recorder {
     phases: Vec<PhaseStats>,
@@ -377,13 +381,14 @@ pub struct Recorder {
     window: VecDeque<Histogram<u64>>,
     current_second: u64,
     start: Instant,
-    live: Arc<Mutex<Live>>,
+    /// What the next [`Snapshot`] carries of the recorder's counts.
+    live: Live,
 }
 
 impl Recorder {
     /// A recorder for phases with `mix_sizes[i]` requests each, for a run starting at `start` and
     /// lasting about `duration` (the series is sized from it, plus a margin for draining).
-    pub fn new(mix_sizes: &[usize], start: Instant, duration: Duration, live: Arc<Mutex<Live>>) -> Recorder {
+    pub fn new(mix_sizes: &[usize], start: Instant, duration: Duration) -> Recorder {
         let coarse = || Histogram::new_with_bounds(1, MAX_MICROS, 2).expect("valid histogram bounds");
         Recorder {
             phases: mix_sizes
@@ -399,18 +404,19 @@ impl Recorder {
             window: VecDeque::with_capacity(WINDOW_SECONDS + 1),
             current_second: 0,
             start,
-            live,
+            live: Live::default(),
         }
     }
 
-    /// Collects from `sink` until `done` turns true (the engine has ended, so nothing more will be
-    /// recorded), then returns the statistics. `phase_elapsed` holds how long each phase really ran,
-    /// filled in by the engine.
+    /// Collects from `sink` and publishes a [`Snapshot`] (its counts and the engine's latest
+    /// `position`) every [`PUBLISH_EVERY`], until the engine drops its end of `position` (it has
+    /// returned, so nothing more will be recorded). Then publishes the last counts, marks the
+    /// snapshot finished and returns the statistics.
     pub async fn run(
         mut self,
         sink: Arc<Sink>,
-        mut done: tokio::sync::watch::Receiver<bool>,
-        phase_elapsed: Arc<Mutex<Vec<Duration>>>,
+        mut position: watch::Receiver<Position>,
+        snapshot: watch::Sender<Snapshot>,
     ) -> RunStats {
         let mut collect = tokio::time::interval(COLLECT_EVERY);
         collect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -419,7 +425,7 @@ impl Recorder {
         loop {
             let finished = tokio::select! {
                 _ = collect.tick() => false,
-                _ = done.wait_for(|d| *d) => true,
+                changed = position.changed() => changed.is_err(),
             };
             sink.take(&mut batch);
             for sample in batch.drain(..) {
@@ -430,16 +436,12 @@ impl Recorder {
             }
             if Instant::now() >= next_publish {
                 self.roll_to(self.second_of(Instant::now()));
-                self.publish();
-                next_publish = Instant::now() + Duration::from_millis(250);
+                self.publish(&position, &snapshot, false);
+                next_publish = Instant::now() + PUBLISH_EVERY;
             }
         }
         self.close_second();
-        self.publish();
-        let elapsed = phase_elapsed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for (p, d) in self.phases.iter_mut().zip(elapsed) {
-            p.elapsed = d;
-        }
+        self.publish(&position, &snapshot, true);
         RunStats {
             phases: self.phases,
             series: self.series,
@@ -447,8 +449,14 @@ impl Recorder {
     }
 
     /// Copies the counts kept for the reports to the live view, so the metrics endpoint shows the same
-    /// numbers as the final report without counting them a second time.
-    fn publish(&mut self) {
+    /// numbers as the final report without counting them a second time, and publishes it with the
+    /// engine's `position`.
+    fn publish(
+        &mut self,
+        position: &watch::Receiver<Position>,
+        snapshot: &watch::Sender<Snapshot>,
+        finished: bool,
+    ) {
         let phases: Vec<LivePhase> = self
             .phases
             .iter()
@@ -473,13 +481,18 @@ impl Recorder {
                 .collect(),
             None => Vec::new(),
         };
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.phases = phases;
-        live.lag = LagSummary {
+        self.live.phases = phases;
+        self.live.lag = LagSummary {
             count,
             sum,
             quantiles,
         };
+        let position = position.borrow().clone();
+        snapshot.send_modify(|s| {
+            s.live.clone_from(&self.live);
+            s.position = position;
+            s.finished = finished;
+        });
     }
 
     fn second_of(&self, t: Instant) -> u64 {
@@ -506,7 +519,7 @@ impl Recorder {
         }
         let last = self.current_second.checked_sub(1).map(|s| *self.point(s));
         let window = self.window_percentiles();
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let live = &mut self.live;
         if let Some(p) = last.filter(|p| live.recent.back().is_none_or(|b| b.second < p.second)) {
             if live.recent.len() == RECENT_SECONDS {
                 live.recent.pop_front();
@@ -583,12 +596,9 @@ impl Recorder {
             self.point(sent_second).sent += 1;
             return;
         }
-        {
-            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            live.completed += 1;
-            if s.class.is_error() {
-                live.errors += 1;
-            }
+        self.live.completed += 1;
+        if s.class.is_error() {
+            self.live.errors += 1;
         }
         let second = self.second_of(s.finished);
         if second > self.current_second {

@@ -53,6 +53,15 @@ pub struct Timeline {
     pub faults: Vec<(usize, Duration, Duration)>,
 }
 
+impl Timeline {
+    /// How long phase `index` ran, or zero if it did not.
+    pub fn elapsed(&self, index: usize) -> Duration {
+        self.phases
+            .get(index)
+            .map_or(Duration::ZERO, |(start, end)| *end - *start)
+    }
+}
+
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -131,8 +140,8 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     /// Where each request's result goes.
     pub samples: Arc<dyn Record>,
     pub stop: watch::Receiver<bool>,
-    pub position: Arc<Mutex<Position>>,
-    pub phase_elapsed: Arc<Mutex<Vec<Duration>>>,
+    /// Where the run is, published on phase changes and, in open-loop phases, every 100 ms.
+    pub position: watch::Sender<Position>,
     pub start: Instant,
     /// How long to wait for in-flight requests after the last phase or a stop.
     pub drain: Duration,
@@ -258,10 +267,6 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             if faults_on {
                 timeline.faults.push((index, span.0, span.1));
             }
-            self.phase_elapsed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(ended - started);
             if interrupted {
                 return Ok(Ending::Interrupted);
             }
@@ -385,7 +390,7 @@ struct Pacer<T: Transport> {
     launch: Launch<T>,
     slots: Arc<Semaphore>,
     stop: watch::Receiver<bool>,
-    position: Arc<Mutex<Position>>,
+    position: watch::Sender<Position>,
     starts: PhaseStarts,
     shard: Shard,
     started: Instant,
@@ -540,12 +545,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn set_position(position: &Mutex<Position>, shared: &Shared, phase: Option<usize>, started: Option<Instant>) {
-    let mut p = position.lock().unwrap_or_else(|e| e.into_inner());
-    p.phase = phase;
-    p.phase_started = started;
-    p.in_flight = shared.in_flight.load(Ordering::Relaxed);
-    p.sent = shared.sent.load(Ordering::Relaxed);
+fn set_position(
+    position: &watch::Sender<Position>,
+    shared: &Shared,
+    phase: Option<usize>,
+    started: Option<Instant>,
+) {
+    position.send_replace(Position {
+        phase,
+        phase_started: started,
+        in_flight: shared.in_flight.load(Ordering::Relaxed),
+        sent: shared.sent.load(Ordering::Relaxed),
+    });
 }
 
 #[cfg(test)]

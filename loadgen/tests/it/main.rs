@@ -8,6 +8,7 @@ mod live;
 mod metrics;
 mod notify;
 mod peers;
+mod plan;
 mod predict;
 mod queries;
 mod run;
