@@ -201,7 +201,27 @@ pub struct JsonLayer {
     dispatch: Option<Arc<OnceLock<WeakDispatch>>>,
 }
 
-type Ids = (TraceId, SpanId, TraceFlags);
+/// The OpenTelemetry ids of a span: trace, span, flags.
+pub type Ids = (TraceId, SpanId, TraceFlags);
+
+thread_local! {
+    /// Ids of a span handed over by [`with_span_ids`], by the `tracing` id of that span.
+    static KNOWN_IDS: std::cell::Cell<Option<(u64, Option<Ids>)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `write` with the OpenTelemetry ids of `span` known to this thread's log lines: a line whose
+/// explicit parent is `span` takes them from here instead of looking the span up again. `ids` must be
+/// those of `span` (its context as `tracing-opentelemetry` reports it); `span` is alive for the whole
+/// call, so its `tracing` id names no other span meanwhile.
+pub fn with_span_ids<R>(span: &tracing::Span, ids: Option<Ids>, write: impl FnOnce() -> R) -> R {
+    let Some(id) = span.id() else {
+        return write();
+    };
+    let before = KNOWN_IDS.replace(Some((id.into_u64(), ids)));
+    let out = write();
+    KNOWN_IDS.set(before);
+    out
+}
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
     fn on_event(&self, event: &Event<'_>, ctx: LayerContext<'_, S>) {
@@ -211,9 +231,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JsonLayer {
         let meta = event.metadata();
         let level = *meta.level();
         let ids = match self.dispatch.as_ref().and_then(|d| d.get()) {
-            Some(dispatch) => ctx
-                .event_span(event)
-                .and_then(|span| span_ids(&span.id(), dispatch)),
+            Some(dispatch) => match (event.parent(), KNOWN_IDS.get()) {
+                (Some(parent), Some((known, ids))) if parent.into_u64() == known => ids,
+                _ => ctx
+                    .event_span(event)
+                    .and_then(|span| span_ids(&span.id(), dispatch)),
+            },
             None => None,
         };
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
