@@ -66,47 +66,72 @@ wrk_rps() { taskset -c "$LOAD_CORE" wrk -t1 -c"$2" -d"$3" "$1" | awk '/Requests\
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # One pinned wrk run against $1 (port) $2 (route) for $3 whose target process is $4: prints
-# "requests_per_second requests_per_target_cpu_second".
+# "requests requests_per_second target_cpu_ticks".
 pinned_run() {
     local before after out
     before=$(cpu_ticks "$4")
     out=$(taskset -c "$LOAD_CORE" wrk -t1 -c50 -d"$3" "http://127.0.0.1:$1$2")
     after=$(cpu_ticks "$4")
-    echo "$out" | awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
-        /requests in/ {reqs = $1} /Requests\/sec/ {rps = $2}
-        END {printf "%.0f %.0f\n", rps, (ticks > 0 ? reqs / (ticks / hz) : 0)}'
+    echo "$out" | awk -v ticks=$((after - before)) '/requests in/ {reqs = $1} /Requests\/sec/ {rps = $2}
+        END {printf "%d %.0f %d\n", reqs, rps, ticks}'
 }
 
-# Both targets run at once (the idle one costs nothing); runs alternate on/off so drift in the machine's
-# load falls on both sides. ROUNDS pairs per route (default 3). Two ratios: throughput (what the pinned
-# core gives when the target is the bottleneck) and requests per CPU-second of the target process (what
-# each request costs, which holds even when other work on the machine or wrk is the bottleneck).
+# One on/off pair on route $5: 10 s of wrk against each target ($1 port, $2 pid: signals on; $3, $4: off),
+# in SLICES (default 5) alternating slices (on off, off on, on off, ...), so a change in the machine's speed
+# during the pair falls on both sides. Prints "on_rps on_req_per_cpu_s off_rps off_req_per_cpu_s".
+pinned_pair() {
+    local slices=${SLICES:-5} hz; hz=$(getconf CLK_TCK)
+    local slice=$((10 / slices))s
+    local on_reqs=0 on_rps=0 on_ticks=0 off_reqs=0 off_rps=0 off_ticks=0 s side R P T
+    for s in $(seq "$slices"); do
+        local order=(on off)
+        [ $((s % 2)) = 0 ] && order=(off on)
+        for side in "${order[@]}"; do
+            if [ "$side" = on ]; then
+                read -r R P T < <(pinned_run "$1" "$5" "$slice" "$2")
+                on_reqs=$((on_reqs + R)); on_rps=$((on_rps + P)); on_ticks=$((on_ticks + T))
+            else
+                read -r R P T < <(pinned_run "$3" "$5" "$slice" "$4")
+                off_reqs=$((off_reqs + R)); off_rps=$((off_rps + P)); off_ticks=$((off_ticks + T))
+            fi
+        done
+    done
+    awk -v n="$slices" -v hz="$hz" -v a="$on_reqs" -v b="$on_rps" -v c="$on_ticks" -v d="$off_reqs" \
+        -v e="$off_rps" -v f="$off_ticks" 'BEGIN {printf "%.0f %.0f %.0f %.0f\n", b / n,
+        (c > 0 ? a / (c / hz) : 0), e / n, (f > 0 ? d / (f / hz) : 0)}'
+}
+
+# Both targets run at once (the idle one costs nothing). ROUNDS pairs per route (default 3), each 10 s
+# a side in alternating slices (see pinned_pair). Two ratios: throughput (what the pinned core gives when
+# the target is the bottleneck) and requests per CPU-second of the target process (what each request
+# costs, which holds even when other work on the machine or wrk is the bottleneck); each is the ratio of
+# the means over the pairs, and the spread of the pairs' CPU ratios is printed beside it.
 bench_target() {
     local rounds=${ROUNDS:-3}
+    case ${SLICES:-5} in 1|2|5|10) ;; *) echo "SLICES must be 1, 2, 5 or 10 (whole seconds each), got $SLICES" >&2; exit 2 ;; esac
     PIN_TARGET=(taskset -c "$TARGET_CORE")
     start_sink
     start_target on;  local on_port=$TARGET_PORT on_pid=$TARGET_PID
     start_target off; local off_port=$TARGET_PORT off_pid=$TARGET_PID
-    echo "target-app: wrk -t1 -c50 -d10s on core $LOAD_CORE, target-app on core $TARGET_CORE, OTLP traces"
-    echo "(100% sampled) and profiles to a loopback sink on core $LOAD_CORE; $rounds on/off pairs per route; JSON logs to /dev/null"
+    echo "target-app: wrk -t1 -c50 on core $LOAD_CORE, target-app on core $TARGET_CORE, OTLP traces (100% sampled)"
+    echo "and profiles to a loopback sink on core $LOAD_CORE; JSON logs to /dev/null; $rounds on/off pairs per"
+    echo "route, each 10 s a side in ${SLICES:-5} alternating slices"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     pinned_run "$on_port" / 2s "$on_pid" > /dev/null; pinned_run "$off_port" / 2s "$off_pid" > /dev/null
-    printf '%-8s %9s %9s %7s %11s %11s %7s\n' route on_rps off_rps on/off on_req/cpu off_req/cpu on/off
+    printf '%-8s %9s %9s %7s %11s %11s %7s  %s\n' route on_rps off_rps on/off on_req/cpu off_req/cpu on/off \
+        "pairs' on/off (cpu): min median max"
     for route in / /health; do
-        local on_rps=0 off_rps=0 on_eff=0 off_eff=0
+        local on_rps=0 off_rps=0 on_eff=0 off_eff=0 ratios=()
         for r in $(seq "$rounds"); do
-            if [ $((r % 2)) = 1 ]; then
-                read -r ON ONE < <(pinned_run "$on_port" "$route" 10s "$on_pid")
-                read -r OFF OFFE < <(pinned_run "$off_port" "$route" 10s "$off_pid")
-            else
-                read -r OFF OFFE < <(pinned_run "$off_port" "$route" 10s "$off_pid")
-                read -r ON ONE < <(pinned_run "$on_port" "$route" 10s "$on_pid")
-            fi
+            read -r ON ONE OFF OFFE < <(pinned_pair "$on_port" "$on_pid" "$off_port" "$off_pid" "$route")
             echo "  pair $r $route: on $ON req/s ($ONE req/cpu-s), off $OFF req/s ($OFFE req/cpu-s)"
             on_rps=$((on_rps + ON)); off_rps=$((off_rps + OFF)); on_eff=$((on_eff + ONE)); off_eff=$((off_eff + OFFE))
+            ratios+=("$(echo "$ONE / $OFFE" | bc -l)")
         done
-        printf '%-8s %9d %9d %7.2f %11d %11d %7.2f\n' "$route" $((on_rps / rounds)) $((off_rps / rounds)) \
-            "$(echo "$on_rps / $off_rps" | bc -l)" $((on_eff / rounds)) $((off_eff / rounds)) "$(echo "$on_eff / $off_eff" | bc -l)"
+        printf '%-8s %9d %9d %7.2f %11d %11d %7.2f  %s\n' "$route" $((on_rps / rounds)) $((off_rps / rounds)) \
+            "$(echo "$on_rps / $off_rps" | bc -l)" $((on_eff / rounds)) $((off_eff / rounds)) \
+            "$(echo "$on_eff / $off_eff" | bc -l)" \
+            "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR] = $1} END {m = (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); printf "%.2f %.2f %.2f", v[1], m, v[NR]}')"
     done
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }

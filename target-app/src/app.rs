@@ -14,6 +14,7 @@
 //! state only.
 
 use std::borrow::Cow;
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tracing::instrument::{Instrument as _, WithSubscriber as _};
+use tracing::instrument::WithSubscriber as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::chaos::{Chaos, Terminal};
@@ -37,6 +38,7 @@ use crate::config::Config;
 use crate::downstream::Downstream;
 use crate::route::Route;
 use crate::server::ServeError;
+use crate::telemetry::logs;
 use crate::telemetry::profiles::{hex_id, ProfileId, PROFILE_ID_ATTRIBUTE};
 use crate::telemetry::Telemetry;
 
@@ -171,49 +173,68 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
         });
     }
 
-    let outcome = inject_faults(app, conn, route, req)
-        .instrument(span.clone())
-        .await;
+    // Entered around each poll, as `Instrumented` would, but by reference: no clone of the span to
+    // register and close.
+    let mut work = std::pin::pin!(inject_faults(app, conn, route, req));
+    let outcome = std::future::poll_fn(|cx| {
+        let _entered = span.enter();
+        work.as_mut().poll(cx)
+    })
+    .await;
 
     let elapsed = start.elapsed();
     let status = match &outcome {
         Ok(resp) => status_label(resp.status()),
         Err(_) => "aborted",
     };
-    {
-        // Everything known only now goes to the OpenTelemetry span through one look-up of it.
+    let ids = {
+        // Everything known only now goes to the OpenTelemetry span through one look-up of it, and
+        // one lock of it for the attributes.
         let cx = span.context();
         let otel = cx.span();
+        let sc = otel.span_context();
+        let mut attributes: [Option<KeyValue>; 3] = [None, None, None];
         if app.telemetry.profiling() {
             // This span is the local root: its id names the profile of the request's work.
-            let id = hex_id(otel.span_context().span_id());
-            otel.set_attribute(KeyValue::new(PROFILE_ID_ATTRIBUTE, id));
+            let id = hex_id(sc.span_id());
+            attributes[0] = Some(KeyValue::new(PROFILE_ID_ATTRIBUTE, id));
         }
         match &outcome {
             Ok(resp) => {
                 let code = i64::from(resp.status().as_u16());
-                otel.set_attribute(KeyValue::new("http.response.status_code", code));
+                attributes[1] = Some(KeyValue::new("http.response.status_code", code));
                 if resp.status().is_server_error() {
-                    otel.set_attribute(KeyValue::new("error.type", status));
-                    otel.set_status(Status::error(format!("HTTP {status}")));
+                    attributes[2] = Some(KeyValue::new("error.type", status));
                 }
             }
-            Err(abort) => {
-                otel.set_attribute(KeyValue::new("error.type", "aborted"));
-                otel.set_status(Status::error(abort.to_string()));
-            }
+            Err(_) => attributes[2] = Some(KeyValue::new("error.type", "aborted")),
         }
-    }
+        otel.set_attributes(attributes.into_iter().flatten());
+        match &outcome {
+            Ok(resp) if resp.status().is_server_error() => {
+                otel.set_status(Status::error(format!("HTTP {status}")));
+            }
+            Ok(_) => {}
+            Err(abort) => otel.set_status(Status::error(abort.to_string())),
+        }
+        sc.is_valid()
+            .then(|| (sc.trace_id(), sc.span_id(), sc.trace_flags()))
+    };
     app.telemetry.metrics.request(method, route, status, elapsed);
-    // Written in the span (its ids on the line) without entering it: nothing else runs in it now.
-    access_log(
-        &span,
-        method,
-        route,
-        &path,
-        &outcome,
-        elapsed.as_secs_f64() * 1000.0,
-    );
+    // Written in the span (its ids on the line, handed over as just read rather than looked up again)
+    // without entering it: nothing else runs in it now.
+    logs::with_span_ids(&span, ids, || {
+        access_log(
+            &span,
+            method,
+            route,
+            &path,
+            &outcome,
+            // To the microsecond: a value with three decimals is written without the shortest-float
+            // algorithm (see `logs`).
+            elapsed.as_micros() as f64 / 1000.0,
+        )
+    });
     outcome
 }
 
