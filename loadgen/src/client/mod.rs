@@ -268,56 +268,52 @@ impl Client {
     async fn exchange_own(&self, own: &mut Own, req: &Request, handshake: &mut Option<Duration>) -> Response {
         own.encode(req, &self.prefix, self.host.as_bytes());
         let mut resent = false;
-        for attempt in 0..ATTEMPTS {
-            let stream = match own.take_conn(self.idle_limit()) {
-                Some(stream) => stream,
-                None => {
-                    let begun = Instant::now();
-                    match self.endpoint.open().await {
-                        Ok(stream) => {
-                            *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
-                            stream
-                        }
-                        Err(f) => {
-                            let mut r = Response::failed(self.connect_failed(f));
-                            r.resent = resent;
-                            return r;
+        let class = 'attempts: {
+            for attempt in 0..ATTEMPTS {
+                let stream = match own.take_conn(self.idle_limit()) {
+                    Some(stream) => stream,
+                    None => {
+                        let begun = Instant::now();
+                        match self.endpoint.open().await {
+                            Ok(stream) => {
+                                *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
+                                stream
+                            }
+                            Err(f) => break 'attempts self.connect_failed(f),
                         }
                     }
-                }
-            };
-            let class = match own
-                .exchange(stream, req.method == Method::HEAD, self.body_cap)
-                .await
-            {
-                Ok(answer) => {
-                    return Response {
-                        class: if answer.too_large {
-                            Class::BodyTooLarge
-                        } else {
-                            Class::of_status(answer.status)
-                        },
-                        status: Some(answer.status),
-                        bytes: answer.bytes,
-                        version: Some(Version::Http1),
-                        handshake: None,
-                        resent,
+                };
+                match own
+                    .exchange(stream, req.method == Method::HEAD, self.body_cap)
+                    .await
+                {
+                    Ok(answer) => {
+                        return Response {
+                            class: if answer.too_large {
+                                Class::BodyTooLarge
+                            } else {
+                                Class::of_status(answer.status)
+                            },
+                            status: Some(answer.status),
+                            bytes: answer.bytes,
+                            version: Some(Version::Http1),
+                            handshake: None,
+                            resent,
+                        }
                     }
+                    // Not one byte taken by the server (a request cut short cannot have been acted
+                    // on either): the connection was closed under it.
+                    Err(Failed::Unsent) if attempt + 1 < ATTEMPTS => resent = true,
+                    Err(Failed::Unsent) => break 'attempts Class::Reset,
+                    Err(Failed::Class(class)) => break 'attempts class,
                 }
-                // Not one byte taken by the server (a request cut short cannot have been acted
-                // on either): the connection was closed under it.
-                Err(Failed::Unsent) if attempt + 1 < ATTEMPTS => {
-                    resent = true;
-                    continue;
-                }
-                Err(Failed::Unsent) => Class::Reset,
-                Err(Failed::Class(class)) => class,
-            };
-            let mut r = Response::failed(class);
-            r.resent = resent;
-            return r;
+            }
+            Class::Closed
+        };
+        Response {
+            resent,
+            ..Response::failed(class)
         }
-        Response::failed(Class::Closed)
     }
 
     /// One call to an API on this target (the chaos API, Prometheus): `path` with `headers` and
