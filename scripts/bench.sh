@@ -3,6 +3,8 @@
 #
 #   scripts/bench.sh target      # target-app throughput, all four signals on vs telemetry off (wrk),
 #                                # pinned: wrk and the OTLP/Pyroscope sink on core 0, target-app on core 1
+#                                # (ROUNDS=N pairs per route, default 3; ROUTES='/ /health' by default)
+#   scripts/bench.sh signals     # what each signal costs on /: variants with one signal off, pinned
 #   scripts/bench.sh generator   # closed loop, pinned: loadgen vs wrk, oha and hey, requests/s on one core
 #                                # (ROUNDS=N rounds, default 2)
 #   scripts/bench.sh accuracy    # open loop at 5k and 20k rps for 30 s, pinned: each pacer, and oha
@@ -45,11 +47,14 @@ PY
 }
 
 PIN_TARGET=()   # bench_target pins the target: every thread of it on $TARGET_CORE
-start_target() { # $1 = on|off
+# $1 = on|off, then for `on` any VAR=value settings that change it, or `no-profiles` (see bench_signals).
+start_target() {
     local port; port=$(free_port)
     if [ "$1" = on ]; then
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" PYROSCOPE_SERVER_ADDRESS="http://127.0.0.1:$SINK_PORT" \
-            OTEL_TRACES_SAMPLER=always_on \
+        shift
+        local settings=("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SINK_PORT" OTEL_TRACES_SAMPLER=always_on)
+        if [ "${1:-}" = no-profiles ]; then shift; else settings+=("PYROSCOPE_SERVER_ADDRESS=http://127.0.0.1:$SINK_PORT"); fi
+        env "${settings[@]}" "$@" \
             "${PIN_TARGET[@]}" $BIN/target-app --listen "127.0.0.1:$port" --max-concurrency 100000 > /dev/null &
     else
         "${PIN_TARGET[@]}" $BIN/target-app --listen "127.0.0.1:$port" --telemetry off --max-concurrency 100000 > /dev/null &
@@ -78,24 +83,28 @@ pinned_run() {
 
 # One on/off pair on route $5: 10 s of wrk against each target ($1 port, $2 pid: signals on; $3, $4: off),
 # in SLICES (default 5) alternating slices (on off, off on, on off, ...), so a change in the machine's speed
-# during the pair falls on both sides. Prints "on_rps on_req_per_cpu_s off_rps off_req_per_cpu_s".
+# during the pair falls on both sides. Each target's CPU is counted over the whole pair, so work its
+# exporters and profiler do while the other side is loaded (a batch flushed, a profile symbolised) is
+# still its own. Prints "on_rps on_req_per_cpu_s off_rps off_req_per_cpu_s".
 pinned_pair() {
     local slices=${SLICES:-5} hz; hz=$(getconf CLK_TCK)
     local slice=$((10 / slices))s
-    local on_reqs=0 on_rps=0 on_ticks=0 off_reqs=0 off_rps=0 off_ticks=0 s side R P T
+    local on_reqs=0 on_rps=0 off_reqs=0 off_rps=0 s side R P T
+    local on_before off_before; on_before=$(cpu_ticks "$2"); off_before=$(cpu_ticks "$4")
     for s in $(seq "$slices"); do
         local order=(on off)
         [ $((s % 2)) = 0 ] && order=(off on)
         for side in "${order[@]}"; do
             if [ "$side" = on ]; then
                 read -r R P T < <(pinned_run "$1" "$5" "$slice" "$2")
-                on_reqs=$((on_reqs + R)); on_rps=$((on_rps + P)); on_ticks=$((on_ticks + T))
+                on_reqs=$((on_reqs + R)); on_rps=$((on_rps + P))
             else
                 read -r R P T < <(pinned_run "$3" "$5" "$slice" "$4")
-                off_reqs=$((off_reqs + R)); off_rps=$((off_rps + P)); off_ticks=$((off_ticks + T))
+                off_reqs=$((off_reqs + R)); off_rps=$((off_rps + P))
             fi
         done
     done
+    local on_ticks=$(($(cpu_ticks "$2") - on_before)) off_ticks=$(($(cpu_ticks "$4") - off_before))
     awk -v n="$slices" -v hz="$hz" -v a="$on_reqs" -v b="$on_rps" -v c="$on_ticks" -v d="$off_reqs" \
         -v e="$off_rps" -v f="$off_ticks" 'BEGIN {printf "%.0f %.0f %.0f %.0f\n", b / n,
         (c > 0 ? a / (c / hz) : 0), e / n, (f > 0 ? d / (f / hz) : 0)}'
@@ -120,7 +129,7 @@ bench_target() {
     pinned_run "$on_port" / 2s "$on_pid" > /dev/null; pinned_run "$off_port" / 2s "$off_pid" > /dev/null
     printf '%-8s %9s %9s %7s %11s %11s %7s  %s\n' route on_rps off_rps on/off on_req/cpu off_req/cpu on/off \
         "pairs' on/off (cpu): min median max"
-    for route in / /health; do
+    for route in ${ROUTES:-/ /health}; do
         local on_rps=0 off_rps=0 on_eff=0 off_eff=0 ratios=()
         for r in $(seq "$rounds"); do
             read -r ON ONE OFF OFFE < <(pinned_pair "$on_port" "$on_pid" "$off_port" "$off_pid" "$route")
@@ -132,6 +141,53 @@ bench_target() {
             "$(echo "$on_rps / $off_rps" | bc -l)" $((on_eff / rounds)) $((off_eff / rounds)) \
             "$(echo "$on_eff / $off_eff" | bc -l)" \
             "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR] = $1} END {m = (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); printf "%.2f %.2f %.2f", v[1], m, v[NR]}')"
+    done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# What each signal costs on `/`: target-apps that differ in one setting each, all pinned to the target
+# core at once, loaded in turn by pinned wrk in 2-s slices (ROUNDS rounds, default 10; the order rotates
+# each round so a change in the machine's speed falls on every variant). Each one's requests per
+# CPU-second counts its CPU over the whole run, background threads included. A variant's gain over
+# "all on" is what the signal it lacks costs.
+bench_signals() {
+    local rounds=${ROUNDS:-10} hz; hz=$(getconf CLK_TCK)
+    PIN_TARGET=(taskset -c "$TARGET_CORE")
+    start_sink
+    local names=("all four signals on" "no profiles" "no access log lines" "spans not sampled"
+        "no spans, no log lines" "telemetry off")
+    local ports=() pids=() i
+    start_target on; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
+    start_target on no-profiles; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
+    # The access line is an info event of target_app::app; the request span has its own target.
+    start_target on RUST_LOG=warn,target_app::request=info; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
+    start_target on OTEL_TRACES_SAMPLER=always_off; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
+    start_target on RUST_LOG=warn; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
+    start_target off; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
+    local n=${#ports[@]} reqs=() before=()
+    for i in $(seq 0 $((n - 1))); do
+        pinned_run "${ports[$i]}" / 1s "${pids[$i]}" > /dev/null
+        reqs[i]=0; before[i]=$(cpu_ticks "${pids[$i]}")
+    done
+    echo "target-app on core $TARGET_CORE, wrk -t1 -c50 on core $LOAD_CORE, route /, $rounds rounds of 2 s per variant"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    local r k R P T
+    for r in $(seq 0 $((rounds - 1))); do
+        for k in $(seq 0 $((n - 1))); do
+            i=$(((k + r) % n))
+            read -r R P T < <(pinned_run "${ports[$i]}" / 2s "${pids[$i]}")
+            reqs[i]=$((reqs[i] + R))
+        done
+    done
+    local eff=()
+    for i in $(seq 0 $((n - 1))); do
+        eff[i]=$(awk -v a="${reqs[$i]}" -v t="$(($(cpu_ticks "${pids[$i]}") - before[i]))" -v hz="$hz" \
+            'BEGIN {printf "%.0f", a / (t / hz)}')
+    done
+    printf '%-26s %12s %9s %14s\n' variant req/cpu-s "vs all on" "µs per request"
+    for i in $(seq 0 $((n - 1))); do
+        printf '%-26s %12d %9.3f %14.2f\n' "${names[$i]}" "${eff[$i]}" "$(echo "${eff[$i]} / ${eff[0]}" | bc -l)" \
+            "$(echo "1000000 / ${eff[$i]}" | bc -l)"
     done
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
@@ -370,6 +426,7 @@ TOML
 case "${1:-}" in
     protocols) shift; bench_protocols "${1:-}" ;;
     target) bench_target ;;
+    signals) bench_signals ;;
     generator) bench_generator ;;
     accuracy) bench_accuracy ;;
     soak) bench_soak "${2:-10}" ;;
