@@ -23,6 +23,8 @@ struct Span {
     span_id: String,
     parent: String,
     status: i32,
+    /// Names of the span's events.
+    events: Vec<String>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -99,6 +101,7 @@ fn decode_spans(bodies: &[bytes::Bytes]) -> Vec<Span> {
                         span_id: hex(&s.span_id),
                         parent: hex(&s.parent_span_id),
                         status: s.status.map(|st| st.code).unwrap_or(0),
+                        events: s.events.into_iter().map(|e| e.name).collect(),
                     });
                 }
             }
@@ -188,6 +191,17 @@ async fn one_external_request_is_one_trace_across_both_services() {
         StatusCode::Error as i32,
         "5xx marks the span as an error"
     );
+    // Log lines are log lines only: the access line written in a request's span is not also copied
+    // into the exported span as an event.
+    for span in [server, failed, remote] {
+        assert!(
+            span.events.is_empty(),
+            "{} of {} carries events {:?}",
+            span.name,
+            span.service,
+            span.events
+        );
+    }
 
     // JSON logs on stdout carry the same trace id, in both services.
     let app_lines = app.json_lines();
