@@ -5,6 +5,7 @@
 #                                # pinned: wrk and the OTLP/Pyroscope sink on core 0, target-app on core 1
 #                                # (ROUNDS=N pairs per route, default 3; ROUTES='/ /health' by default)
 #   scripts/bench.sh signals     # what each signal costs on /: variants with one signal off, pinned
+#                                # (ROUNDS=N rounds of 2 s per variant, default 10)
 #   scripts/bench.sh generator   # closed loop, pinned: loadgen vs wrk, oha and hey, requests/s on one core
 #                                # (ROUNDS=N rounds, default 2)
 #   scripts/bench.sh accuracy    # open loop at 5k and 20k rps for 30 s, pinned: each pacer, and oha
