@@ -71,15 +71,11 @@ wrk_rps() { taskset -c "$LOAD_CORE" wrk -t1 -c"$2" -d"$3" "$1" | awk '/Requests\
 # CPU time (user + system, all threads) a process has used, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# One pinned wrk run against $1 (port) $2 (route) for $3 whose target process is $4: prints
-# "requests requests_per_second target_cpu_ticks".
+# One pinned wrk run against $1 (port) $2 (route) for $3: prints "requests requests_per_second". The
+# callers read the target's CPU themselves, over more than one run.
 pinned_run() {
-    local before after out
-    before=$(cpu_ticks "$4")
-    out=$(taskset -c "$LOAD_CORE" wrk -t1 -c50 -d"$3" "http://127.0.0.1:$1$2")
-    after=$(cpu_ticks "$4")
-    echo "$out" | awk -v ticks=$((after - before)) '/requests in/ {reqs = $1} /Requests\/sec/ {rps = $2}
-        END {printf "%d %.0f %d\n", reqs, rps, ticks}'
+    taskset -c "$LOAD_CORE" wrk -t1 -c50 -d"$3" "http://127.0.0.1:$1$2" |
+        awk '/requests in/ {reqs = $1} /Requests\/sec/ {rps = $2} END {printf "%d %.0f\n", reqs, rps}'
 }
 
 # One on/off pair on route $5: 10 s of wrk against each target ($1 port, $2 pid: signals on; $3, $4: off),
@@ -90,17 +86,17 @@ pinned_run() {
 pinned_pair() {
     local slices=${SLICES:-5} hz; hz=$(getconf CLK_TCK)
     local slice=$((10 / slices))s
-    local on_reqs=0 on_rps=0 off_reqs=0 off_rps=0 s side R P T
+    local on_reqs=0 on_rps=0 off_reqs=0 off_rps=0 s side R P
     local on_before off_before; on_before=$(cpu_ticks "$2"); off_before=$(cpu_ticks "$4")
     for s in $(seq "$slices"); do
         local order=(on off)
         [ $((s % 2)) = 0 ] && order=(off on)
         for side in "${order[@]}"; do
             if [ "$side" = on ]; then
-                read -r R P T < <(pinned_run "$1" "$5" "$slice" "$2")
+                read -r R P < <(pinned_run "$1" "$5" "$slice")
                 on_reqs=$((on_reqs + R)); on_rps=$((on_rps + P))
             else
-                read -r R P T < <(pinned_run "$3" "$5" "$slice" "$4")
+                read -r R P < <(pinned_run "$3" "$5" "$slice")
                 off_reqs=$((off_reqs + R)); off_rps=$((off_rps + P))
             fi
         done
@@ -127,7 +123,7 @@ bench_target() {
     echo "and profiles to a loopback sink on core $LOAD_CORE; JSON logs to /dev/null; $rounds on/off pairs per"
     echo "route, each 10 s a side in ${SLICES:-5} alternating slices"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    pinned_run "$on_port" / 2s "$on_pid" > /dev/null; pinned_run "$off_port" / 2s "$off_pid" > /dev/null
+    pinned_run "$on_port" / 2s > /dev/null; pinned_run "$off_port" / 2s > /dev/null
     printf '%-8s %9s %9s %7s %11s %11s %7s  %s\n' route on_rps off_rps on/off on_req/cpu off_req/cpu on/off \
         "pairs' on/off (cpu): min median max"
     for route in ${ROUTES:-/ /health}; do
@@ -155,28 +151,35 @@ bench_signals() {
     local rounds=${ROUNDS:-10} hz; hz=$(getconf CLK_TCK)
     PIN_TARGET=(taskset -c "$TARGET_CORE")
     start_sink
-    local names=("all four signals on" "no profiles" "no access log lines" "spans not sampled"
-        "no spans, no log lines" "telemetry off")
-    local ports=() pids=() i
-    start_target on; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
-    start_target on no-profiles; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
-    # The access line is an info event of target_app::app; the request span has its own target.
-    start_target on RUST_LOG=warn,target_app::request=info; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
-    start_target on OTEL_TRACES_SAMPLER=always_off; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
-    start_target on RUST_LOG=warn; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
-    start_target off; ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
+    # name|how it is started: `on` and its changed settings (see start_target), or `off`. The access line
+    # is an info event of target_app::app; the request span has its own target.
+    local variants=(
+        "all four signals on|on"
+        "no profiles|on no-profiles"
+        "no access log lines|on RUST_LOG=warn,target_app::request=info"
+        "spans not sampled|on OTEL_TRACES_SAMPLER=always_off"
+        "no spans, no log lines|on RUST_LOG=warn"
+        "telemetry off|off"
+    )
+    local names=() ports=() pids=() v i
+    for v in "${variants[@]}"; do
+        names+=("${v%%|*}")
+        # shellcheck disable=SC2086 # the settings are words on purpose
+        start_target ${v#*|}
+        ports+=("$TARGET_PORT"); pids+=("$TARGET_PID")
+    done
     local n=${#ports[@]} reqs=() before=()
     for i in $(seq 0 $((n - 1))); do
-        pinned_run "${ports[$i]}" / 1s "${pids[$i]}" > /dev/null
+        pinned_run "${ports[$i]}" / 1s > /dev/null
         reqs[i]=0; before[i]=$(cpu_ticks "${pids[$i]}")
     done
     echo "target-app on core $TARGET_CORE, wrk -t1 -c50 on core $LOAD_CORE, route /, $rounds rounds of 2 s per variant"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    local r k R P T
+    local r k R P
     for r in $(seq 0 $((rounds - 1))); do
         for k in $(seq 0 $((n - 1))); do
             i=$(((k + r) % n))
-            read -r R P T < <(pinned_run "${ports[$i]}" / 2s "${pids[$i]}")
+            read -r R P < <(pinned_run "${ports[$i]}" / 2s)
             reqs[i]=$((reqs[i] + R))
         done
     done
