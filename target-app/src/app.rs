@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::future::Future as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -71,7 +71,6 @@ pub struct App {
     pub downstream: Downstream,
     pub propagator: TraceContextPropagator,
     limit: Arc<Semaphore>,
-    in_flight: AtomicUsize,
 }
 
 impl App {
@@ -84,7 +83,6 @@ impl App {
         Ok(App {
             downstream,
             limit: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
-            in_flight: AtomicUsize::new(0),
             propagator: TraceContextPropagator::new(),
             config,
             telemetry,
@@ -363,16 +361,14 @@ struct InFlight<'a>(&'a App);
 
 impl<'a> InFlight<'a> {
     fn enter(app: &'a App) -> Self {
-        let n = app.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        app.telemetry.metrics.in_flight(n);
+        app.telemetry.metrics.request_started();
         InFlight(app)
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let n = self.0.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
-        self.0.telemetry.metrics.in_flight(n);
+        self.0.telemetry.metrics.request_ended();
     }
 }
 

@@ -5,6 +5,7 @@
 //! from `/proc` at scrape time. This module records numbers; it never decides what a request's outcome is.
 
 pub mod model;
+mod requests;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -67,21 +68,12 @@ pub fn method_label(method: &str) -> &'static str {
         .unwrap_or("OTHER")
 }
 
-/// Handles of one `(method, route, status)` series, registered once and then updated without lookups.
-struct RequestSeries {
-    count: metrics::Counter,
-    duration: metrics::Histogram,
-}
-
-type SeriesKey = (&'static str, Route, &'static str);
-
 /// Metrics of one service instance.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     enabled: bool,
-    in_flight: metrics::Gauge,
-    series: std::sync::RwLock<std::collections::HashMap<SeriesKey, std::sync::Arc<RequestSeries>>>,
+    requests: requests::Requests,
 }
 
 impl Metrics {
@@ -93,16 +85,6 @@ impl Metrics {
             .build_recorder();
         let handle = recorder.handle();
         with_local_recorder(&recorder, || {
-            describe_counter!(
-                HTTP_REQUESTS_TOTAL,
-                "HTTP requests served, by method, route template and status."
-            );
-            describe_histogram!(
-                HTTP_REQUEST_DURATION_SECONDS,
-                Unit::Seconds,
-                "Time to serve an HTTP request, by method, route template and status."
-            );
-            describe_gauge!(HTTP_REQUESTS_IN_FLIGHT, "HTTP requests being served right now.");
             describe_counter!(
                 HTTP_REQUESTS_SHED_TOTAL,
                 "Requests refused with 503 because the concurrency limit was reached."
@@ -125,18 +107,15 @@ impl Metrics {
                 "Business operations, by operation and outcome."
             );
         });
-        let in_flight = with_local_recorder(&recorder, || metrics::gauge!(HTTP_REQUESTS_IN_FLIGHT));
         let metrics = Metrics {
             recorder,
             handle,
             enabled,
-            in_flight,
-            series: Default::default(),
+            requests: Default::default(),
         };
         for kind in crate::chaos::spec::FAULT_KINDS {
             metrics.fault_active(kind, false);
         }
-        metrics.in_flight(0);
         metrics
     }
 
@@ -145,38 +124,20 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        let key = (method, route, status);
-        let known = self
-            .series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        let series = known.unwrap_or_else(|| {
-            let labels = [
-                ("method", method),
-                ("route", route.template()),
-                ("status", status),
-            ];
-            let series = with_local_recorder(&self.recorder, || RequestSeries {
-                count: metrics::counter!(HTTP_REQUESTS_TOTAL, &labels),
-                duration: metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels),
-            });
-            let series = std::sync::Arc::new(series);
-            self.series
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key, series.clone());
-            series
-        });
-        series.count.increment(1);
-        series.duration.record(elapsed.as_secs_f64());
+        self.requests.record(method, route, status, elapsed);
     }
 
-    /// Sets the number of requests in flight.
-    pub fn in_flight(&self, n: usize) {
+    /// One more request in flight.
+    pub fn request_started(&self) {
         if self.enabled {
-            self.in_flight.set(n as f64);
+            self.requests.started();
+        }
+    }
+
+    /// One request fewer in flight.
+    pub fn request_ended(&self) {
+        if self.enabled {
+            self.requests.ended();
         }
     }
 
@@ -226,7 +187,11 @@ impl Metrics {
     /// Renders the Prometheus text exposition, process metrics included.
     pub fn render(&self) -> String {
         self.handle.run_upkeep();
-        let mut out = self.handle.render();
+        let mut out = String::new();
+        if self.enabled {
+            self.requests.render(&mut out);
+        }
+        out.push_str(&self.handle.render());
         crate::process::render(&mut out);
         out
     }
