@@ -48,6 +48,9 @@ pub const CATALOG: &[&str] = &[
     PROCESS_START_TIME_SECONDS,
 ];
 
+/// The histograms of [`CATALOG`]: each is exposed as `_bucket`, `_sum` and `_count` series.
+pub const HISTOGRAMS: &[&str] = &[HTTP_REQUEST_DURATION_SECONDS, DOWNSTREAM_REQUEST_DURATION_SECONDS];
+
 /// Latency buckets: fine below 100 ms, and boundaries at 1 s and around it so `HighLatency`
 /// (p95 > 1 s) is computed from real bucket edges rather than interpolated across a wide one.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -200,4 +203,27 @@ impl Metrics {
 /// Appends one metric family with its help and type lines.
 pub(crate) fn write_family(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histograms_listed_are_the_ones_exposed_as_histograms() {
+        let metrics = Metrics::new(true);
+        metrics.request("GET", Route::Index, "200", Duration::from_millis(3));
+        metrics.downstream("downstream", "200", Duration::from_millis(3));
+        let text = metrics.render();
+        for name in CATALOG {
+            let histogram = text.contains(&format!("# TYPE {name} histogram\n"));
+            assert_eq!(histogram, HISTOGRAMS.contains(name), "{name} in\n{text}");
+            if histogram {
+                assert!(
+                    text.contains(&format!("\n{name}_bucket{{")),
+                    "{name} has no buckets in\n{text}"
+                );
+            }
+        }
+    }
 }

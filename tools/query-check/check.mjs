@@ -85,9 +85,13 @@ function catalogMetrics() {
     if (!consts.has(ident)) throw new Error(`metrics.rs: CATALOG names ${ident}, which is not a string constant`);
     names.add(consts.get(ident));
   }
-  const histograms = new Set(
-    [...src.matchAll(/describe_histogram!\(\s*(\w+)/g)].map((m) => consts.get(m[1])).filter(Boolean),
-  );
+  const listed = src.match(/pub const HISTOGRAMS: &\[&str\] = &\[([\s\S]*?)\];/);
+  if (!listed) throw new Error('target-app/src/metrics.rs: no HISTOGRAMS found');
+  const histograms = new Set();
+  for (const ident of listed[1].match(/\w+/g) ?? []) {
+    if (!names.has(consts.get(ident))) throw new Error(`metrics.rs: HISTOGRAMS names ${ident}, which is not in CATALOG`);
+    histograms.add(consts.get(ident));
+  }
   return { names, histograms };
 }
 
