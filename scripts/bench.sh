@@ -134,7 +134,7 @@ bench_target() {
             on_rps=$((on_rps + ON)); off_rps=$((off_rps + OFF)); on_eff=$((on_eff + ONE)); off_eff=$((off_eff + OFFE))
             ratios+=("$(echo "$ONE / $OFFE" | bc -l)")
         done
-        printf '%-8s %9d %9d %7.2f %11d %11d %7.2f  %s\n' "$route" $((on_rps / rounds)) $((off_rps / rounds)) \
+        printf '%-8s %9d %9d %7.3f %11d %11d %7.3f  %s\n' "$route" $((on_rps / rounds)) $((off_rps / rounds)) \
             "$(echo "$on_rps / $off_rps" | bc -l)" $((on_eff / rounds)) $((off_eff / rounds)) \
             "$(echo "$on_eff / $off_eff" | bc -l)" \
             "$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR] = $1} END {m = (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); printf "%.2f %.2f %.2f", v[1], m, v[NR]}')"
