@@ -202,7 +202,13 @@ impl Metrics {
 
 /// Appends one metric family with its help and type lines.
 pub(crate) fn write_family(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    write_header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Appends a metric family's help and type lines.
+pub(crate) fn write_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 #[cfg(test)]

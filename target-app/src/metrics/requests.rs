@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use super::{HTTP_REQUESTS_IN_FLIGHT, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS, LATENCY_BUCKETS};
+use super::{
+    write_family, write_header, HTTP_REQUESTS_IN_FLIGHT, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS,
+    LATENCY_BUCKETS,
+};
 use crate::route::Route;
 
 const REQUESTS_HELP: &str = "HTTP requests served, by method, route template and status.";
@@ -31,11 +34,9 @@ pub struct Requests {
 /// Method, route and status labels.
 type SeriesKey = (&'static str, Route, &'static str);
 
-/// One `(method, route, status)` series.
+/// The counters of one `(method, route, status)` series; its labels are its key.
+#[derive(Default)]
 struct Series {
-    method: &'static str,
-    route: Route,
-    status: &'static str,
     /// Requests counted; also the histogram's `+Inf` bucket and `_count`.
     count: AtomicU64,
     /// Requests per bucket, not cumulative: `buckets[i]` counts durations in `(bound[i-1], bound[i]]`.
@@ -55,10 +56,7 @@ impl Requests {
             }
         }
         let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
-        series
-            .entry(key)
-            .or_insert_with(|| Box::new(Series::new(method, route, status)))
-            .add(elapsed);
+        series.entry(key).or_default().add(elapsed);
     }
 
     /// One more request in flight.
@@ -74,13 +72,13 @@ impl Requests {
     /// Appends the three families to `out`, series in label order.
     pub fn render(&self, out: &mut String) {
         let series = self.series.read().unwrap_or_else(|e| e.into_inner());
-        let mut sorted: Vec<&Series> = series.values().map(|s| &**s).collect();
-        sorted.sort_by_key(|s| (s.method, s.route.template(), s.status));
+        let mut sorted: Vec<(&SeriesKey, &Series)> = series.iter().map(|(k, s)| (k, &**s)).collect();
+        sorted.sort_by_key(|((method, route, status), _)| (*method, route.template(), *status));
         // Buckets are read before the count: a request adds to its count first, so the count read
         // afterwards covers every bucket read (`+Inf` is never below a finite bucket).
         let snapshots: Vec<([u64; LATENCY_BUCKETS.len()], u64, u64)> = sorted
             .iter()
-            .map(|s| {
+            .map(|(_, s)| {
                 let buckets = std::array::from_fn(|i| s.buckets[i].load(Ordering::Acquire));
                 (
                     buckets,
@@ -90,15 +88,15 @@ impl Requests {
             })
             .collect();
 
-        header(out, HTTP_REQUESTS_TOTAL, "counter", REQUESTS_HELP);
-        for (s, (_, count, _)) in sorted.iter().zip(&snapshots) {
-            let _ = writeln!(out, "{HTTP_REQUESTS_TOTAL}{{{}}} {count}", s.labels());
+        write_header(out, HTTP_REQUESTS_TOTAL, "counter", REQUESTS_HELP);
+        for ((key, _), (_, count, _)) in sorted.iter().zip(&snapshots) {
+            let _ = writeln!(out, "{HTTP_REQUESTS_TOTAL}{{{}}} {count}", labels(key));
         }
         out.push('\n');
 
-        header(out, HTTP_REQUEST_DURATION_SECONDS, "histogram", DURATION_HELP);
-        for (s, (buckets, count, sum_nanos)) in sorted.iter().zip(&snapshots) {
-            let labels = s.labels();
+        write_header(out, HTTP_REQUEST_DURATION_SECONDS, "histogram", DURATION_HELP);
+        for ((key, _), (buckets, count, sum_nanos)) in sorted.iter().zip(&snapshots) {
+            let labels = labels(key);
             let mut cumulative = 0;
             for (bound, n) in LATENCY_BUCKETS.iter().zip(buckets) {
                 cumulative += n;
@@ -117,31 +115,26 @@ impl Requests {
         }
         out.push('\n');
 
-        header(out, HTTP_REQUESTS_IN_FLIGHT, "gauge", IN_FLIGHT_HELP);
-        let _ = writeln!(
+        let in_flight = self.in_flight.load(Ordering::Relaxed).max(0);
+        write_family(
             out,
-            "{HTTP_REQUESTS_IN_FLIGHT} {}\n",
-            self.in_flight.load(Ordering::Relaxed).max(0)
+            HTTP_REQUESTS_IN_FLIGHT,
+            "gauge",
+            IN_FLIGHT_HELP,
+            in_flight as f64,
         );
+        out.push('\n');
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+fn labels((method, route, status): &SeriesKey) -> String {
+    format!(
+        "method=\"{method}\",route=\"{}\",status=\"{status}\"",
+        route.template()
+    )
 }
 
 impl Series {
-    fn new(method: &'static str, route: Route, status: &'static str) -> Self {
-        Series {
-            method,
-            route,
-            status,
-            count: AtomicU64::new(0),
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_nanos: AtomicU64::new(0),
-        }
-    }
-
     fn add(&self, elapsed: Duration) {
         self.count.fetch_add(1, Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
@@ -150,15 +143,6 @@ impl Series {
         }
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    fn labels(&self) -> String {
-        format!(
-            "method=\"{}\",route=\"{}\",status=\"{}\"",
-            self.method,
-            self.route.template(),
-            self.status
-        )
     }
 }
 
