@@ -526,7 +526,10 @@ impl<T: Transport> Launch<T> {
             let request = &scenario.phases[index].mix.requests()[which];
             let sent = Instant::now();
             let mut cancel = shared.cancel.clone();
+            // The request's own end first: when its timeout falls on the same tick as the
+            // cancellation, it ended by itself and is recorded so.
             let sample = tokio::select! {
+                biased;
                 resp = client.send(request, intended + scenario.defaults.timeout) => {
                     Sample::answered(index, which, intended, sent, Instant::now(), &resp)
                 }

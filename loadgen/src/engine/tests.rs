@@ -129,9 +129,9 @@ async fn run<F: Faults>(
     run_with(scenario, transport, faults, stop_at, drain, Pacing::Timer).await
 }
 
-async fn run_with<F: Faults>(
+async fn run_with<F: Faults, T: Transport>(
     scenario: Arc<Scenario>,
-    transport: Arc<Scripted>,
+    transport: Arc<T>,
     faults: Option<F>,
     stop_at: Option<Duration>,
     drain: Duration,
@@ -315,6 +315,61 @@ chaos = [{ fault = "latency", delay = "100s" }]
     let calls = faults.calls.lock().unwrap().clone();
     let names: Vec<&str> = calls.iter().map(|(_, c)| c.as_str()).collect();
     assert_eq!(names, ["apply 1", "clear"], "faults cleared on the way out");
+}
+
+/// Gives up on every request at `at`, through a timer set after a first wait, so that a timer set in the
+/// meantime for the same instant fires before it.
+struct GivesUpAt {
+    at: Instant,
+}
+
+impl Transport for GivesUpAt {
+    async fn send(&self, _request: &Request, _deadline: Instant) -> Response {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep_until(self.at).await;
+        Response {
+            class: Class::Timeout,
+            status: None,
+            bytes: 0,
+            version: None,
+            handshake: None,
+            resent: false,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_ends_as_it_is_cancelled_keeps_its_own_outcome() {
+    // One arrival at 0 ms; a stop at 50 ms starts the 2-s drain, whose cancellation timer is set
+    // before the request's last one. Both fire at 2.05 s: the cancellation first, then the request
+    // finds its answer ready and the cancellation sent.
+    let text = r#"name = "tie"
+[defaults]
+timeout = "10s"
+[[mix]]
+path = "/"
+[[phases]]
+duration = "10s"
+rate = { shape = "constant", rps = 1 }
+"#;
+    // With both ready, an unbiased choice would pick either; twenty runs make a wrong pick show.
+    for round in 0..20 {
+        let transport = Arc::new(GivesUpAt {
+            at: Instant::now() + Duration::from_millis(2050),
+        });
+        let out = run_with(
+            scenario(text),
+            transport,
+            NO_FAULTS,
+            Some(Duration::from_millis(50)),
+            Duration::from_secs(2),
+            Pacing::Timer,
+        )
+        .await;
+        assert_eq!(out.result.unwrap(), Ending::Interrupted);
+        let classes: Vec<Class> = out.samples.iter().map(|s| s.class).collect();
+        assert_eq!(classes, [Class::Timeout], "round {round}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
