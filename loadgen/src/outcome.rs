@@ -119,6 +119,19 @@ pub fn classify_error(err: &(dyn std::error::Error + 'static)) -> Class {
                 class = Class::Timeout;
             }
         }
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            if let Some(io) = h2.get_io() {
+                return classify_error(io);
+            }
+            // Reset or closed by the server; a violation this side detected is a protocol error.
+            return if h2.is_remote() {
+                Class::Reset
+            } else if h2.is_library() {
+                Class::Protocol
+            } else {
+                Class::Other
+            };
+        }
         if let Some(c) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
             if c.is_connect() && class == Class::Other {
                 class = Class::Connect;

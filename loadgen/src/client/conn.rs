@@ -2,14 +2,15 @@
 //! HTTP/2 handshake (HTTP/2 when ALPN chose it, or by prior knowledge on cleartext). Failures are
 //! classified by the step that failed: `connect` for TCP, `tls` for the TLS handshake.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2, TrySendError};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -59,19 +60,35 @@ pub(super) struct Endpoint {
 /// A connection's request sender.
 pub(super) enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
-    H2(http2::SendRequest<Full<Bytes>>),
+    H2(H2),
 }
 
-type Sent = Result<http::Response<Incoming>, TrySendError<http::Request<Full<Bytes>>>>;
+/// An HTTP/2 connection that streams are opened on, spoken with `h2` directly so that a stream the
+/// server refused is told apart from one it may have processed (hyper reports a GOAWAY that arrives
+/// just as a stream opens as that stream's failure, whatever its id).
+#[derive(Clone)]
+pub(super) struct H2 {
+    pub send: h2::client::SendRequest<Bytes>,
+    /// Set when the connection's task ends, or a request finds it going away.
+    ended: Arc<AtomicBool>,
+}
 
-impl Sender {
-    pub(super) async fn send(&mut self, request: http::Request<Full<Bytes>>) -> Sent {
-        match self {
-            Sender::H1(s) => s.try_send_request(request).await,
-            Sender::H2(s) => s.try_send_request(request).await,
-        }
+impl H2 {
+    /// Whether new streams can no longer be opened on it.
+    pub fn is_closed(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
+    }
+
+    /// Takes it out of use: the server is closing it.
+    pub fn going_away(&self) {
+        self.ended.store(true, Ordering::Relaxed);
     }
 }
+
+/// Window sizes of an HTTP/2 connection (hyper's defaults): large enough that flow control never
+/// paces a load test's answers on loopback.
+const H2_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 
 /// A connection that could not be opened.
 pub(super) struct ConnectFailure {
@@ -128,6 +145,15 @@ impl Endpoint {
         Ok((endpoint, host_header, uri.path().trim_end_matches('/').to_owned()))
     }
 
+    /// The scheme requests to it are made in.
+    pub(super) fn scheme(&self) -> http::uri::Scheme {
+        if self.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        }
+    }
+
     /// Opens a new connection.
     pub(super) async fn connect(&self) -> Result<Sender, ConnectFailure> {
         match self.open().await? {
@@ -167,19 +193,25 @@ async fn handshake<I>(io: I, h2: bool) -> Result<Sender, ConnectFailure>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
     if h2 {
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .handshake(io)
+        let (send, conn) = h2::client::Builder::new()
+            .enable_push(false)
+            .initial_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| ConnectFailure::from(classify_error(&e)))?;
+        let ended = Arc::new(AtomicBool::new(false));
+        let ends = ended.clone();
         tokio::spawn(async move {
-            // Ends when the connection closes or every sender is dropped; errors surface on requests.
+            // Ends when the connection closes or every sender is dropped with no stream open;
+            // errors surface on the streams.
             let _ = conn.await;
+            ends.store(true, Ordering::Relaxed);
         });
-        Ok(Sender::H2(sender))
+        Ok(Sender::H2(H2 { send, ended }))
     } else {
-        let (sender, conn) = http1::handshake(io)
+        let (sender, conn) = http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| ConnectFailure::from(classify_error(&e)))?;
         tokio::spawn(async move {

@@ -8,12 +8,13 @@
 //! `SETTINGS_MAX_CONCURRENT_STREAMS` bounds them; more wait for a stream). There is no routing by host
 //! and no background reaping; that is what makes it cheaper than a general client.
 //!
-//! It never invents an error. A request is sent again, on a fresh connection, only when hyper hands
-//! it back unsent (the pooled connection closed before any byte of it was written); it is then
-//! counted once, as what the new attempt got. Idle connections older than the idle timeout, or than
-//! the idle time after which this server was seen closing them, are not reused. An HTTP/2 stream the
-//! server refused unprocessed (REFUSED_STREAM, or above the last stream id of its GOAWAY) is sent again
-//! the same way.
+//! It never invents an error, and never sends a request twice that the server may have processed. A
+//! request is sent again, on a fresh connection, only when hyper hands it back unsent (the pooled
+//! connection closed before any byte of it was written); it is then counted once, as what the new
+//! attempt got. Idle connections older than the idle timeout, or than the idle time after which this
+//! server was seen closing them, are not reused. HTTP/2 is spoken with `h2` directly, so that a
+//! stream the server refused unprocessed (REFUSED_STREAM, or above the last stream id of its GOAWAY)
+//! is told apart from one it may have processed, and only the first is sent again.
 //!
 //! A closed-loop worker does not use the pool: over HTTP/1.1 it keeps a connection of its own, spoken
 //! directly on the socket (module `h1`) under the same rules ([`Client::send_own`]).
@@ -28,16 +29,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderName, HOST};
-use http::{HeaderValue, Method, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, CONNECTION, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::uri::Authority;
+use http::{HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http1;
 use tokio::time::Instant;
 
 pub use api::{Api, Auth};
 pub use conn::{BadTarget, Protocol};
-use conn::{ConnectFailure, Endpoint, Sender};
+use conn::{ConnectFailure, Endpoint, Sender, H2};
 use h1::Failed;
 pub use h1::Own;
 use tls::TlsOptions;
@@ -105,6 +107,17 @@ pub struct Response {
 }
 
 impl Response {
+    fn answered(status: u16, version: Version) -> Response {
+        Response {
+            class: Class::of_status(status),
+            status: Some(status),
+            bytes: 0,
+            version: Some(version),
+            handshake: None,
+            resent: false,
+        }
+    }
+
     fn failed(class: Class) -> Response {
         Response {
             class,
@@ -115,6 +128,17 @@ impl Response {
             resent: false,
         }
     }
+}
+
+/// How one attempt at a request ended.
+enum Attempt {
+    /// An answer came (its body read, or how reading it failed).
+    Answered(Response, Bytes),
+    /// The server did not process it (never written, or an HTTP/2 stream it refused): it may go out
+    /// again. The class it counts as when it cannot.
+    Unprocessed(Class),
+    /// Failed where the server may have acted on it.
+    Failed(Class),
 }
 
 /// The HTTP version an answer came in.
@@ -154,6 +178,8 @@ pub struct CallError {
 pub struct Client {
     endpoint: Endpoint,
     host: HeaderValue,
+    /// `host` as an HTTP/2 `:authority`.
+    authority: Authority,
     /// Path prefix of the target URL, without a trailing slash.
     prefix: String,
     body_cap: usize,
@@ -179,7 +205,7 @@ pub struct Client {
 /// again for it.
 #[derive(Default)]
 struct SharedH2 {
-    sender: Option<http2::SendRequest<Full<Bytes>>>,
+    sender: Option<H2>,
     /// How many shared connections were opened; the number of the current one.
     generation: u64,
 }
@@ -193,9 +219,11 @@ impl Client {
     /// A client for `base` (e.g. `https://api.example:8443/v1`).
     pub fn new(base: &str, options: &Options) -> Result<Client, BadTarget> {
         let (endpoint, host, prefix) = Endpoint::new(base, options)?;
+        let authority = Authority::try_from(host.as_bytes()).map_err(|_| BadTarget::Url(base.to_owned()))?;
         Ok(Client {
             endpoint,
             host,
+            authority,
             prefix,
             body_cap: options.body_cap,
             max_idle: options.max_idle,
@@ -233,7 +261,7 @@ impl Client {
                     headers.append(name, value.clone());
                 }
             }
-            builder.body(Full::new(req.body.clone().unwrap_or_default()))
+            builder.body(req.body.clone().unwrap_or_default())
         };
         let mut handshake = None;
         let exchange = self.exchange(build, self.body_cap, &mut handshake);
@@ -335,7 +363,7 @@ impl Client {
                     h.append(name, value.clone());
                 }
             }
-            builder.body(Full::new(body.clone()))
+            builder.body(body.clone())
         };
         let mut handshake = None;
         let failed = |class: Class| CallError {
@@ -359,8 +387,8 @@ impl Client {
         }
     }
 
-    /// Sends the request `build` makes, resending it on a fresh connection when it comes back
-    /// unsent. The response and the body read.
+    /// Sends the request `build` makes, sending it again on a fresh connection when the server did
+    /// not process it. The response and the body read.
     async fn exchange<F>(
         &self,
         build: F,
@@ -368,66 +396,157 @@ impl Client {
         handshake: &mut Option<Duration>,
     ) -> Result<(Response, Bytes), Class>
     where
-        F: Fn() -> http::Result<http::Request<Full<Bytes>>>,
+        F: Fn() -> http::Result<http::Request<Bytes>>,
     {
         let mut resent = false;
         let mut fresh_only = false;
         let mut refused_by = None;
         for attempt in 0..ATTEMPTS {
             let request = build().map_err(|_| Class::Other)?;
-            let (mut sender, idle_age, generation) = self.checkout(fresh_only, refused_by, handshake).await?;
-            let answer = match sender.send(request).await {
-                Ok(a) => a,
-                Err(mut e) => {
-                    let unsent = e.take_message().is_some();
-                    // Never written (the connection was closed under it), or an HTTP/2 stream the
-                    // server refused unprocessed: not the server's failure, so sent again elsewhere.
-                    if (unsent || refused_stream(e.error())) && attempt + 1 < ATTEMPTS {
-                        resent = true;
-                        fresh_only = true;
-                        refused_by = generation;
-                        continue;
-                    }
-                    let class = classify_error(e.error());
-                    if let (Some(age), Class::Closed | Class::Reset) = (idle_age, class) {
-                        // Written just as the server closed the idle connection: it may have reached
-                        // the server, so it counts; but the server's idle limit is now known.
-                        self.learn_server_idle(age);
-                    }
-                    return Err(class);
+            let (sender, idle_age, generation) = self.checkout(fresh_only, refused_by, handshake).await?;
+            let outcome = match sender {
+                Sender::H1(sender) => self.attempt_h1(sender, request, idle_age, body_cap).await,
+                Sender::H2(h2) => self.attempt_h2(&h2, request, body_cap).await,
+            };
+            match outcome {
+                Attempt::Answered(mut response, body) => {
+                    response.resent = resent;
+                    return Ok((response, body));
                 }
-            };
-            let status = answer.status().as_u16();
-            let version = match answer.version() {
-                http::Version::HTTP_2 => Version::Http2,
-                _ => Version::Http1,
-            };
-            let mut response = Response {
-                class: Class::of_status(status),
-                status: Some(status),
-                bytes: 0,
-                version: Some(version),
-                handshake: None,
-                resent,
-            };
-            let body = match Limited::new(answer.into_body(), body_cap).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                    // The rest of the body is never read: this connection cannot be reused.
-                    response.class = Class::BodyTooLarge;
-                    response.bytes = body_cap as u64;
-                    return Ok((response, Bytes::new()));
+                // Not the server's failure, so sent again elsewhere.
+                Attempt::Unprocessed(_) if attempt + 1 < ATTEMPTS => {
+                    resent = true;
+                    fresh_only = true;
+                    refused_by = generation;
                 }
-                Err(e) => {
-                    response.class = classify_error(e.as_ref());
-                    return Ok((response, Bytes::new()));
-                }
-            };
-            response.bytes = body.len() as u64;
-            self.give_back(sender);
-            return Ok((response, body));
+                Attempt::Unprocessed(class) | Attempt::Failed(class) => return Err(class),
+            }
         }
         Err(Class::Closed)
+    }
+
+    /// One attempt over HTTP/1.1; the connection goes back to the pool once its answer is read.
+    async fn attempt_h1(
+        &self,
+        mut sender: http1::SendRequest<Full<Bytes>>,
+        request: http::Request<Bytes>,
+        idle_age: Option<Duration>,
+        body_cap: usize,
+    ) -> Attempt {
+        let answer = match sender.try_send_request(request.map(Full::new)).await {
+            Ok(answer) => answer,
+            Err(mut e) => {
+                let class = classify_error(e.error());
+                // Never written: the connection was closed under it.
+                if e.take_message().is_some() {
+                    return Attempt::Unprocessed(class);
+                }
+                if let (Some(age), Class::Closed | Class::Reset) = (idle_age, class) {
+                    // Written just as the server closed the idle connection: it may have reached
+                    // the server, so it counts; but the server's idle limit is now known.
+                    self.learn_server_idle(age);
+                }
+                return Attempt::Failed(class);
+            }
+        };
+        let mut response = Response::answered(answer.status().as_u16(), Version::Http1);
+        match Limited::new(answer.into_body(), body_cap).collect().await {
+            Ok(body) => {
+                let body = body.to_bytes();
+                response.bytes = body.len() as u64;
+                self.give_back(Sender::H1(sender));
+                Attempt::Answered(response, body)
+            }
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                // The rest of the body is never read: this connection cannot be reused.
+                response.class = Class::BodyTooLarge;
+                response.bytes = body_cap as u64;
+                Attempt::Answered(response, Bytes::new())
+            }
+            Err(e) => {
+                response.class = classify_error(e.as_ref());
+                Attempt::Answered(response, Bytes::new())
+            }
+        }
+    }
+
+    /// One attempt over HTTP/2, on a stream of `h2`.
+    async fn attempt_h2(&self, h2: &H2, request: http::Request<Bytes>, body_cap: usize) -> Attempt {
+        let (parts, body) = request.into_parts();
+        let request = self.h2_request(parts);
+        let end_of_stream = body.is_empty();
+        let mut send = match h2.send.clone().ready().await {
+            Ok(send) => send,
+            Err(e) => {
+                h2.going_away();
+                return Attempt::Unprocessed(classify_error(&e));
+            }
+        };
+        let (answer, mut stream) = match send.send_request(request, end_of_stream) {
+            Ok(opened) => opened,
+            // The connection is going away or gone: no stream was opened.
+            Err(e) if e.is_go_away() || e.is_io() => {
+                h2.going_away();
+                return Attempt::Unprocessed(classify_error(&e));
+            }
+            Err(e) => return Attempt::Failed(classify_error(&e)),
+        };
+        if !end_of_stream {
+            // Flow control queues what does not fit yet; a failure ends the stream, and its answer
+            // tells how.
+            let _ = stream.send_data(body, true);
+        }
+        let answer = match answer.await {
+            Ok(answer) => answer,
+            Err(e) if refused_stream(&e) => {
+                if e.is_go_away() {
+                    h2.going_away();
+                }
+                return Attempt::Unprocessed(classify_error(&e));
+            }
+            Err(e) => return Attempt::Failed(classify_error(&e)),
+        };
+        let mut response = Response::answered(answer.status().as_u16(), Version::Http2);
+        match read_h2_body(answer.into_body(), body_cap).await {
+            Ok(Some(body)) => {
+                response.bytes = body.len() as u64;
+                Attempt::Answered(response, body)
+            }
+            Ok(None) => {
+                // Dropping the rest resets the stream; the connection goes on.
+                response.class = Class::BodyTooLarge;
+                response.bytes = body_cap as u64;
+                Attempt::Answered(response, Bytes::new())
+            }
+            Err(e) => {
+                response.class = classify_error(&e);
+                Attempt::Answered(response, Bytes::new())
+            }
+        }
+    }
+
+    /// The request as HTTP/2 sends it: scheme and authority as pseudo-headers (the authority from
+    /// its last `Host`), without the connection-specific headers HTTP/2 forbids (RFC 9113, 8.2.2).
+    fn h2_request(&self, mut parts: http::request::Parts) -> http::Request<()> {
+        let host = parts.headers.get_all(HOST).iter().next_back().cloned();
+        parts.headers.remove(HOST);
+        for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+            parts.headers.remove(name);
+        }
+        parts.headers.remove("keep-alive");
+        parts.headers.remove("proxy-connection");
+        if parts.headers.get(TE).is_some_and(|te| te != "trailers") {
+            parts.headers.remove(TE);
+        }
+        let authority = match host {
+            Some(host) if host != self.host => Authority::try_from(host.as_bytes()).ok(),
+            _ => Some(self.authority.clone()),
+        };
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = Some(self.endpoint.scheme());
+        uri.authority = authority;
+        parts.uri = Uri::from_parts(uri).unwrap_or_default();
+        http::Request::from_parts(parts, ())
     }
 
     /// A connection to send on: the shared HTTP/2 one, an idle HTTP/1.1 one that is still usable
@@ -488,7 +607,7 @@ impl Client {
     }
 
     /// The shared HTTP/2 connection and its number, while it is open and is not `refused_by`.
-    fn shared_h2(&self, refused_by: Option<u64>) -> Option<(http2::SendRequest<Full<Bytes>>, u64)> {
+    fn shared_h2(&self, refused_by: Option<u64>) -> Option<(H2, u64)> {
         let shared = self.shared_h2.lock().unwrap_or_else(|e| e.into_inner());
         if refused_by == Some(shared.generation) {
             return None;
@@ -556,14 +675,32 @@ impl Client {
 
 /// Whether `err` is an HTTP/2 stream the server did not process: refused (`REFUSED_STREAM`), or
 /// above the last stream id of its GOAWAY (as when nginx closes a connection after
-/// `keepalive_requests` streams). Either may be sent again (RFC 9113, section 8.7).
-fn refused_stream(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote());
+/// `keepalive_requests` streams; `h2` gives a GOAWAY's error only to those). Either may be sent
+/// again (RFC 9113, section 8.7).
+fn refused_stream(err: &h2::Error) -> bool {
+    err.is_remote()
+        && (err.is_go_away() || (err.is_reset() && err.reason() == Some(h2::Reason::REFUSED_STREAM)))
+}
+
+/// Reads an HTTP/2 answer's body, giving its flow-control window back as it goes; `None` past `cap`
+/// bytes.
+async fn read_h2_body(mut body: h2::RecvStream, cap: usize) -> Result<Option<Bytes>, h2::Error> {
+    let mut first = Bytes::new();
+    let mut joined = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if first.len() + joined.len() + chunk.len() > cap {
+            return Ok(None);
         }
-        cur = e.source();
+        if first.is_empty() && joined.is_empty() {
+            first = chunk;
+        } else {
+            if joined.is_empty() {
+                joined.extend_from_slice(&std::mem::take(&mut first));
+            }
+            joined.extend_from_slice(&chunk);
+        }
     }
-    false
+    Ok(Some(if joined.is_empty() { first } else { joined.freeze() }))
 }
