@@ -11,7 +11,7 @@
 #   scripts/bench.sh accuracy    # open loop at 5k and 20k rps for 30 s, pinned: each pacer, and oha
 #   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
 #   scripts/bench.sh protocols [BEFORE]  # closed loop over http, https and h2 (nginx), pinned; with
-#                                # BEFORE (an older loadgen binary), plain http before and after
+#                                # BEFORE (an older loadgen binary), http (and h2, if it speaks it) before and after
 #
 # Needs a release build (`cargo build --release`), wrk, hey and nginx (`apt-get install wrk hey nginx`);
 # `generator` installs oha (`cargo install oha --locked`) when it is missing.
@@ -417,6 +417,11 @@ TOML
     for round in 1 2; do
         if [ -n "$before" ]; then
             printf '%-34s %12s %10s\n' "loadgen before, http" $(run_loadgen "$before" "http://127.0.0.1:$port")
+            # A build that speaks HTTP/2 is measured on it too.
+            if "$before" run --help 2>/dev/null | grep -q -- '--http2'; then
+                printf '%-34s %12s %10s\n' "loadgen before, https --http2" \
+                    $(run_loadgen "$before" "https://localhost:$tls_port" "${cacert[@]}" --http2)
+            fi
         fi
         printf '%-34s %12s %10s\n' "loadgen, http" $(run_loadgen $BIN/loadgen "http://127.0.0.1:$port")
         printf '%-34s %12s %10s\n' "loadgen, https" $(run_loadgen $BIN/loadgen "https://localhost:$tls_port" "${cacert[@]}")
