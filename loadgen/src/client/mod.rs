@@ -22,6 +22,8 @@
 mod api;
 mod conn;
 mod h1;
+#[cfg(test)]
+mod h2_tests;
 pub mod tls;
 
 use std::collections::VecDeque;
