@@ -91,9 +91,13 @@ impl App {
     }
 }
 
-/// Serves one request end to end, under the instance's `tracing` dispatcher.
+/// Serves one request end to end, under the instance's `tracing` dispatcher (set around each poll,
+/// unless it is the process's default).
 pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Answer {
     let route = Route::resolve(req.uri().path(), app.config.role);
+    if app.telemetry.is_process_default() {
+        return shed(app, conn, route, req).await;
+    }
     let dispatch = app.telemetry.dispatch().clone();
     shed(app, conn, route, req).with_subscriber(dispatch).await
 }

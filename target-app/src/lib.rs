@@ -27,12 +27,25 @@ pub mod work;
 
 pub use config::Config;
 pub use route::Role;
-pub use server::{serve, ServeError};
+pub use server::{serve, serve_app, ServeError};
 
-/// Runs the service as a process: binds, serves until SIGINT or SIGTERM, drains, flushes.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the service as a process: binds, serves until SIGINT or SIGTERM, drains, flushes. The instance's
+/// dispatcher becomes the process's default; with telemetry off (or if it cannot), `logs`' default
+/// subscriber is installed instead, for the lines written outside the instance.
+pub async fn run(config: Config, logs: &telemetry::logs::LogGuard) -> anyhow::Result<()> {
     use anyhow::Context as _;
 
+    let app = match app::App::new(config) {
+        Ok(app) => std::sync::Arc::new(app),
+        Err(e) => {
+            logs.install_default(None);
+            return Err(e.into());
+        }
+    };
+    if !app.telemetry.make_process_default() {
+        logs.install_default(Some(app.telemetry.service.clone()));
+    }
+    let config = &app.config;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -40,12 +53,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         addr = %addr,
         role = config.role.name(),
-        service = config.service_name(),
         otlp = config.traces_url().unwrap_or_else(|| "off".into()),
         profiles = config.pyroscope_url.clone().unwrap_or_else(|| "off".into()),
         "listening"
     );
-    let result = serve(listener, config, shutdown_signal()).await;
+    let result = server::serve_app(listener, app, shutdown_signal()).await;
     tracing::info!("stopped");
     result.map_err(Into::into)
 }

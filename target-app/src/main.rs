@@ -12,8 +12,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = target_app::Config::parse();
-    let logs = logs::init(Box::new(std::io::stdout()));
-    let result = target_app::run(config).await;
+    let logs = logs::open(Box::new(std::io::stdout()));
+    let result = target_app::run(config, &logs).await;
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -48,7 +48,15 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let app = Arc::new(App::new(config)?);
+    serve_app(listener, Arc::new(App::new(config)?), shutdown).await
+}
+
+/// [`serve`] with an instance already built.
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let result = accept_loop(&app, listener, shutdown).await;
     let telemetry_app = app.clone();
     let _ =

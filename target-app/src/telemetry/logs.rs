@@ -72,6 +72,19 @@ const MAX_BUFFERED: usize = 8 * 1024 * 1024;
 /// How often the writer writes what has accumulated.
 const WRITE_EVERY: Duration = Duration::from_millis(20);
 
+/// Targets whose lines never go out as OTLP log records: the SDK and the HTTP clients that export
+/// them, and the profiler. Each export would otherwise add records to the next one (with `RUST_LOG=trace`,
+/// more than it sends).
+const EXPORT_CHATTER: [&str; 7] = [
+    "opentelemetry",
+    "hyper",
+    "h2",
+    "reqwest",
+    "tower",
+    "Pyroscope",
+    "pyroscope",
+];
+
 /// Filter applied when `RUST_LOG` is not set: the exporters' own clients and the profiler's per-push
 /// chatter stay out of the logs they would otherwise feed.
 pub const DEFAULT_FILTER: &str =
@@ -144,6 +157,16 @@ pub fn instance_layer(
 /// Opens the process's log output on `out` and installs the default subscriber for lines written
 /// outside any service instance.
 pub fn init(out: Box<dyn std::io::Write + Send>) -> LogGuard {
+    let guard = open(out);
+    guard.install_default(None);
+    guard
+}
+
+/// Opens the process's log output on `out` without installing a default subscriber: for a process that
+/// serves one instance, whose dispatcher becomes the default
+/// ([`Telemetry::make_process_default`](super::Telemetry::make_process_default)), or else
+/// [`LogGuard::install_default`].
+pub fn open(out: Box<dyn std::io::Write + Send>) -> LogGuard {
     let buffer = Arc::new(LineBuffer {
         lines: Mutex::new(Vec::with_capacity(64 * 1024)),
         dropped: AtomicU64::new(0),
@@ -155,19 +178,27 @@ pub fn init(out: Box<dyn std::io::Write + Send>) -> LogGuard {
         .spawn(move || write_lines(&shared, out))
         .expect("spawn log writer thread");
     *OUTPUT.write().unwrap_or_else(|e| e.into_inner()) = Some(buffer.clone());
-    let layer = JsonLayer {
-        buffer: Some(buffer.clone()),
-        service: None,
-        logger: None,
-        dispatch: None,
-    };
-    let _ = tracing_subscriber::registry()
-        .with(filter())
-        .with(layer)
-        .try_init();
     LogGuard {
         buffer,
         writer: Some(writer),
+    }
+}
+
+impl LogGuard {
+    /// Installs the process's default subscriber, for lines written outside any service instance
+    /// (naming `service` on each, when the process is one); nothing when a default is already
+    /// installed.
+    pub fn install_default(&self, service: Option<Arc<str>>) {
+        let layer = JsonLayer {
+            buffer: Some(self.buffer.clone()),
+            service,
+            logger: None,
+            dispatch: None,
+        };
+        let _ = tracing_subscriber::registry()
+            .with(filter())
+            .with(layer)
+            .try_init();
     }
 }
 
@@ -296,7 +327,8 @@ impl JsonLayer {
             self.format_line(line, second, meta, level, fields, ids);
             push(buffer, line);
         }
-        if let Some(logger) = &self.logger {
+        let chatter = EXPORT_CHATTER.iter().any(|t| meta.target().starts_with(t));
+        if let Some(logger) = self.logger.as_ref().filter(|_| !chatter) {
             emit_otlp(logger, level, fields, ids);
         }
     }

@@ -268,6 +268,57 @@ async fn one_external_request_is_one_trace_across_both_services() {
     }
 }
 
+/// With every target's lines on (`RUST_LOG=trace`) and OTLP log export on, what the SDK and the HTTP
+/// stacks say stays on stdout: every OTLP log record is a line of target-app's own, so an export never
+/// adds records to the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporters_own_lines_are_never_exported_as_log_records() {
+    let otlp = receiver().await;
+    let endpoint = format!("http://{}", otlp.addr);
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("RUST_LOG", "trace"),
+    ];
+    let mut app = Proc::start(&["--otlp-logs"], &env);
+    for _ in 0..3 {
+        assert_eq!(get(&app.url("/")).await.status, 200);
+    }
+    app.signal("TERM");
+    assert!(app.wait(Duration::from_secs(15)).success());
+
+    let lines = app.json_lines();
+    let target = |l: &serde_json::Value| l["target"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        lines.iter().any(|l| target(l).starts_with("hyper")),
+        "RUST_LOG=trace puts the HTTP stack's lines on stdout"
+    );
+    let own: std::collections::HashSet<String> = lines
+        .iter()
+        .filter(|l| target(l).starts_with("target_app"))
+        .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mut records = Vec::new();
+    for body in posted(&otlp, "/v1/logs") {
+        let req = ExportLogsServiceRequest::decode(body.as_ref()).expect("OTLP logs protobuf");
+        for rl in req.resource_logs {
+            for sl in rl.scope_logs {
+                records.extend(sl.log_records.iter().map(|r| text(r.body.as_ref())));
+            }
+        }
+    }
+    assert_eq!(
+        records.iter().filter(|b| *b == "request completed").count(),
+        3,
+        "{records:?}"
+    );
+    for record in &records {
+        assert!(
+            own.contains(record),
+            "OTLP log record {record:?} is not a line of target-app's own"
+        );
+    }
+}
+
 /// Both roles in one process (as loadgen embeds them): each keeps its own `service.name`, and the
 /// trace links across them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
