@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, CONNECTION, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+use http::header::{HeaderName, CONNECTION, CONTENT_LENGTH, HOST, TE, TRANSFER_ENCODING, UPGRADE};
 use http::uri::Authority;
 use http::{HeaderValue, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -474,7 +474,17 @@ impl Client {
 
     /// One attempt over HTTP/2, on a stream of `h2`.
     async fn attempt_h2(&self, h2: &H2, request: http::Request<Bytes>, body_cap: usize) -> Attempt {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        // As hyper does: a body's length, and `0` for methods whose requests have a payload.
+        let payload = !matches!(
+            parts.method,
+            Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::CONNECT
+        );
+        if (!body.is_empty() || payload) && !parts.headers.contains_key(CONTENT_LENGTH) {
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
         let request = self.h2_request(parts);
         let end_of_stream = body.is_empty();
         let mut send = match h2.send.clone().ready().await {

@@ -594,6 +594,40 @@ fn http2_streams_refused_by_goaway_are_sent_again_not_counted_failed() {
 }
 
 #[test]
+fn http2_request_bodies_arrive_whole() {
+    // Each body is larger than HTTP/2's initial flow-control window (64 KiB), so it goes out as nginx
+    // opens the window. nginx passes it on to a second server, which logs the length it received.
+    let backend = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nginx = Nginx::start(
+        "h2-bodies",
+        "http2",
+        &format!("client_max_body_size 1m; location = / {{ proxy_pass http://127.0.0.1:{backend}; }}"),
+        &format!(
+            "log_format bodies '$request_method $content_length'; server {{ listen 127.0.0.1:{backend}; \
+             access_log logs/backend.log bodies; location / {{ return 200; }} }}"
+        ),
+    );
+    let url = format!("http://127.0.0.1:{}", nginx.port);
+    let body = "x".repeat(200_000);
+    let mix = format!("method = \"POST\"\nbody = \"{body}\"");
+    let load = "rate = { shape = \"constant\", rps = 50 }";
+    let r = run_scenario("h2-bodies", &url, &mix, load, 2, &["--http2-prior-knowledge"]);
+    let requests = all_answered(&r, &nginx, "HTTP/2.0");
+    assert_eq!(requests, 100, "{}", r.totals());
+    let received = std::fs::read_to_string(nginx.dir.join("logs/backend.log")).unwrap();
+    assert_eq!(
+        received.lines().filter(|l| *l == "POST 200000").count() as u64,
+        requests,
+        "every body arrived whole: {}",
+        received.lines().next().unwrap_or_default()
+    );
+}
+
+#[test]
 fn scenario_secrets_come_from_the_environment_and_stay_out_of_reports() {
     let nginx = Nginx::start(
         "secrets",
