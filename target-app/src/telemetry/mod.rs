@@ -9,8 +9,8 @@
 //! opened by [`logs::init`] or [`logs::open`]; this module never reads the environment (the binary's
 //! `Config` already has).
 //!
-//! Exporters run on their own threads with bounded queues: a dead or slow collector costs a warning from
-//! the SDK, never a stalled request. [`Telemetry::shutdown`] flushes traces, then logs (which may
+//! Exporters run on their own threads with bounded queues: a dead or slow collector costs a warning,
+//! never a stalled request. [`Telemetry::shutdown`] flushes traces, then logs (which may
 //! describe the last spans), then profiles.
 
 pub mod logs;
@@ -25,9 +25,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{LogExporter, WithExportConfig};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
-use opentelemetry_sdk::trace::{
-    BatchConfig, BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
-};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -106,11 +104,7 @@ impl Telemetry {
             .with_resource(resource.clone())
             .with_sampler(sampler(config)?);
         if let Some(url) = config.traces_url() {
-            traces = traces.with_span_processor(
-                BatchSpanProcessor::builder(span_exporter(url)?)
-                    .with_batch_config(batch_config())
-                    .build(),
-            );
+            traces = traces.with_span_processor(span_batcher(url)?);
         }
         let tracer_provider = traces.build();
         let tracer = tracer_provider.tracer("target-app");
@@ -307,24 +301,25 @@ fn percent_decode(s: &str) -> String {
 
 /// Spans per export request, and most spans held while waiting. Every export is one HTTP request with
 /// its own fixed cost on the exporter's thread; at the SDK's 512 a busy instance sent dozens a second.
-/// The queue holds four batches, so a slow collector is absorbed before spans are dropped.
+/// The queue holds four batches, so a slow collector is absorbed before spans are dropped. A batch that
+/// does not fill goes out after the SDK's default delay.
 const EXPORT_BATCH: usize = 2048;
 const EXPORT_QUEUE: usize = 4 * EXPORT_BATCH;
+const EXPORT_DELAY: Duration = Duration::from_secs(5);
 
-fn batch_config() -> BatchConfig {
-    BatchConfigBuilder::default()
-        .with_max_export_batch_size(EXPORT_BATCH)
-        .with_max_queue_size(EXPORT_QUEUE)
-        .build()
-}
-
-fn span_exporter(url: String) -> Result<otlp::TraceExporter, TelemetryError> {
-    otlp::TraceExporter::new(url.clone(), Duration::from_secs(5)).map_err(|reason| {
-        TelemetryError::TraceExporter {
-            endpoint: url,
-            reason,
-        }
-    })
+fn span_batcher(url: String) -> Result<otlp::SpanBatcher, TelemetryError> {
+    let failed = |reason: String| TelemetryError::TraceExporter {
+        endpoint: url.clone(),
+        reason,
+    };
+    let exporter = otlp::TraceExporter::new(url.clone(), Duration::from_secs(5)).map_err(failed)?;
+    let settings = otlp::BatchSettings {
+        batch: EXPORT_BATCH,
+        queue: EXPORT_QUEUE,
+        delay: EXPORT_DELAY,
+    };
+    otlp::SpanBatcher::new(exporter, settings)
+        .map_err(|e| failed(format!("cannot start the export thread: {e}")))
 }
 
 fn log_exporter(url: String) -> Result<LogExporter, TelemetryError> {

@@ -1,30 +1,31 @@
-//! The OTLP/HTTP span exporter: each batch is written straight from the SDK's span records into one
-//! reused protobuf buffer and posted to `/v1/traces`.
+//! OTLP/HTTP span export: each span is encoded into protobuf as it ends, on the thread that ended it,
+//! into the pending batch, and a thread of the exporter's own posts each batch to `/v1/traces`.
 //!
 //! `opentelemetry-otlp` first converts every span into owned protobuf structs (a `Vec` for each id, a
 //! `String` for each attribute key and value), then encodes them, then frees them all; on a busy
-//! instance that was the exporter thread's largest cost. The wire format is the same
+//! instance that was the exporter thread's largest cost. The SDK's batch processor also moves each
+//! span's record through a channel to its thread, and frees it there. Here a span's record is encoded
+//! where it ends and freed there, and only bytes wait for export. The wire format is the same
 //! `ExportTraceServiceRequest` (`application/x-protobuf`); the tests decode it with the official
 //! generated types. This module encodes and posts; it never decides what a span contains.
 
-use std::sync::Mutex;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
 
-/// Posts spans to an OTLP/HTTP collector; see the module documentation.
+/// Posts encoded batches to an OTLP/HTTP collector.
 pub struct TraceExporter {
     url: String,
     timeout: Duration,
     client: Mutex<Option<reqwest::blocking::Client>>,
-    /// The encoded `Resource` message of this instance, set by the provider.
-    resource: Vec<u8>,
-    schema_url: String,
-    buffers: Mutex<Buffers>,
 }
 
 impl std::fmt::Debug for TraceExporter {
@@ -33,15 +34,6 @@ impl std::fmt::Debug for TraceExporter {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
-}
-
-/// Encoding buffers kept between batches, so encoding a batch allocates (almost) nothing.
-#[derive(Default)]
-struct Buffers {
-    body: Vec<u8>,
-    scope: Vec<u8>,
-    span: Vec<u8>,
-    nested: Vec<u8>,
 }
 
 /// Attempts per batch when the collector answers 429, 502, 503 or 504 or cannot be reached.
@@ -63,9 +55,6 @@ impl TraceExporter {
             url,
             timeout,
             client: Mutex::new(Some(client)),
-            resource: Vec::new(),
-            schema_url: String::new(),
-            buffers: Mutex::new(Buffers::default()),
         })
     }
 
@@ -106,38 +95,229 @@ impl TraceExporter {
     }
 }
 
-impl SpanExporter for TraceExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        if batch.is_empty() {
+/// Spans per export request, and most spans held while waiting; a batch is also posted every
+/// [`BatchSettings::delay`] and at a flush.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    pub batch: usize,
+    pub queue: usize,
+    pub delay: Duration,
+}
+
+/// The span processor: see the module documentation. Past `queue` spans waiting, spans are dropped
+/// and counted, and the export thread warns with the count.
+pub struct SpanBatcher {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SpanBatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanBatcher")
+            .field("exporter", &self.shared.exporter)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    exporter: TraceExporter,
+    settings: BatchSettings,
+    pending: Mutex<Pending>,
+    /// Wakes the export thread: a batch is full, or the processor is closing.
+    wake: Condvar,
+    closed: AtomicBool,
+    dropped: AtomicU64,
+    /// Held through each export, so that a flush and the thread never post at once.
+    outgoing: Mutex<Outgoing>,
+}
+
+/// What an export works with, kept between exports so that encoding allocates (almost) nothing.
+#[derive(Default)]
+struct Outgoing {
+    /// The batch being posted; swapped with the pending one.
+    taken: Pending,
+    body: Vec<u8>,
+    scratch: Vec<u8>,
+    /// The encoded `Resource` message of this instance, set by the provider.
+    resource: Vec<u8>,
+    schema_url: String,
+    /// Dropped spans already warned about.
+    dropped_told: u64,
+}
+
+/// Spans encoded as they ended, by instrumentation scope in order of first appearance: each scope's
+/// bytes are whole `Span` messages, each with its `ScopeSpans.spans` tag, ready to be framed.
+#[derive(Default)]
+struct Pending {
+    scopes: Vec<(InstrumentationScope, Vec<u8>)>,
+    spans: usize,
+}
+
+impl Pending {
+    /// Appends one encoded span (tag included) under `scope`.
+    fn push(&mut self, scope: &InstrumentationScope, encoded: &[u8]) {
+        match self.scopes.iter_mut().find(|(s, _)| s == scope) {
+            Some((_, bytes)) => bytes.extend_from_slice(encoded),
+            None => self.scopes.push((scope.clone(), encoded.to_vec())),
+        }
+        self.spans += 1;
+    }
+
+    /// Empties it, keeping each scope's buffer for the next batch.
+    fn clear(&mut self) {
+        for (_, bytes) in &mut self.scopes {
+            bytes.clear();
+        }
+        self.spans = 0;
+    }
+}
+
+thread_local! {
+    /// The span being encoded, on the thread that ended it.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl SpanBatcher {
+    /// A processor posting through `exporter`; starts its export thread.
+    pub fn new(exporter: TraceExporter, settings: BatchSettings) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            exporter,
+            settings,
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            outgoing: Mutex::new(Outgoing::default()),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("otlp-spans".into())
+                .spawn(move || shared.run())?
+        };
+        Ok(SpanBatcher {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+}
+
+impl Shared {
+    /// The export thread: posts whenever a batch is full, every `delay`, and once more when closing.
+    fn run(&self) {
+        loop {
+            let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let (pending, _) = self
+                .wake
+                .wait_timeout_while(pending, self.settings.delay, |p| {
+                    p.spans < self.settings.batch && !self.closed.load(Ordering::Relaxed)
+                })
+                .unwrap_or_else(|e| e.into_inner());
+            drop(pending);
+            let closing = self.closed.load(Ordering::Relaxed);
+            if let Err(e) = self.export() {
+                tracing::warn!(error = %e, "span export failed");
+            }
+            if closing {
+                return;
+            }
+        }
+    }
+
+    /// Posts every pending span.
+    fn export(&self) -> OTelSdkResult {
+        let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        let out = &mut *out;
+        std::mem::swap(
+            &mut out.taken,
+            &mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()),
+        );
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > out.dropped_told {
+            tracing::warn!(
+                dropped = dropped - out.dropped_told,
+                queue = self.settings.queue,
+                "span export queue full: spans dropped"
+            );
+            out.dropped_told = dropped;
+        }
+        if out.taken.spans == 0 {
             return Ok(());
         }
-        let body = {
-            let mut buffers = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
-            encode_request(&mut buffers, &self.resource, &self.schema_url, &batch);
-            bytes::Bytes::from(std::mem::take(&mut buffers.body))
-        };
-        drop(batch);
-        let result = self.post(&body);
+        encode_request(
+            &mut out.body,
+            &mut out.scratch,
+            &out.resource,
+            &out.schema_url,
+            &out.taken,
+        );
+        out.taken.clear();
+        let body = bytes::Bytes::from(std::mem::take(&mut out.body));
+        let result = self.exporter.post(&body);
         // The body's memory comes back for the next batch once the client has let go of it: a fresh
         // allocation of this size each time cost a page fault per 4 KiB.
         if let Ok(reused) = body.try_into_mut() {
-            let mut reused = Vec::from(reused);
-            reused.clear();
-            self.buffers.lock().unwrap_or_else(|e| e.into_inner()).body = reused;
+            out.body = Vec::from(reused);
         }
         result
     }
+}
+
+impl SpanProcessor for SpanBatcher {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() || self.shared.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let shared = &*self.shared;
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            message(&mut scratch, 2, |out| encode_span(out, &span));
+            let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.spans >= shared.settings.queue {
+                drop(pending);
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            pending.push(&span.instrumentation_scope, &scratch);
+            if pending.spans == shared.settings.batch {
+                shared.wake.notify_one();
+            }
+        });
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.shared.export()
+    }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        match self.client.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            Some(_) => Ok(()),
-            None => Err(OTelSdkError::AlreadyShutdown),
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(thread) = thread else {
+            return Err(OTelSdkError::AlreadyShutdown);
+        };
+        {
+            // Set under the lock the thread waits with, so that its wake-up is not missed.
+            let _pending = self.shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.closed.store(true, Ordering::Relaxed);
+            self.shared.wake.notify_one();
         }
+        // The thread exports what is pending as its last act.
+        let _ = thread.join();
+        self.shared
+            .exporter
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource = encode_resource(resource);
-        self.schema_url = resource.schema_url().unwrap_or_default().to_owned();
+        let mut out = self.shared.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        out.resource = encode_resource(resource);
+        out.schema_url = resource.schema_url().unwrap_or_default().to_owned();
     }
 }
 
@@ -151,39 +331,56 @@ fn encode_resource(resource: &Resource) -> Vec<u8> {
 }
 
 /// Writes `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource, scope_spans }] }`
-/// into `buffers.body`, one `ScopeSpans` per instrumentation scope in order of first appearance.
-fn encode_request(buffers: &mut Buffers, resource: &[u8], schema_url: &str, batch: &[SpanData]) {
-    let Buffers {
-        body,
-        scope,
-        span,
-        nested,
-    } = buffers;
-    // ResourceSpans content, built in `scope` first; the body is its tag and length around it.
-    let mut resource_spans = std::mem::take(scope);
-    resource_spans.clear();
-    bytes_field(&mut resource_spans, 1, resource);
-    let mut scopes: Vec<&InstrumentationScope> = Vec::new();
-    for data in batch {
-        if !scopes.contains(&&data.instrumentation_scope) {
-            scopes.push(&data.instrumentation_scope);
-        }
+/// into `body`, one `ScopeSpans` per instrumentation scope that has spans. Every length is known before
+/// the spans are copied, so they are copied once. `scratch` holds the small parts meanwhile.
+fn encode_request(
+    body: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    resource: &[u8],
+    schema_url: &str,
+    pending: &Pending,
+) {
+    // Each `ScopeSpans` is its scope (field 1), its spans, its schema URL (field 3): the first and last
+    // are encoded into `scratch` first, to be measured.
+    scratch.clear();
+    let mut parts = Vec::with_capacity(pending.scopes.len());
+    let mut resource_spans = 0;
+    for (scope, spans) in pending.scopes.iter().filter(|(_, spans)| !spans.is_empty()) {
+        let start = scratch.len();
+        message(scratch, 1, |out| instrumentation_scope(out, scope));
+        let head = start..scratch.len();
+        string_field(scratch, 3, scope.schema_url().unwrap_or_default());
+        let tail = head.end..scratch.len();
+        let length = head.len() + spans.len() + tail.len();
+        resource_spans += 1 + varint_len(length) + length;
+        parts.push((head, spans, tail, length));
     }
-    for current in scopes {
-        nested.clear();
-        message(nested, 1, |out| instrumentation_scope(out, current));
-        for data in batch.iter().filter(|d| &d.instrumentation_scope == current) {
-            span.clear();
-            encode_span(span, data);
-            bytes_field(nested, 2, span);
-        }
-        string_field(nested, 3, current.schema_url().unwrap_or_default());
-        bytes_field(&mut resource_spans, 2, nested);
-    }
-    string_field(&mut resource_spans, 3, schema_url);
+    let fields_start = scratch.len();
+    bytes_field(scratch, 1, resource);
+    let resource_field = fields_start..scratch.len();
+    string_field(scratch, 3, schema_url);
+    let schema_field = resource_field.end..scratch.len();
+    resource_spans += resource_field.len() + schema_field.len();
+
     body.clear();
-    bytes_field(body, 1, &resource_spans);
-    *scope = resource_spans;
+    body.reserve(1 + varint_len(resource_spans) + resource_spans);
+    tag(body, 1, LEN);
+    varint(body, resource_spans as u64);
+    body.extend_from_slice(&scratch[resource_field]);
+    for (head, spans, tail, length) in parts {
+        tag(body, 2, LEN);
+        varint(body, length as u64);
+        body.extend_from_slice(&scratch[head]);
+        body.extend_from_slice(spans);
+        body.extend_from_slice(&scratch[tail]);
+    }
+    body.extend_from_slice(&scratch[schema_field]);
+}
+
+/// Bytes `varint` writes for `v`.
+fn varint_len(v: usize) -> usize {
+    let bits = usize::BITS - (v | 1).leading_zeros();
+    bits.div_ceil(7) as usize
 }
 
 fn instrumentation_scope(out: &mut Vec<u8>, scope: &InstrumentationScope) {
@@ -517,9 +714,16 @@ mod tests {
         };
         let batch = vec![server, ok, consumer, producer];
 
-        let mut buffers = Buffers::default();
-        encode_request(&mut buffers, &encode_resource(&resource), "", &batch);
-        let ours = ExportTraceServiceRequest::decode(buffers.body.as_slice()).expect("valid protobuf");
+        // As the processor does: each span encoded on its own as it ends, then the batch framed.
+        let mut pending = Pending::default();
+        for data in &batch {
+            let mut encoded = Vec::new();
+            message(&mut encoded, 2, |out| encode_span(out, data));
+            pending.push(&data.instrumentation_scope, &encoded);
+        }
+        let (mut body, mut scratch) = (Vec::new(), Vec::new());
+        encode_request(&mut body, &mut scratch, &encode_resource(&resource), "", &pending);
+        let ours = ExportTraceServiceRequest::decode(body.as_slice()).expect("valid protobuf");
         let official = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(batch.clone(), &(&resource).into()),
         };
@@ -527,8 +731,40 @@ mod tests {
         assert_eq!(ours.resource_spans[0].scope_spans.len(), 2);
 
         // The buffers are reused: a second batch encodes the same way.
-        encode_request(&mut buffers, &encode_resource(&resource), "", &batch);
-        let again = ExportTraceServiceRequest::decode(buffers.body.as_slice()).expect("valid protobuf");
+        encode_request(&mut body, &mut scratch, &encode_resource(&resource), "", &pending);
+        let again = ExportTraceServiceRequest::decode(body.as_slice()).expect("valid protobuf");
         assert_eq!(again, official);
+
+        // A scope left without spans after a batch is not framed at all.
+        pending.clear();
+        let mut encoded = Vec::new();
+        message(&mut encoded, 2, |out| encode_span(out, &batch[1]));
+        pending.push(&batch[1].instrumentation_scope, &encoded);
+        encode_request(&mut body, &mut scratch, &encode_resource(&resource), "", &pending);
+        let one = ExportTraceServiceRequest::decode(body.as_slice()).expect("valid protobuf");
+        let official = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(vec![batch[1].clone()], &(&resource).into()),
+        };
+        assert_eq!(one, official);
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            usize::MAX,
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, v as u64);
+            assert_eq!(varint_len(v), out.len(), "{v}");
+        }
     }
 }
