@@ -95,8 +95,8 @@ impl TraceExporter {
     }
 }
 
-/// Spans per export request, and most spans held while waiting; a batch is also posted every
-/// [`BatchSettings::delay`] and at a flush.
+/// When to post: as soon as `batch` spans wait, every `delay`, and at a flush. A request holds every
+/// span waiting when the export thread wakes (at most `queue`).
 #[derive(Debug, Clone, Copy)]
 pub struct BatchSettings {
     pub batch: usize,
@@ -127,6 +127,8 @@ struct Shared {
     wake: Condvar,
     closed: AtomicBool,
     dropped: AtomicU64,
+    /// Times the export thread began to wait (counted under the pending lock, which the wait releases).
+    waits: AtomicU64,
     /// Held through each export, so that a flush and the thread never post at once.
     outgoing: Mutex<Outgoing>,
 }
@@ -187,6 +189,7 @@ impl SpanBatcher {
             wake: Condvar::new(),
             closed: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
             outgoing: Mutex::new(Outgoing::default()),
         });
         let thread = {
@@ -207,6 +210,7 @@ impl Shared {
     fn run(&self) {
         loop {
             let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            self.waits.fetch_add(1, Ordering::Relaxed);
             let (pending, _) = self
                 .wake
                 .wait_timeout_while(pending, self.settings.delay, |p| {
@@ -766,5 +770,138 @@ mod tests {
             varint(&mut out, v as u64);
             assert_eq!(varint_len(v), out.len(), "{v}");
         }
+    }
+
+    /// A collector on loopback that answers 200 to every POST and keeps each body.
+    fn collector() -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut length = 0;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let _ = tx.send(body);
+                        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn a_full_batch_goes_out_at_once_and_what_is_left_at_shutdown() {
+        let (url, bodies) = collector();
+        let exporter = TraceExporter::new(url, Duration::from_secs(5)).unwrap();
+        // A delay no test waits out: only a full batch, or the shutdown, sends.
+        let settings = BatchSettings {
+            batch: 2,
+            queue: 10,
+            delay: Duration::from_secs(3600),
+        };
+        let batcher = SpanBatcher::new(exporter, settings).unwrap();
+        let scope = InstrumentationScope::builder("target-app").build();
+        // Once the thread has begun to wait, only the full batch's wake-up can send before the delay.
+        for _ in 0..10_000 {
+            if batcher.shared.waits.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            batcher.shared.waits.load(Ordering::Relaxed),
+            1,
+            "the export thread is waiting"
+        );
+        for id in 1..=3 {
+            batcher.on_end(span(id, &scope));
+        }
+        let ids = |body: Vec<u8>| -> Vec<Vec<u8>> {
+            let req = ExportTraceServiceRequest::decode(body.as_slice()).expect("valid protobuf");
+            req.resource_spans[0].scope_spans[0]
+                .spans
+                .iter()
+                .map(|s| s.span_id.clone())
+                .collect()
+        };
+        // The batch is full at span 2; the thread posts what waits when it wakes (2 or 3 spans).
+        let mut posted = ids(bodies
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the full batch was posted"));
+        assert!(posted.len() >= 2, "{posted:?}");
+        batcher.shutdown_with_timeout(Duration::from_secs(5)).unwrap();
+        if posted.len() < 3 {
+            posted.extend(ids(bodies
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the rest was posted at shutdown")));
+        }
+        let expected: Vec<Vec<u8>> = (1u64..=3).map(|id| id.to_be_bytes().to_vec()).collect();
+        assert_eq!(posted, expected, "each span posted once, in order");
+        assert!(bodies.try_recv().is_err(), "nothing else was posted");
+        assert!(matches!(
+            batcher.shutdown_with_timeout(Duration::from_secs(5)),
+            Err(OTelSdkError::AlreadyShutdown)
+        ));
+    }
+
+    #[test]
+    fn past_the_queue_spans_are_dropped_and_counted() {
+        // Nothing listens here, and nothing is sent before the shutdown: every span waits.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let exporter = TraceExporter::new(
+            format!("http://127.0.0.1:{port}/v1/traces"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let settings = BatchSettings {
+            batch: 100,
+            queue: 3,
+            delay: Duration::from_secs(3600),
+        };
+        let batcher = SpanBatcher::new(exporter, settings).unwrap();
+        let scope = InstrumentationScope::builder("target-app").build();
+        for id in 1..=5 {
+            batcher.on_end(span(id, &scope));
+        }
+        let mut unsampled = span(6, &scope);
+        unsampled.span_context = SpanContext::new(
+            TraceId::from(0xabc_u128),
+            SpanId::from(6),
+            TraceFlags::default(),
+            false,
+            TraceState::default(),
+        );
+        batcher.on_end(unsampled);
+        assert_eq!(batcher.shared.pending.lock().unwrap().spans, 3);
+        assert_eq!(batcher.shared.dropped.load(Ordering::Relaxed), 2);
+        // The collector is gone: the last export fails, and the shutdown still ends.
+        batcher.shutdown_with_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(batcher.shared.pending.lock().unwrap().spans, 0);
     }
 }
