@@ -120,6 +120,26 @@ impl Response {
         }
     }
 
+    /// The attempt's outcome once its body was read: the body, `None` past `cap`, or how reading
+    /// it failed.
+    fn with_body(mut self, body: Result<Option<Bytes>, Class>, cap: usize) -> Attempt {
+        match body {
+            Ok(Some(body)) => {
+                self.bytes = body.len() as u64;
+                Attempt::Answered(self, body)
+            }
+            Ok(None) => {
+                self.class = Class::BodyTooLarge;
+                self.bytes = cap as u64;
+                Attempt::Answered(self, Bytes::new())
+            }
+            Err(class) => {
+                self.class = class;
+                Attempt::Answered(self, Bytes::new())
+            }
+        }
+    }
+
     fn failed(class: Class) -> Response {
         Response {
             class,
@@ -451,25 +471,17 @@ impl Client {
                 return Attempt::Failed(class);
             }
         };
-        let mut response = Response::answered(answer.status().as_u16(), Version::Http1);
-        match Limited::new(answer.into_body(), body_cap).collect().await {
+        let response = Response::answered(answer.status().as_u16(), Version::Http1);
+        let body = match Limited::new(answer.into_body(), body_cap).collect().await {
             Ok(body) => {
-                let body = body.to_bytes();
-                response.bytes = body.len() as u64;
                 self.give_back(Sender::H1(sender));
-                Attempt::Answered(response, body)
+                Ok(Some(body.to_bytes()))
             }
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                // The rest of the body is never read: this connection cannot be reused.
-                response.class = Class::BodyTooLarge;
-                response.bytes = body_cap as u64;
-                Attempt::Answered(response, Bytes::new())
-            }
-            Err(e) => {
-                response.class = classify_error(e.as_ref());
-                Attempt::Answered(response, Bytes::new())
-            }
-        }
+            // The rest of the body is never read: this connection cannot be reused.
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Ok(None),
+            Err(e) => Err(classify_error(e.as_ref())),
+        };
+        response.with_body(body, body_cap)
     }
 
     /// One attempt over HTTP/2, on a stream of `h2`.
@@ -518,23 +530,10 @@ impl Client {
             }
             Err(e) => return Attempt::Failed(classify_error(&e)),
         };
-        let mut response = Response::answered(answer.status().as_u16(), Version::Http2);
-        match read_h2_body(answer.into_body(), body_cap).await {
-            Ok(Some(body)) => {
-                response.bytes = body.len() as u64;
-                Attempt::Answered(response, body)
-            }
-            Ok(None) => {
-                // Dropping the rest resets the stream; the connection goes on.
-                response.class = Class::BodyTooLarge;
-                response.bytes = body_cap as u64;
-                Attempt::Answered(response, Bytes::new())
-            }
-            Err(e) => {
-                response.class = classify_error(&e);
-                Attempt::Answered(response, Bytes::new())
-            }
-        }
+        let response = Response::answered(answer.status().as_u16(), Version::Http2);
+        // Past the cap, dropping the rest resets the stream; the connection goes on.
+        let body = read_h2_body(answer.into_body(), body_cap).await;
+        response.with_body(body.map_err(|e| classify_error(&e)), body_cap)
     }
 
     /// The request as HTTP/2 sends it: scheme and authority as pseudo-headers (the authority from
@@ -697,19 +696,22 @@ fn refused_stream(err: &h2::Error) -> bool {
 /// Reads an HTTP/2 answer's body, giving its flow-control window back as it goes; `None` past `cap`
 /// bytes.
 async fn read_h2_body(mut body: h2::RecvStream, cap: usize) -> Result<Option<Bytes>, h2::Error> {
+    // One chunk is kept as it came; only a body of several is copied into one buffer.
     let mut first = Bytes::new();
     let mut joined = BytesMut::new();
+    let mut len = 0;
     while let Some(chunk) = body.data().await {
         let chunk = chunk?;
         let _ = body.flow_control().release_capacity(chunk.len());
-        if first.len() + joined.len() + chunk.len() > cap {
+        len += chunk.len();
+        if len > cap {
             return Ok(None);
         }
-        if first.is_empty() && joined.is_empty() {
+        if len == chunk.len() {
             first = chunk;
         } else {
             if joined.is_empty() {
-                joined.extend_from_slice(&std::mem::take(&mut first));
+                joined.extend_from_slice(&first);
             }
             joined.extend_from_slice(&chunk);
         }

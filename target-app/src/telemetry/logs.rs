@@ -327,9 +327,10 @@ impl JsonLayer {
             self.format_line(line, second, meta, level, fields, ids);
             push(buffer, line);
         }
-        let chatter = EXPORT_CHATTER.iter().any(|t| meta.target().starts_with(t));
-        if let Some(logger) = self.logger.as_ref().filter(|_| !chatter) {
-            emit_otlp(logger, level, fields, ids);
+        if let Some(logger) = &self.logger {
+            if !EXPORT_CHATTER.iter().any(|t| meta.target().starts_with(t)) {
+                emit_otlp(logger, level, fields, ids);
+            }
         }
     }
 

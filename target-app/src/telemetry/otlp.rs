@@ -58,6 +58,11 @@ impl TraceExporter {
         })
     }
 
+    /// Lets the HTTP client go; later posts fail as shut down.
+    fn close(&self) {
+        self.client.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     fn post(&self, body: &bytes::Bytes) -> OTelSdkResult {
         let client = self
             .client
@@ -309,12 +314,7 @@ impl SpanProcessor for SpanBatcher {
         }
         // The thread exports what is pending as its last act.
         let _ = thread.join();
-        self.shared
-            .exporter
-            .client
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.shared.exporter.close();
         Ok(())
     }
 
