@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 use super::h1::Stream;
 use super::tls::{self, Alpn};
 use super::Options;
-use crate::outcome::{classify_error, Class};
+use crate::shared::outcome::{classify_error, Class};
 
 /// How long a new connection (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

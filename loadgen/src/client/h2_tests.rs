@@ -11,8 +11,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
 use crate::client::{Client, Options, Protocol, Response};
-use crate::outcome::Class;
 use crate::scenario::Request;
+use crate::shared::outcome::Class;
 
 const DATA: u8 = 0;
 const HEADERS: u8 = 1;

@@ -20,6 +20,7 @@
 //! directly on the socket (module `h1`) under the same rules ([`Client::send_own`]).
 
 mod api;
+pub mod chaos;
 mod conn;
 mod h1;
 #[cfg(test)]
@@ -46,8 +47,8 @@ use h1::Failed;
 pub use h1::Own;
 use tls::TlsOptions;
 
-use crate::outcome::{classify_error, Class};
 use crate::scenario::Request;
+use crate::shared::outcome::{classify_error, Class};
 
 /// Default cap on the bytes read from one answer.
 pub const DEFAULT_BODY_CAP: usize = 1024 * 1024;

@@ -10,6 +10,8 @@
 //! time; those still running then are cancelled and counted as `cancelled`, so the run always ends
 //! within the drain time of the stop.
 
+pub mod stats;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,12 +23,12 @@ use std::future::Future;
 
 use target_app::chaos::Fault;
 
-use crate::chaos_client::{ChaosClient, ChaosError};
+use crate::client::chaos::{ChaosClient, ChaosError};
 use crate::client::{Client, Own, Response};
-use crate::outcome::Class;
+use crate::engine::stats::{Record, Sample};
 use crate::scenario::{Load, Request, Scenario};
 use crate::schedule::{PhaseStarts, Shard};
-use crate::stats::{Record, Sample};
+use crate::shared::outcome::Class;
 
 /// Closed-loop request numbers start here, above any open-loop schedule, so they never collide.
 const CLOSED_LOOP_NUMBERS: u64 = 1 << 48;

@@ -11,12 +11,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{Ending, Engine, EngineError, Faults, Pacing, Transport};
-use crate::chaos_client::ChaosError;
+use crate::client::chaos::ChaosError;
 use crate::client::{Response, Version};
-use crate::outcome::Class;
+use crate::engine::stats::Sample;
 use crate::scenario::{self, Request, Scenario};
 use crate::schedule::{PhaseStarts, Shard};
-use crate::stats::Sample;
+use crate::shared::outcome::Class;
 
 /// Answers every request after `service` (`slow` for `/slow`), recording when each was sent and how
 /// many were in flight at most.

@@ -189,7 +189,7 @@ fn metrics_pass_promtool_and_match_the_json_report() {
     }
     assert_eq!(
         checked,
-        2 * 2 * loadgen::outcome::Class::ALL.len(),
+        2 * 2 * loadgen::shared::outcome::Class::ALL.len(),
         "a series per phase, request and class"
     );
     let scraped: f64 = end

@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use loadgen::alertmanager::{private_config, LocalAlertmanager, STACK_CONFIG};
-use loadgen::notify::{serve, Inbox, Received, Status, MAX_BODY};
+use loadgen::alerts::alertmanager::{private_config, LocalAlertmanager, STACK_CONFIG};
+use loadgen::alerts::notify::{serve, Inbox, Received, Status, MAX_BODY};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -180,7 +180,11 @@ fn rfc3339(ago: Duration) -> String {
     out
 }
 
-async fn wait_for(inbox: &Inbox, status: Status, limit: Duration) -> Option<loadgen::notify::Notification> {
+async fn wait_for(
+    inbox: &Inbox,
+    status: Status,
+    limit: Duration,
+) -> Option<loadgen::alerts::notify::Notification> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Some(n) = inbox
@@ -199,7 +203,7 @@ async fn wait_for(inbox: &Inbox, status: Status, limit: Duration) -> Option<load
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_alertmanager_with_the_stack_routing_delivers_firing_then_resolved() {
     assert!(
-        loadgen::alertmanager::binary().is_some(),
+        loadgen::alerts::alertmanager::binary().is_some(),
         "Alertmanager is needed: apt-get install -y prometheus-alertmanager"
     );
     let (addr, inbox, _stop) = receiver().await;

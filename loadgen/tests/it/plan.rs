@@ -1,9 +1,11 @@
-//! `loadgen::run` as a library: a [`RunPlan`] made from options and a scenario, carried out against
+//! `loadgen::cmd::run` as a library: a [`RunPlan`] made from options and a scenario, carried out against
 //! the embedded target, its result mapped to the exit code as the binary does.
 
 use clap::Parser;
-use loadgen::cli::{Cli, Command};
-use loadgen::run::{exit_code, RunError, RunPlan, EXIT_INTERRUPTED, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE};
+use loadgen::cmd::cli::{Cli, Command};
+use loadgen::cmd::run::{
+    exit_code, RunError, RunPlan, EXIT_INTERRUPTED, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE,
+};
 use tokio::sync::watch;
 
 use crate::support::{read_report, scenario_file};

@@ -268,7 +268,9 @@ fn the_series_model_matches_a_real_targets_metrics() {
         .enable_all()
         .build()
         .unwrap();
-    let target = rt.block_on(loadgen::target::Embedded::start(|_| {})).unwrap();
+    let target = rt
+        .block_on(loadgen::cmd::run::embedded::Embedded::start(|_| {}))
+        .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "run",
@@ -315,11 +317,11 @@ fn the_series_model_matches_a_real_targets_metrics() {
         expect: Default::default(),
         ..scenario.phases[0].clone()
     });
-    let scrapes = loadgen::predict::Scrapes {
+    let scrapes = loadgen::alerts::predict::Scrapes {
         interval: Duration::from_secs(10),
         first: Duration::ZERO,
     };
-    let model = loadgen::predict::series::build(&long, scrapes);
+    let model = loadgen::alerts::predict::series::build(&long, scrapes);
     let mut predicted = BTreeMap::new();
     for (series, values) in &model.values {
         let (name, labels) = key(series);

@@ -29,8 +29,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use loadgen::prometheus::LocalPrometheus;
-use loadgen::target::Embedded;
+use loadgen::alerts::prometheus::LocalPrometheus;
+use loadgen::cmd::run::embedded::Embedded;
 use serde_json::Value;
 
 use extract::Query;
@@ -260,7 +260,7 @@ async fn run_loadgen(scenario: &Path, target: &str, extra: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_and_dashboard_queries_find_data_in_real_output() {
     assert!(
-        loadgen::prometheus::installed(),
+        loadgen::alerts::prometheus::installed(),
         "no `prometheus` on the PATH: this test needs a real one (apt-get install -y prometheus, or run \
          scripts/test.sh, which installs it)"
     );

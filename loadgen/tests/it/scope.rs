@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use loadgen::alerts::prometheus::LocalPrometheus;
 use loadgen::client::{Api, Auth, Options};
-use loadgen::prometheus::LocalPrometheus;
-use loadgen::target::Embedded;
+use loadgen::cmd::run::embedded::Embedded;
 use serde_json::Value;
 
 use crate::support::{read_report, scenario_file};
@@ -143,7 +143,7 @@ fn seen(scope: &Value, side: &str, job: &str) -> Vec<String> {
 #[test]
 fn a_baseline_passes_beside_another_jobs_firing_alert() {
     assert!(
-        loadgen::prometheus::installed(),
+        loadgen::alerts::prometheus::installed(),
         "`prometheus` is not on the PATH: install Debian's `prometheus` package (scripts/test.sh does)"
     );
     let two = TwoTargets::start(&["shop", "noisy"]);
@@ -253,7 +253,7 @@ fn a_baseline_passes_beside_another_jobs_firing_alert() {
 #[test]
 fn a_target_prometheus_does_not_scrape_fails_the_alert_checks() {
     assert!(
-        loadgen::prometheus::installed(),
+        loadgen::alerts::prometheus::installed(),
         "`prometheus` is not on the PATH"
     );
     let two = TwoTargets::start(&["shop"]);

@@ -20,8 +20,8 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::client::TlsStream;
 
-use crate::outcome::{classify_error, Class};
 use crate::scenario::Request;
+use crate::shared::outcome::{classify_error, Class};
 
 /// Most bytes of an answer's head (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;

@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use crate::client::{Client, Options, Own, Response, Version};
-use crate::outcome::Class;
 use crate::scenario::Request;
+use crate::shared::outcome::Class;
 
 /// What the scripted server does after writing an answer.
 #[derive(Clone, Copy)]

@@ -1,0 +1,248 @@
+//! The command line: `run`, `validate`, `plan`, `coverage`, `schema` and `merge`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Scenario-driven load and fault generator that checks alerts fire.
+///
+/// Exit codes: 0 every expectation held; 1 an expectation failed; 2 bad scenario file or usage;
+/// 3 the run could not be carried out (target or chaos API unreachable); 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario against a target (by default, an embedded target-app and its downstream).
+    Run(Box<RunArgs>),
+    /// Check scenario files and report every problem with its position.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show a scenario's timeline, rate chart, faults and expectations without sending anything;
+    /// with `--predict`, also when each alert would fire.
+    Plan {
+        /// Scenario file.
+        file: PathBuf,
+        #[command(flatten)]
+        predict: crate::cmd::predict::PlanPredict,
+    },
+    /// List every alerting rule against every scenario: expected, predicted to fire, or neither.
+    Coverage(crate::cmd::predict::CoverageArgs),
+    /// Print the JSON schema of scenario files, for editors.
+    Schema,
+    /// Combine the JSON reports of the shards of one scenario (`run --shard i/N`) into one report.
+    Merge(MergeArgs),
+}
+
+/// Options of `loadgen merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON reports written by `loadgen run --shard i/N --json FILE`.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Write the merged JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write the merged HTML report here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// No summary on stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Options of `loadgen run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file.
+    pub file: PathBuf,
+
+    /// Base URL of a running target (e.g. http://localhost:8080). Without it, the target-app and its
+    /// downstream are started embedded on loopback ports.
+    #[arg(long)]
+    pub target: Option<String>,
+
+    /// Bearer token for the target's chaos API.
+    #[arg(long, env = "CHAOS_TOKEN", hide_env_values = true)]
+    pub chaos_token: Option<String>,
+
+    /// Trust the CA certificates in FILE (PEM) for https, beside the system's trust store.
+    #[arg(long, value_name = "FILE", help_heading = "TLS and HTTP")]
+    pub cacert: Option<PathBuf>,
+
+    /// Client certificate chain (PEM), for servers that require one (mutual TLS). Needs --key.
+    #[arg(long, value_name = "FILE", requires = "key", help_heading = "TLS and HTTP")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the --cert certificate.
+    #[arg(long, value_name = "FILE", requires = "cert", help_heading = "TLS and HTTP")]
+    pub key: Option<PathBuf>,
+
+    /// Do not verify server certificates (a warning is printed at start).
+    #[arg(long, short = 'k', help_heading = "TLS and HTTP")]
+    pub insecure: bool,
+
+    /// Offer HTTP/2 by ALPN (https targets); the server may still choose HTTP/1.1. Requests share
+    /// one connection, as many at once as the server allows.
+    #[arg(long, conflicts_with = "http2_prior_knowledge", help_heading = "TLS and HTTP")]
+    pub http2: bool,
+
+    /// Speak HTTP/2 without negotiation (h2c) to a cleartext http:// target.
+    #[arg(long, help_heading = "TLS and HTTP")]
+    pub http2_prior_knowledge: bool,
+
+    /// Open loop: `precise` paces on a thread of its own that sleeps on the OS clock to each send
+    /// time (tens of microseconds late); `timer` on the async runtime's millisecond timer (up to 1 ms
+    /// late, slightly less CPU).
+    #[arg(long, value_enum, default_value_t = crate::engine::Pacing::Precise)]
+    pub pacing: crate::engine::Pacing,
+
+    /// Keep-alive connections idle longer than this are not reused. Keep it below the server's own
+    /// idle timeout (requests written just as a server closes an idle connection fail).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "900ms", help_heading = "TLS and HTTP")]
+    pub idle_timeout: std::time::Duration,
+
+    /// After Ctrl-C, SIGTERM or the last phase, how long requests in flight may still finish; the
+    /// rest are cancelled (counted as `cancelled`). Never more than the scenario's request timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub drain: std::time::Duration,
+
+    /// Replace the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Prometheus to ask about alerts (e.g. http://localhost:9090). Without it, when the scenario
+    /// expects alerts, a private Prometheus is started if one is installed.
+    #[arg(long)]
+    pub prometheus: Option<String>,
+
+    /// Count only alerts whose labels satisfy these PromQL label matchers, e.g. `job="my-service"` or
+    /// `job="api", instance=~"10\\.0\\..*"`. By default an alert counts when its `job` and `instance`
+    /// are those Prometheus' targets give the target's host and port.
+    #[arg(long, value_name = "MATCHERS")]
+    pub alert_match: Option<crate::alerts::scope::Matchers>,
+
+    /// Bearer token for --prometheus (better given in the environment than on the command line).
+    #[arg(long, env = "PROMETHEUS_TOKEN", hide_env_values = true)]
+    pub prometheus_token: Option<String>,
+
+    /// Basic auth for --prometheus, as `USER:PASSWORD`.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "PROMETHEUS_BASIC_AUTH",
+        hide_env_values = true,
+        conflicts_with = "prometheus_token"
+    )]
+    pub prometheus_basic_auth: Option<String>,
+
+    /// Alertmanager (`host:port`) that the private Prometheus sends its alerts to, instead of a
+    /// private one.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub alertmanager: Option<String>,
+
+    /// Receive Alertmanager's webhook notifications here (e.g. `0.0.0.0:9097`, path `/alerts`) and
+    /// time each one. A private Alertmanager gets a loopback receiver of its own without it.
+    #[arg(long, value_name = "ADDR")]
+    pub notify_listen: Option<std::net::SocketAddr>,
+
+    /// Rule files (`*.yml`) for the private Prometheus, instead of the stack's.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+
+    /// Run only slice I of N of the schedule (`I/N`, from 0).
+    #[arg(long, value_name = "I/N", value_parser = str::parse::<crate::schedule::Shard>)]
+    pub shard: Option<crate::schedule::Shard>,
+
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write the HTML report here: one self-contained page with charts and tables.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// Write the embedded target's JSON logs here.
+    #[arg(long, value_name = "FILE")]
+    pub target_logs: Option<PathBuf>,
+
+    /// Most bytes read from one answer; the rest is counted as `body_too_large`.
+    #[arg(long, default_value_t = crate::client::DEFAULT_BODY_CAP)]
+    pub body_cap: usize,
+
+    /// Serve the generator's own metrics (Prometheus text) at `http://ADDR/metrics` while running,
+    /// e.g. `127.0.0.1:9464`, or `0.0.0.0:9464` for a Prometheus on another host.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Keep serving `/metrics` this long after the reports are written (e.g. `15s`), so a last scrape
+    /// sees the final counts.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "metrics_addr")]
+    pub metrics_linger: Option<std::time::Duration>,
+
+    /// No live panel: a plain progress line every 5 s on stderr instead (as when stderr is not a
+    /// terminal), then the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    target_app::duration::parse(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+    use crate::schedule::Shard;
+
+    fn shard(value: &str) -> Result<Option<Shard>, clap::Error> {
+        let cli = Cli::try_parse_from(["loadgen", "run", "s.toml", "--shard", value])?;
+        match cli.command {
+            Command::Run(args) => Ok(args.shard),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shard_is_parsed_by_the_command_line() {
+        assert_eq!(shard("2/4").unwrap(), Shard::new(2, 4));
+        for bad in ["4/4", "2", "a/4"] {
+            let e = shard(bad).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            let text = e.to_string();
+            assert!(
+                text.contains("--shard") && text.contains(&format!("invalid shard `{bad}`")),
+                "{text}"
+            );
+        }
+        let cli = Cli::try_parse_from(["loadgen", "run", "s.toml"]).unwrap();
+        assert!(matches!(cli.command, Command::Run(args) if args.shard.is_none()));
+    }
+
+    #[test]
+    fn alert_match_is_validated_by_the_command_line() {
+        let cli = Cli::try_parse_from(["loadgen", "run", "s.toml", "--alert-match", r#"job="api""#]).unwrap();
+        match cli.command {
+            Command::Run(args) => assert_eq!(args.alert_match.unwrap().to_string(), r#"{job="api"}"#),
+            other => panic!("{other:?}"),
+        }
+        let e = Cli::try_parse_from(["loadgen", "run", "s.toml", "--alert-match", "job=api"]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("--alert-match") && text.contains("at column 5: expected a quoted value"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The alert side of a run: before the load, the prediction, the Prometheus to ask (given, or a private
+//! one for the embedded target with a private Alertmanager beside it), loadgen's webhook receiver and
+//! the run's alert scope; after it, the checks, the notifications' delivery and the predicted times,
+//! gathered into the [`AlertReport`]. Says on stderr what it starts and what it skips.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::plan::RunPlan;
+use crate::alerts::alertmanager::{AmError, LocalAlertmanager};
+use crate::alerts::predict::{PredictError, Prediction};
+use crate::alerts::prometheus::LocalPrometheus;
+use crate::alerts::scope::Scope;
+use crate::alerts::{self, AlertReport, Transition, Watched};
+use crate::client::{Api, BadTarget};
+use crate::cmd::run::embedded::Embedded;
+use crate::engine::Timeline;
+use crate::scenario::Scenario;
+
+/// loadgen's webhook receiver, serving while the run goes on.
+pub(super) struct Receiver {
+    pub(super) inbox: crate::alerts::notify::Inbox,
+    /// Where Alertmanager reaches it (a loopback address when it listens on all of them).
+    webhook: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub(super) fn new(listener: tokio::net::TcpListener) -> Receiver {
+        let mut addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let inbox = crate::alerts::notify::Inbox::new(Instant::now());
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(crate::alerts::notify::serve(listener, inbox.clone(), stop_rx));
+        Receiver {
+            inbox,
+            webhook: format!("http://{addr}/alerts"),
+            stop,
+            task,
+        }
+    }
+
+    /// Where Alertmanager reaches it.
+    pub(super) fn webhook(&self) -> &str {
+        &self.webhook
+    }
+
+    /// Stops serving and returns what was received.
+    fn stop(&self) -> crate::alerts::notify::Received {
+        let _ = self.stop.send(true);
+        self.task.abort();
+        self.inbox.snapshot()
+    }
+}
+
+/// Everything set up to check a run's alerts.
+pub(super) struct Alerting {
+    prediction: Option<Result<Prediction, PredictError>>,
+    pub(super) receiver: Option<Receiver>,
+    prometheus_url: Option<String>,
+    /// The Prometheus to ask and the alerts that count, when alerts are checked.
+    pub(super) checked: Option<(Arc<Api>, Arc<Scope>)>,
+    local_prometheus: Option<LocalPrometheus>,
+    local_alertmanager: Option<LocalAlertmanager>,
+    /// Why the alert expectations are not checked, when they are not.
+    pub(super) alerts_skipped: Option<String>,
+    notifications_skipped: Option<String>,
+}
+
+impl Alerting {
+    /// Predicts the alerts, then starts or finds what checks them. A `--prometheus` that cannot be
+    /// asked with the run's client options is an error.
+    pub(super) async fn start(
+        plan: &RunPlan,
+        target_url: &str,
+        embedded: Option<&Embedded>,
+        mut receiver: Option<Receiver>,
+    ) -> Result<Alerting, BadTarget> {
+        let options = &plan.alerts;
+        let quiet = plan.outputs.quiet;
+        // Made before Prometheus and the load start so promtool competes with neither (a few seconds).
+        let wants_alerts = plan.wants_alerts();
+        let prediction = if wants_alerts || options.prometheus.is_some() {
+            if !quiet {
+                eprintln!("loadgen: predicting the alerts (promtool)");
+            }
+            let private = options.prometheus.is_none();
+            Some(
+                crate::alerts::predict::live::start(plan.scenario.clone(), options.rules.as_deref(), private)
+                    .await,
+            )
+        } else {
+            None
+        };
+
+        let mut local_prometheus = None;
+        let mut local_alertmanager = None;
+        let mut alerts_skipped = None;
+        let mut notifications_skipped = None;
+        let prometheus_url = match (&options.prometheus, wants_alerts, embedded) {
+            (Some(url), _, _) => Some(url.clone()),
+            (None, true, Some(e)) => {
+                let mut alertmanager = options.alertmanager.clone();
+                if alertmanager.is_none() && crate::alerts::prometheus::installed() {
+                    match start_alertmanager(&mut receiver).await {
+                        Ok(am) => {
+                            if !quiet {
+                                eprintln!(
+                                    "loadgen: notifications go through a private Alertmanager at {} with \
+                                     the stack's routing",
+                                    am.url
+                                );
+                            }
+                            alertmanager = Some(am.addr.clone());
+                            local_alertmanager = Some(am);
+                        }
+                        Err(e) => notifications_skipped = Some(format!("notification checks skipped: {e}")),
+                    }
+                }
+                match LocalPrometheus::start(
+                    &[("target-app", e.app), ("downstream", e.downstream)],
+                    options.rules.as_deref(),
+                    alertmanager.as_deref(),
+                )
+                .await
+                {
+                    Ok(p) => {
+                        let url = p.url.clone();
+                        if !quiet {
+                            eprintln!(
+                                "loadgen: alert checks use a private Prometheus at {url} with the stack's \
+                                 rules"
+                            );
+                        }
+                        local_prometheus = Some(p);
+                        Some(url)
+                    }
+                    Err(e) => {
+                        alerts_skipped = Some(format!("alert checks skipped: {e}"));
+                        None
+                    }
+                }
+            }
+            (None, true, None) => {
+                alerts_skipped =
+                    Some("alert checks skipped: no --prometheus given for this target".to_owned());
+                None
+            }
+            (None, false, _) => None,
+        };
+        let api = match &prometheus_url {
+            Some(url) => Some(Arc::new(Api::new(url, &plan.client, &options.auth)?)),
+            None => None,
+        };
+        // Which alerts count for this run, decided before it starts.
+        let checked = match api {
+            Some(api) => {
+                let private = local_prometheus.is_some();
+                let scope = alert_scope(plan, &api, target_url, embedded, private).await;
+                Some((api, Arc::new(scope)))
+            }
+            None => None,
+        };
+        if let Some(note) = &alerts_skipped {
+            eprintln!("loadgen: {note}");
+        }
+        if prometheus_url.is_some()
+            && receiver.is_none()
+            && notifications_skipped.is_none()
+            && plan.wants_notified()
+        {
+            notifications_skipped = Some(
+                "notification checks skipped: no --notify-listen given for this Alertmanager".to_owned(),
+            );
+        }
+        if prometheus_url.is_none() {
+            notifications_skipped = None;
+        }
+        if let Some(note) = &notifications_skipped {
+            eprintln!("loadgen: {note}");
+        }
+        Ok(Alerting {
+            prediction,
+            receiver,
+            prometheus_url,
+            checked,
+            local_prometheus,
+            local_alertmanager,
+            alerts_skipped,
+            notifications_skipped,
+        })
+    }
+
+    /// The predicted alert changes, for the live panel (none without a prediction).
+    pub(super) fn predicted(&self) -> Vec<Transition> {
+        crate::alerts::predict::live::transitions(&self.prediction)
+    }
+
+    /// Stops the receiver and the private Prometheus and Alertmanager, and judges what `watched` saw
+    /// (when alerts were checked) against the scenario and the `timeline` the engine returned.
+    pub(super) fn finish(
+        self,
+        watched: Option<Watched>,
+        scenario: &Scenario,
+        timeline: &Timeline,
+    ) -> Option<AlertReport> {
+        let received = self.receiver.map(|r| (r.stop(), r.webhook));
+        let alertmanager_name = self
+            .local_alertmanager
+            .as_ref()
+            .map_or_else(|| "external".to_owned(), |am| am.url.clone());
+        let scope = self.checked.map(|(_, scope)| scope);
+        let mut report = watched.map(|watched| {
+            let mut checks = alerts::check(scenario, timeline, &watched.transitions);
+            let delivery = received.zip(scope.as_ref()).map(|((received, webhook), scope)| {
+                let scoped = crate::alerts::delivery::in_scope(&received.notifications, scope);
+                checks.extend(crate::alerts::delivery::check(scenario, timeline, &scoped));
+                crate::alerts::delivery::delivery(
+                    scenario,
+                    timeline,
+                    &watched.transitions,
+                    received,
+                    &scoped,
+                    alertmanager_name,
+                    webhook,
+                )
+            });
+            if let Some(why) = &watched.first_failure {
+                eprintln!(
+                    "loadgen: {} of the polls of Prometheus failed; the first: {why}",
+                    watched.failed_polls
+                );
+            }
+            AlertReport {
+                prometheus: self.prometheus_url.clone().unwrap_or_default(),
+                checks,
+                transitions: watched.transitions,
+                scope: Some(watched.scope),
+                failed_polls: watched.failed_polls,
+                delivery,
+                notifications_skipped: self.notifications_skipped,
+            }
+        });
+        if let (Some(report), Some(scope)) = (report.as_mut(), &scope) {
+            crate::alerts::scope::fail_checks(scope, &mut report.checks);
+        }
+        if let (Some(report), Some(Ok(p))) = (report.as_mut(), self.prediction) {
+            crate::alerts::predict::live::annotate(report, scenario, p);
+        }
+        drop(self.local_prometheus);
+        drop(self.local_alertmanager);
+        report
+    }
+}
+
+/// A private Alertmanager delivering to `receiver` (one on a free loopback port if none listens yet).
+async fn start_alertmanager(receiver: &mut Option<Receiver>) -> Result<LocalAlertmanager, AmError> {
+    if crate::alerts::alertmanager::binary().is_none() {
+        return Err(AmError::NotInstalled);
+    }
+    if receiver.is_none() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(AmError::Listen)?;
+        *receiver = Some(Receiver::new(listener));
+    }
+    let webhook = receiver.as_ref().map(|r| r.webhook.clone()).unwrap_or_default();
+    LocalAlertmanager::start(&webhook).await
+}
+
+/// How long a Prometheus may take to list the target among its scrape targets.
+const SCOPE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The alerts that count for this run: `--alert-match`; the private Prometheus' own job for the
+/// embedded target; otherwise the job and instance Prometheus' targets give the target's address.
+async fn alert_scope(
+    plan: &RunPlan,
+    api: &Api,
+    target_url: &str,
+    embedded: Option<&Embedded>,
+    private: bool,
+) -> Scope {
+    let scope = match (&plan.alerts.alert_match, embedded) {
+        (Some(matchers), _) => Scope::from_flag(matchers),
+        (None, Some(e)) if private => Scope::private("target-app", &e.app.to_string()),
+        (None, _) => {
+            crate::alerts::scope::from_targets(api, target_url, SCOPE_WAIT, |why| {
+                eprintln!("loadgen: waiting up to {SCOPE_WAIT:?} for Prometheus to list the target: {why}");
+            })
+            .await
+        }
+    };
+    match &scope.problem {
+        Some(problem) => eprintln!("loadgen: warning: every alert check will fail: {problem}"),
+        None if !plan.outputs.quiet => eprintln!(
+            "loadgen: alerts count for this run when their labels match {}",
+            scope.describe().join(" or ")
+        ),
+        None => {}
+    }
+    if let Some(note) = &scope.note {
+        eprintln!("loadgen: note: {note}");
+    }
+    scope
+}

@@ -1,0 +1,321 @@
+//! The plan of one run: the scenario and every `loadgen run` option, checked together once, before
+//! anything is bound, started or sent. [`RunPlan::new`] reports every problem it finds, each naming
+//! the flag at fault; a plan that exists is one [`crate::cmd::run`] can carry out.
+//!
+//! Nothing here touches the network or the file system beyond asking whether a path exists.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::alerts::scope::Matchers;
+use crate::client::{self, Auth, Protocol};
+use crate::cmd::cli::RunArgs;
+use crate::engine::Pacing;
+use crate::scenario::Scenario;
+use crate::schedule::Shard;
+
+/// Everything one run needs to know, checked.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// The scenario, with `--seed` applied.
+    pub scenario: Arc<Scenario>,
+    /// The slice of the schedule this run sends.
+    pub shard: Shard,
+    pub target: Target,
+    /// How to speak to the target (and to Prometheus): protocol, TLS, idle connections.
+    pub client: client::Options,
+    /// Bearer token for the target's chaos API.
+    pub chaos_token: Option<String>,
+    /// How the open-loop pacer waits for each deadline.
+    pub pacing: Pacing,
+    /// How long requests in flight may still finish after the last phase or a stop; never more
+    /// than the scenario's request timeout.
+    pub drain: Duration,
+    pub alerts: AlertOptions,
+    pub outputs: Outputs,
+}
+
+/// Where the load goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A running target, by its base URL (http or https, without a trailing `/`).
+    Url(String),
+    /// The target-app and its downstream, started on loopback ports for the run; their JSON logs go
+    /// to `logs` when given.
+    Embedded { logs: Option<PathBuf> },
+}
+
+/// How alerts are checked.
+#[derive(Debug, Clone)]
+pub struct AlertOptions {
+    /// The Prometheus to ask (without a trailing `/`); without it, a private one is started for the
+    /// embedded target when the scenario expects alerts.
+    pub prometheus: Option<String>,
+    /// Credentials for `prometheus`.
+    pub auth: Auth,
+    /// Rule files for the private Prometheus and the predictions, instead of the stack's.
+    pub rules: Option<PathBuf>,
+    /// The Alertmanager (`host:port`) the private Prometheus sends to, instead of a private one.
+    pub alertmanager: Option<String>,
+    /// Where loadgen's webhook receiver listens.
+    pub notify_listen: Option<SocketAddr>,
+    /// Which alerts count for the run, when not found from the target.
+    pub alert_match: Option<Matchers>,
+}
+
+/// What the run writes and serves besides the summary on stdout.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    /// Plain progress lines instead of the live panel.
+    pub quiet: bool,
+    /// Where the generator's own `/metrics` is served.
+    pub metrics_addr: Option<SocketAddr>,
+    /// How long `/metrics` is still served after the reports are written.
+    pub metrics_linger: Option<Duration>,
+}
+
+/// One thing wrong with the options of a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}{}: {problem}", value.as_ref().map(|v| format!(" {v}")).unwrap_or_default())]
+pub struct PlanError {
+    /// The flag at fault, e.g. `--target`.
+    pub flag: &'static str,
+    /// The value given to it, when it helps to repeat it.
+    pub value: Option<String>,
+    /// What is wrong, and what to write instead.
+    pub problem: String,
+}
+
+impl PlanError {
+    fn new(flag: &'static str, value: Option<String>, problem: impl Into<String>) -> PlanError {
+        PlanError {
+            flag,
+            value,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl RunPlan {
+    /// The plan of running `scenario` with `args`, or every problem found in them.
+    pub fn new(args: &RunArgs, mut scenario: Scenario) -> Result<RunPlan, Vec<PlanError>> {
+        let mut errors = Vec::new();
+        if let Some(seed) = args.seed {
+            scenario.seed = seed;
+        }
+        let protocol = if args.http2_prior_knowledge {
+            Protocol::Http2PriorKnowledge
+        } else if args.http2 {
+            Protocol::Http2
+        } else {
+            Protocol::Http1
+        };
+
+        let mut target_ok = true;
+        let target = match &args.target {
+            Some(url) => {
+                if let Err(problem) = check_url(url, "http://localhost:8080") {
+                    errors.push(PlanError::new("--target", Some(url.clone()), problem));
+                    target_ok = false;
+                }
+                if let Some(logs) = &args.target_logs {
+                    errors.push(PlanError::new(
+                        "--target-logs",
+                        Some(logs.display().to_string()),
+                        "only the embedded target writes its logs here; a target given with --target \
+                         keeps its own (drop one of the two)",
+                    ));
+                }
+                Target::Url(url.trim_end_matches('/').to_owned())
+            }
+            None => {
+                if let Some(logs) = &args.target_logs {
+                    check_parent(&mut errors, "--target-logs", logs);
+                }
+                Target::Embedded {
+                    logs: args.target_logs.clone(),
+                }
+            }
+        };
+        let https = match &target {
+            Target::Url(url) => url.starts_with("https://"),
+            Target::Embedded { .. } => false,
+        };
+        let shown = match &target {
+            Target::Url(url) => format!("the target {url}"),
+            Target::Embedded { .. } => "the embedded target".to_owned(),
+        };
+        match protocol {
+            _ if !target_ok => {}
+            Protocol::Http2 if !https => errors.push(PlanError::new(
+                "--http2",
+                None,
+                format!(
+                    "negotiates HTTP/2 over TLS, and {shown} is cleartext http; use \
+                     --http2-prior-knowledge for h2c"
+                ),
+            )),
+            Protocol::Http2PriorKnowledge if https => errors.push(PlanError::new(
+                "--http2-prior-knowledge",
+                None,
+                format!("is for cleartext (http://) targets, and {shown} is https; use --http2"),
+            )),
+            _ => {}
+        }
+
+        if let Some(url) = &args.prometheus {
+            if let Err(problem) = check_url(url, "http://localhost:9090") {
+                errors.push(PlanError::new("--prometheus", Some(url.clone()), problem));
+            }
+        }
+        if let Some(am) = &args.alertmanager {
+            let private = args.prometheus.is_none() && matches!(target, Target::Embedded { .. });
+            if !private {
+                errors.push(PlanError::new(
+                    "--alertmanager",
+                    Some(am.clone()),
+                    "only loadgen's private Prometheus (for the embedded target, without --prometheus \
+                     or --target) sends alerts to it; configure the Alertmanager of the Prometheus you \
+                     give instead",
+                ));
+            }
+        }
+        if let Some(pair) = &args.prometheus_basic_auth {
+            if !pair.contains(':') {
+                // The value is a secret: named, never repeated.
+                errors.push(PlanError::new(
+                    "--prometheus-basic-auth",
+                    None,
+                    "expected USER:PASSWORD (no `:` in the value given)",
+                ));
+            }
+        }
+        if let Some(rules) = &args.rules {
+            if !rules.exists() {
+                errors.push(PlanError::new(
+                    "--rules",
+                    Some(rules.display().to_string()),
+                    "no such file or directory (expected rule files, *.yml, or a directory of them)",
+                ));
+            }
+        }
+
+        for (flag, path) in [("--json", &args.json), ("--html", &args.html)] {
+            if let Some(path) = path {
+                check_parent(&mut errors, flag, path);
+            }
+        }
+        if let (Some(json), Some(html)) = (&args.json, &args.html) {
+            if json == html {
+                errors.push(PlanError::new(
+                    "--html",
+                    Some(html.display().to_string()),
+                    "the same file as --json: one report would overwrite the other",
+                ));
+            }
+        }
+        if let (Some(metrics), Some(notify)) = (args.metrics_addr, args.notify_listen) {
+            if metrics == notify && metrics.port() != 0 {
+                errors.push(PlanError::new(
+                    "--notify-listen",
+                    Some(notify.to_string()),
+                    "the same address as --metrics-addr: give each its own port",
+                ));
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let drain = args.drain.min(scenario.defaults.timeout);
+        let max_idle = scenario.defaults.max_in_flight.get() as usize;
+        Ok(RunPlan {
+            scenario: Arc::new(scenario),
+            shard: args.shard.unwrap_or(Shard::WHOLE),
+            target,
+            client: client::Options {
+                body_cap: args.body_cap,
+                max_idle,
+                idle_timeout: args.idle_timeout,
+                protocol,
+                tls: client::tls::TlsOptions {
+                    cacert: args.cacert.clone(),
+                    cert: args.cert.clone(),
+                    key: args.key.clone(),
+                    insecure: args.insecure,
+                },
+            },
+            chaos_token: args.chaos_token.clone(),
+            pacing: args.pacing,
+            drain,
+            alerts: AlertOptions {
+                prometheus: args
+                    .prometheus
+                    .as_deref()
+                    .map(|u| u.trim_end_matches('/').to_owned()),
+                auth: match (&args.prometheus_token, &args.prometheus_basic_auth) {
+                    (Some(token), _) => Auth::Bearer(token.clone()),
+                    (None, Some(pair)) => Auth::Basic(pair.clone()),
+                    (None, None) => Auth::None,
+                },
+                rules: args.rules.clone(),
+                alertmanager: args.alertmanager.clone(),
+                notify_listen: args.notify_listen,
+                alert_match: args.alert_match.clone(),
+            },
+            outputs: Outputs {
+                json: args.json.clone(),
+                html: args.html.clone(),
+                quiet: args.quiet,
+                metrics_addr: args.metrics_addr,
+                metrics_linger: args.metrics_linger,
+            },
+        })
+    }
+
+    /// Whether some phase expects alerts.
+    pub fn wants_alerts(&self) -> bool {
+        self.scenario.phases.iter().any(|p| p.expect.has_alerts())
+    }
+
+    /// Whether some phase expects notifications.
+    pub fn wants_notified(&self) -> bool {
+        self.scenario
+            .phases
+            .iter()
+            .any(|p| !p.expect.alerts_notified.is_empty())
+    }
+}
+
+/// Whether `url` is an http or https URL with a host.
+fn check_url(url: &str, example: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("not a URL (expected e.g. {example})"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(()),
+        _ => Err(format!("expected an http or https URL such as {example}")),
+    }
+}
+
+/// A file to be written at `path` needs its directory to exist.
+fn check_parent(errors: &mut Vec<PlanError>, flag: &'static str, path: &Path) {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => return,
+    };
+    if !dir.is_dir() {
+        errors.push(PlanError::new(
+            flag,
+            Some(path.display().to_string()),
+            format!("no directory {} to write it in", dir.display()),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests;
