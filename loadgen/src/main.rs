@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(run(cli)),
         Err(e) => {
             eprintln!("loadgen: cannot start the async runtime: {e}");
-            ExitCode::from(loadgen::cmd::run::EXIT_RUN_ERROR)
+            ExitCode::from(loadgen::cmd::exit::EXIT_RUN_ERROR)
         }
     }
 }
@@ -39,7 +39,7 @@ async fn run(cli: Cli) -> ExitCode {
         )]
         std::process::exit(130);
     });
-    let code = loadgen::cmd::run::main(cli, stop_rx).await;
+    let code = loadgen::cmd::main(cli, stop_rx).await;
     ExitCode::from(code)
 }
 

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::notify::{Notification, Received, Status};
 use crate::alerts::scope::Scope;
-use crate::alerts::{AlertCheck, State, Transition, POLL};
-use crate::engine::Timeline;
+use crate::alerts::{AlertCheck, POLL};
 use crate::scenario::Scenario;
+use crate::shared::Timeline;
+use crate::shared::{State, Transition};
 
 /// What reached loadgen's webhook, and the hops of each expected alert.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -23,44 +23,12 @@ use tokio::time::Instant;
 
 use crate::alerts::scope::{Scope, Seen};
 use crate::client::Api;
-use crate::engine::Timeline;
 use crate::scenario::Scenario;
-use crate::shared::snapshot::Snapshot;
+use crate::shared::Timeline;
+use crate::shared::{Snapshot, State, Transition};
 
 /// How often Prometheus is asked.
 pub const POLL: Duration = Duration::from_secs(1);
-
-/// State of an alert as Prometheus reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Inactive,
-    Pending,
-    Firing,
-}
-
-impl State {
-    /// As Prometheus spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Inactive => "inactive",
-            State::Pending => "pending",
-            State::Firing => "firing",
-        }
-    }
-}
-
-/// The alerts pending or firing at the watcher's last answered poll (the most severe state per name,
-/// by name), for the live displays; `None` until the first answer, and when alerts are not checked.
-pub type Active = Option<Vec<(String, State)>>;
-
-/// One change of an alert's state, at `at_s` seconds from the run's start.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Transition {
-    pub at_s: f64,
-    pub alert: String,
-    pub to: State,
-}
 
 /// The alert timeline and the checks made on it.
 #[derive(Debug, Clone, Serialize)]

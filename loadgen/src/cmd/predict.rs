@@ -1,16 +1,13 @@
 //! The commands that predict: `plan --predict`, the warnings of `validate`, and `coverage`. Each
 //! returns an exit code; printing happens here.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::alerts::predict::{
-    contradictions, coverage, predict, to_json, write_timeline, Contradiction, Prediction, Rules,
-};
-use crate::cmd::run::{EXIT_FAIL, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE};
+use crate::alerts::predict::{contradictions, predict, Contradiction, Rules};
+use crate::cmd::exit::EXIT_USAGE;
 use crate::scenario::{self, Scenario};
 
 /// Options shared by the predicting commands.
@@ -33,7 +30,7 @@ pub struct PredictOptions {
 }
 
 impl PredictOptions {
-    fn scrapes(&self) -> crate::alerts::predict::Scrapes {
+    pub(crate) fn scrapes(&self) -> crate::alerts::predict::Scrapes {
         crate::alerts::predict::Scrapes {
             interval: self.interval,
             first: self.first_scrape,
@@ -83,7 +80,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-fn rules(options: &PredictOptions) -> Result<Rules, u8> {
+pub(crate) fn rules(options: &PredictOptions) -> Result<Rules, u8> {
     if options.rules.is_empty() {
         return Ok(Rules::stack());
     }
@@ -94,7 +91,7 @@ fn rules(options: &PredictOptions) -> Result<Rules, u8> {
 }
 
 /// Loads a scenario and its text (for positions), or prints its diagnostics.
-fn load(path: &Path) -> Result<(Scenario, String), u8> {
+pub(crate) fn load(path: &Path) -> Result<(Scenario, String), u8> {
     let s = scenario::load(path).map_err(|d| {
         eprint!("{d}");
         EXIT_USAGE
@@ -111,50 +108,6 @@ pub fn warn(list: &[Contradiction]) {
             c.phase, c.alert, c.expect, c.at, c.predicted
         );
     }
-}
-
-/// `loadgen plan FILE [--predict ...]`: the plan, then the predicted alerts.
-pub fn plan(file: &Path, args: &PlanPredict) -> u8 {
-    let (s, text) = match load(file) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = crate::report::plan::write_plan(&s, &mut out) {
-        eprintln!("loadgen: cannot write the plan: {e}");
-        return EXIT_RUN_ERROR;
-    }
-    if !args.predict {
-        return EXIT_PASS;
-    }
-    let rules = match rules(&args.options) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let prediction = match predict(&s, &rules, args.options.scrapes()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("loadgen: cannot predict alerts: {e}");
-            return EXIT_RUN_ERROR;
-        }
-    };
-    let _ = writeln!(out);
-    let _ = write_timeline(&s, &prediction, &mut out);
-    let _ = out.flush();
-    warn(&contradictions(
-        &s,
-        &prediction,
-        &file.display().to_string(),
-        &text,
-    ));
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&to_json(&s, &prediction)).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, json + "\n") {
-            eprintln!("loadgen: cannot write {}: {e}", path.display());
-            return EXIT_RUN_ERROR;
-        }
-    }
-    EXIT_PASS
 }
 
 /// The warnings `validate` adds for a valid scenario that expects alerts: predicted with the stack's
@@ -175,73 +128,5 @@ pub fn validate_warnings(file: &Path, s: &Scenario) {
     match predict(s, &Rules::stack(), crate::alerts::predict::Scrapes::STACK) {
         Ok(p) => warn(&contradictions(s, &p, &file.display().to_string(), &text)),
         Err(e) => eprintln!("{}: alert predictions skipped: {e}", file.display()),
-    }
-}
-
-/// `loadgen coverage`.
-pub fn coverage(args: &CoverageArgs) -> u8 {
-    let rules = match rules(&args.options) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let mut loaded = Vec::new();
-    let mut bad = false;
-    for f in &args.files {
-        match load(f) {
-            Ok((s, text)) => loaded.push((f.clone(), s, text)),
-            Err(_) => bad = true,
-        }
-    }
-    if bad {
-        return EXIT_USAGE;
-    }
-    // One promtool process per scenario, two at a time.
-    let results: Vec<Result<Prediction, crate::alerts::predict::PredictError>> =
-        std::thread::scope(|scope| {
-            let mut results = Vec::new();
-            for chunk in loaded.chunks(2) {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .map(|(_, s, _)| scope.spawn(|| predict(s, &rules, args.options.scrapes())))
-                    .collect();
-                results.extend(handles.into_iter().map(|h| h.join().expect("prediction thread")));
-            }
-            results
-        });
-    let mut items = Vec::new();
-    for ((f, s, text), result) in loaded.into_iter().zip(results) {
-        match result {
-            Ok(p) => {
-                let file = f.display().to_string();
-                let c = contradictions(&s, &p, &file, &text);
-                items.push((s, file, p, c));
-            }
-            Err(e) => {
-                eprintln!("loadgen: {}: cannot predict alerts: {e}", f.display());
-                return EXIT_RUN_ERROR;
-            }
-        }
-    }
-    let matrix = coverage::build(&rules.alerts, &items);
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "rules: {}; scrape and evaluation every {}",
-        rules.origin,
-        target_app::duration::format(args.options.interval)
-    );
-    let _ = coverage::write_text(&matrix, &mut out);
-    let _ = out.flush();
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&matrix).unwrap_or_default();
-        if let Err(e) = std::fs::write(path, json + "\n") {
-            eprintln!("loadgen: cannot write {}: {e}", path.display());
-            return EXIT_RUN_ERROR;
-        }
-    }
-    if args.strict && !matrix.strict_ok() {
-        EXIT_FAIL
-    } else {
-        EXIT_PASS
     }
 }

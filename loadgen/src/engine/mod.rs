@@ -29,40 +29,10 @@ use crate::engine::stats::{Record, Sample};
 use crate::scenario::{Load, Request, Scenario};
 use crate::schedule::{PhaseStarts, Shard};
 use crate::shared::outcome::Class;
+use crate::shared::{Position, Timeline};
 
 /// Closed-loop request numbers start here, above any open-loop schedule, so they never collide.
 const CLOSED_LOOP_NUMBERS: u64 = 1 << 48;
-
-/// What the display needs to know about where the run is.
-#[derive(Debug, Clone, Default)]
-pub struct Position {
-    /// Index of the running phase (`None` before the first and after the last).
-    pub phase: Option<usize>,
-    /// When the running phase started.
-    pub phase_started: Option<Instant>,
-    /// Requests in flight.
-    pub in_flight: usize,
-    /// Requests sent so far.
-    pub sent: u64,
-}
-
-/// When phases ran and when faults were in force, relative to the run's start.
-#[derive(Debug, Clone, Default)]
-pub struct Timeline {
-    /// Start and end of each phase that ran.
-    pub phases: Vec<(Duration, Duration)>,
-    /// Phase index, start and end of each window in which faults were applied.
-    pub faults: Vec<(usize, Duration, Duration)>,
-}
-
-impl Timeline {
-    /// How long phase `index` ran, or zero if it did not.
-    pub fn elapsed(&self, index: usize) -> Duration {
-        self.phases
-            .get(index)
-            .map_or(Duration::ZERO, |(start, end)| *end - *start)
-    }
-}
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,7 +314,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                     let mut now = Instant::now();
                     while now < end && !*stop.borrow() {
                         let number = numbers.fetch_add(1, Ordering::Relaxed);
-                        let which = phase.mix.pick(scenario.seed, number);
+                        let which = crate::schedule::pick(&phase.mix, scenario.seed, number);
                         let request = &phase.mix.requests()[which];
                         let sent = now;
                         *lock(&current) = Some((which, sent));

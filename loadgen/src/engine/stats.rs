@@ -10,14 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::client::{Response, Version};
-use crate::engine::Position;
 use crate::shared::outcome::Class;
-use crate::shared::snapshot::Snapshot;
+use crate::shared::snapshot::{
+    LagSummary, Live, LivePhase, Point, WindowPercentiles, RECENT_SECONDS, WINDOW_SECONDS,
+};
+use crate::shared::Position;
+use crate::shared::Snapshot;
 
 /// Highest latency tracked, in microseconds (1 hour); larger values are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -217,25 +219,6 @@ impl Stats {
     }
 }
 
-/// One second of the run.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Point {
-    /// Seconds since the start of the run.
-    pub second: u64,
-    /// Requests sent in this second.
-    pub sent: u64,
-    /// Requests completed in this second.
-    pub completed: u64,
-    /// Completed requests that failed.
-    pub errors: u64,
-    /// Corrected latency percentiles of the requests completed in this second, in milliseconds.
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    /// Uncorrected p99 of the same requests, in milliseconds.
-    pub p99_uncorrected_ms: f64,
-}
-
 /// Everything recorded for one phase.
 #[derive(Debug, Clone, Default)]
 pub struct PhaseStats {
@@ -249,62 +232,6 @@ pub struct PhaseStats {
 pub struct RunStats {
     pub phases: Vec<PhaseStats>,
     pub series: Vec<Point>,
-}
-
-/// The recorder's part of the run's [`Snapshot`](crate::shared::snapshot::Snapshot): what the progress display,
-/// the metrics endpoint and the alert watcher read while the run goes on.
-#[derive(Debug, Clone, Default)]
-pub struct Live {
-    /// Requests completed so far.
-    pub completed: u64,
-    /// Of which failed.
-    pub errors: u64,
-    /// The last complete second.
-    pub last: Option<Point>,
-    /// The last [`RECENT_SECONDS`] complete seconds, oldest first.
-    pub recent: VecDeque<Point>,
-    /// Corrected latency percentiles over the last [`WINDOW_SECONDS`] complete seconds.
-    pub window: Option<WindowPercentiles>,
-    /// Counts per phase, copied from the recorder's statistics on each publication and at the end.
-    pub phases: Vec<LivePhase>,
-    /// Schedule lag of the run so far (count and sum) and of the latest phase (quantiles).
-    pub lag: LagSummary,
-}
-
-/// The counts of one phase, as last published by the recorder.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LivePhase {
-    /// Completed requests per outcome class, per request of the mix.
-    pub requests: Vec<[u64; Class::ALL.len()]>,
-    pub late: u64,
-    pub dropped: u64,
-}
-
-/// Schedule lag in seconds, in the shape of a Prometheus summary.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LagSummary {
-    /// Requests sent so far.
-    pub count: u64,
-    /// Sum of their lag.
-    pub sum: f64,
-    /// `(quantile, value)` over the latest phase that sent requests.
-    pub quantiles: Vec<(f64, f64)>,
-}
-
-/// How many complete seconds the live view keeps.
-pub const RECENT_SECONDS: usize = 60;
-
-/// The span of the live view's latency percentiles, in seconds.
-pub const WINDOW_SECONDS: usize = 5;
-
-/// Latency percentiles (milliseconds) of the requests completed in the last few seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct WindowPercentiles {
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    /// Requests they are computed from.
-    pub count: u64,
 }
 
 /// Quantiles published for the schedule lag.
@@ -616,5 +543,74 @@ impl Recorder {
             .0
             .saturating_record(micros(s.finished - s.intended));
         self.second_hist.1.saturating_record(micros(s.finished - started));
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+    use tokio::time::Instant;
+
+    use crate::engine::stats::{Record, Recorder, Sample, Sink};
+    use crate::shared::outcome::Class;
+    use crate::shared::snapshot::channel;
+    use crate::shared::Position;
+    use crate::shared::State;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_recorder_publishes_its_counts_with_the_engines_position_until_the_engine_is_gone() {
+        let start = Instant::now();
+        let sink = Sink::new();
+        let (position, position_rx) = watch::channel(Position::default());
+        let (snapshot, snapshot_rx) = channel();
+        let recorder = Recorder::new(&[1], start, Duration::from_secs(10));
+        let recorder = tokio::spawn(recorder.run(sink.clone(), position_rx, snapshot.clone()));
+
+        position.send_replace(Position {
+            phase: Some(0),
+            phase_started: Some(start),
+            in_flight: 1,
+            sent: 2,
+        });
+        sink.record(Sample::unanswered(0, 0, start, Some(start), Class::Timeout));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let now = snapshot_rx.borrow().clone();
+        assert_eq!((now.position.phase, now.position.sent), (Some(0), 2));
+        assert_eq!((now.live.completed, now.live.errors), (1, 1));
+        assert_eq!(now.live.phases[0].requests[0][Class::Timeout.index()], 1);
+        assert!(!now.finished);
+
+        // The alert watcher's part is kept across the recorder's publications.
+        snapshot.send_modify(|s| s.alerts = Some(vec![("HighLatency".into(), State::Pending)]));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(snapshot_rx.borrow().alerts.is_some());
+
+        // The engine's last word, then it is gone: the recorder publishes once more and ends.
+        sink.record(Sample::unanswered(0, 0, start, None, Class::Other));
+        position.send_replace(Position {
+            phase: None,
+            phase_started: None,
+            in_flight: 0,
+            sent: 2,
+        });
+        drop(position);
+        let stats = recorder.await.unwrap();
+        let last = snapshot_rx.borrow().clone();
+        assert!(last.finished);
+        assert_eq!((last.position.phase, last.position.in_flight), (None, 0));
+        assert_eq!(
+            last.live.phases[0].dropped, 1,
+            "the last sample is in the last snapshot"
+        );
+        assert_eq!(
+            last.alerts,
+            Some(vec![("HighLatency".to_owned(), State::Pending)])
+        );
+        assert_eq!(
+            (stats.phases[0].total.errors(), stats.phases[0].total.dropped),
+            (1, 1)
+        );
     }
 }

@@ -15,12 +15,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::engine::stats::Live;
-use crate::engine::Position;
 use crate::scenario::{Load, Scenario};
 use crate::schedule::{RateCurve, Shard};
 use crate::shared::outcome::Class;
-use crate::shared::snapshot::Snapshot;
+use crate::shared::snapshot::Live;
+use crate::shared::Position;
+use crate::shared::Snapshot;
 
 /// Content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -221,7 +221,7 @@ fn answer<B>(sources: &Sources, req: &Request<B>) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::stats::{LagSummary, LivePhase};
+    use crate::shared::snapshot::{LagSummary, LivePhase};
 
     const SCENARIO: &str = r#"
 name = "two"

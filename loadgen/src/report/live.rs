@@ -3,7 +3,7 @@
 //! error ratio, recent latency percentiles, active faults, alert states). Otherwise, or with `--quiet`:
 //! one plain line every five seconds.
 //!
-//! Reads the run's [`Snapshot`](crate::shared::snapshot::Snapshot); writes to stderr so stdout keeps only the
+//! Reads the run's [`Snapshot`](crate::shared::Snapshot); writes to stderr so stdout keeps only the
 //! summary. The panel uses no terminal mode (no raw mode, no alternate screen, cursor left visible),
 //! so a run ended any way, even by a second Ctrl-C, leaves the terminal as it was. At the end of a run
 //! the panel is erased; on Ctrl-C its last frame stays, above the message about stopping. [`panel`] and [`line`] are pure, so tests render them into strings.
@@ -15,12 +15,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::alerts::State;
-use crate::engine::stats::Live;
-use crate::engine::Position;
 use crate::scenario::Scenario;
 use crate::schedule::Shard;
-use crate::shared::snapshot::Snapshot;
+use crate::shared::snapshot::Live;
+use crate::shared::Position;
+use crate::shared::Snapshot;
+use crate::shared::State;
 
 /// Width of the panel, in characters.
 pub const WIDTH: usize = 78;
@@ -53,7 +53,7 @@ pub struct Sources {
     /// Where the run is, what was counted, which alerts are active.
     pub snapshot: watch::Receiver<Snapshot>,
     /// Alert state changes predicted before the run (seconds from its start).
-    pub predicted: Vec<crate::alerts::Transition>,
+    pub predicted: Vec<crate::shared::Transition>,
     /// The notifications loadgen's webhook received, when it listens.
     pub notified: Option<crate::alerts::notify::Inbox>,
     pub start: Instant,
@@ -162,7 +162,7 @@ pub struct View<'a> {
     /// `None`: no answer from Prometheus yet, or alerts are not checked.
     pub alerts: Option<&'a [(String, State)]>,
     /// Predicted alert state changes, seconds from the run's start.
-    pub predicted: &'a [crate::alerts::Transition],
+    pub predicted: &'a [crate::shared::Transition],
     /// Notifications received so far; `None` when loadgen's webhook does not listen.
     pub notified: Option<&'a [crate::alerts::notify::Notification]>,
     /// Since the run's start.
@@ -243,7 +243,7 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
     lines.push(match v.live.window {
         Some(w) => format!(
             "latency last {}s  p50 {}  p95 {}  p99 {}  ({} requests)",
-            crate::engine::stats::WINDOW_SECONDS,
+            crate::shared::snapshot::WINDOW_SECONDS,
             ms(w.p50_ms),
             ms(w.p95_ms),
             ms(w.p99_ms),
@@ -343,16 +343,16 @@ fn notified_line(notifications: &[crate::alerts::notify::Notification]) -> Strin
 }
 
 /// The next two predicted alert changes: `predicted  HighErrorRate firing in 12s · …`.
-fn predicted_line(transitions: &[crate::alerts::Transition], elapsed: f64) -> String {
+fn predicted_line(transitions: &[crate::shared::Transition], elapsed: f64) -> String {
     let next: Vec<String> = transitions
         .iter()
         .filter(|t| t.at_s > elapsed)
         .take(2)
         .map(|t| {
             let state = match t.to {
-                crate::alerts::State::Inactive => "resolved",
-                crate::alerts::State::Pending => "pending",
-                crate::alerts::State::Firing => "firing",
+                crate::shared::State::Inactive => "resolved",
+                crate::shared::State::Pending => "pending",
+                crate::shared::State::Firing => "firing",
             };
             format!("{} {state} in {:.0}s", t.alert, (t.at_s - elapsed).ceil())
         })
@@ -466,7 +466,7 @@ fn ms(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::stats::{Point, WindowPercentiles};
+    use crate::shared::snapshot::{Point, WindowPercentiles};
 
     const SCENARIO: &str = r#"
 name = "panel"
@@ -532,25 +532,25 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             live: &live,
             alerts: Some(&alerts),
             predicted: &[
-                crate::alerts::Transition {
+                crate::shared::Transition {
                     at_s: 80.0,
                     alert: "HighErrorRate".into(),
-                    to: crate::alerts::State::Firing,
+                    to: crate::shared::State::Firing,
                 },
-                crate::alerts::Transition {
+                crate::shared::Transition {
                     at_s: 96.0,
                     alert: "HighLatency".into(),
-                    to: crate::alerts::State::Firing,
+                    to: crate::shared::State::Firing,
                 },
-                crate::alerts::Transition {
+                crate::shared::Transition {
                     at_s: 110.4,
                     alert: "HighErrorRate".into(),
-                    to: crate::alerts::State::Inactive,
+                    to: crate::shared::State::Inactive,
                 },
-                crate::alerts::Transition {
+                crate::shared::Transition {
                     at_s: 115.0,
                     alert: "HighLatency".into(),
-                    to: crate::alerts::State::Inactive,
+                    to: crate::shared::State::Inactive,
                 },
             ],
             notified: None,

@@ -16,11 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::AlertReport;
 use crate::client::Version;
-use crate::engine::stats::{Point, RunStats, Stats};
-use crate::engine::{Ending, Timeline};
+use crate::engine::stats::{RunStats, Stats};
+use crate::engine::Ending;
 use crate::scenario::{Condition, Load, Metric, Scenario};
 use crate::schedule::{RateCurve, Shard};
 use crate::shared::outcome::Class;
+use crate::shared::snapshot::Point;
+use crate::shared::Timeline;
 
 pub use crate::report::histograms::Histograms;
 

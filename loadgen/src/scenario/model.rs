@@ -80,22 +80,6 @@ impl Mix {
     pub fn total_weight(&self) -> u64 {
         self.total_weight
     }
-
-    /// Which request global request `number` sends: a weighted choice that depends only on
-    /// (`seed`, `number`), so shards and closed-loop workers agree with the schedule. Out of each run of
-    /// `total_weight` consecutive numbers (starting at a multiple of it), every request is picked exactly
-    /// `weight` times.
-    pub fn pick(&self, seed: u64, number: u64) -> usize {
-        let slot = crate::schedule::mix_slot(seed, number, self.total_weight);
-        let mut acc = 0;
-        for (i, r) in self.requests.iter().enumerate() {
-            acc += u64::from(r.weight.get());
-            if slot < acc {
-                return i;
-            }
-        }
-        self.requests.len() - 1
-    }
 }
 
 /// One request of a mix.

@@ -18,10 +18,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use curve::RateCurve;
-pub(crate) use random::mix_slot;
 use random::{hash2, SplitMix};
 
-use crate::scenario::{Arrivals, Load, Phase, Scenario};
+use crate::scenario::{Arrivals, Load, Mix, Phase, Scenario};
 
 /// One request of the schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +246,7 @@ impl<'a> PhaseArrivals<'a> {
             number,
             phase: self.phase,
             offset: Duration::from_secs_f64(t.clamp(0.0, phase.duration.as_secs_f64())),
-            request: phase.mix.pick(self.scenario.seed, number),
+            request: crate::schedule::pick(&phase.mix, self.scenario.seed, number),
         }
     }
 }
@@ -348,6 +347,22 @@ impl Iterator for Schedule<'_> {
                 .then(|| PhaseArrivals::new(self.scenario, next_phase, self.first_number, self.shard));
         }
     }
+}
+
+/// Which request global request `number` sends: a weighted choice that depends only on
+/// (`seed`, `number`), so shards and closed-loop workers agree with the schedule. Out of each run of
+/// `total_weight` consecutive numbers (starting at a multiple of it), every request is picked exactly
+/// `weight` times.
+pub fn pick(mix: &Mix, seed: u64, number: u64) -> usize {
+    let slot = random::mix_slot(seed, number, mix.total_weight());
+    let mut acc = 0;
+    for (i, r) in mix.requests().iter().enumerate() {
+        acc += u64::from(r.weight.get());
+        if slot < acc {
+            return i;
+        }
+    }
+    mix.requests().len() - 1
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 
 use clap::Parser;
 use loadgen::cmd::cli::{Cli, Command};
-use loadgen::cmd::run::{
-    exit_code, RunError, RunPlan, EXIT_INTERRUPTED, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE,
-};
+use loadgen::cmd::exit::{EXIT_INTERRUPTED, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE};
+use loadgen::cmd::run::{exit_code, RunError, RunPlan};
 use tokio::sync::watch;
 
 use crate::support::{read_report, scenario_file};

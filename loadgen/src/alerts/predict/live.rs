@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{predict, PredictError, Prediction, Rules, Scrapes};
-use crate::alerts::{AlertReport, Predicted, Transition};
+use crate::alerts::{AlertReport, Predicted};
 use crate::scenario::Scenario;
+use crate::shared::Transition;
 
 /// Predicts `scenario` with the rules in `rules_dir` (the stack's without it), for loadgen's private
 /// Prometheus when `private`, else for the stack's. A prediction that cannot be made is told on

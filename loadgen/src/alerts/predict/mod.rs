@@ -21,9 +21,10 @@ use serde::Serialize;
 
 pub use promtool::{PredictError, Rules};
 
-use crate::alerts::{AlertCheck, State, Transition};
-use crate::engine::Timeline;
+use crate::alerts::AlertCheck;
 use crate::scenario::Scenario;
+use crate::shared::Timeline;
+use crate::shared::{State, Transition};
 
 /// How the Prometheus being predicted scrapes and evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::alerts::State;
+use crate::shared::State;
 
 use super::series::Series;
 

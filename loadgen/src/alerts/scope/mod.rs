@@ -138,14 +138,14 @@ pub struct ScopeReport {
 pub struct SeenAlert {
     pub alert: String,
     pub labels: BTreeMap<String, String>,
-    pub state: crate::alerts::State,
+    pub state: crate::shared::State,
 }
 
 /// Alert label sets seen by the watcher, on each side of the scope, with their most severe state.
 #[derive(Debug, Default)]
 pub struct Seen {
-    matched: BTreeMap<(String, BTreeMap<String, String>), crate::alerts::State>,
-    ignored: BTreeMap<(String, BTreeMap<String, String>), crate::alerts::State>,
+    matched: BTreeMap<(String, BTreeMap<String, String>), crate::shared::State>,
+    ignored: BTreeMap<(String, BTreeMap<String, String>), crate::shared::State>,
 }
 
 impl Seen {
@@ -155,7 +155,7 @@ impl Seen {
         counted: bool,
         alert: &str,
         labels: BTreeMap<String, String>,
-        state: crate::alerts::State,
+        state: crate::shared::State,
     ) {
         let side = if counted {
             &mut self.matched
@@ -172,7 +172,7 @@ impl Seen {
 
     /// The report's view of the scope.
     pub fn report(self, scope: &Scope) -> ScopeReport {
-        let list = |m: BTreeMap<(String, BTreeMap<String, String>), crate::alerts::State>| {
+        let list = |m: BTreeMap<(String, BTreeMap<String, String>), crate::shared::State>| {
             m.into_iter()
                 .map(|((alert, labels), state)| SeenAlert { alert, labels, state })
                 .collect()

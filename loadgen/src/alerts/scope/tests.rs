@@ -176,12 +176,12 @@ fn the_targets_answer_is_read() {
 fn the_summary_shows_what_counted_and_what_did_not() {
     let scope = Scope::private("shop", "127.0.0.1:4000");
     let mut seen = Seen::default();
-    let state = crate::alerts::State::Firing;
+    let state = crate::shared::State::Firing;
     seen.note(
         true,
         "HighErrorRate",
         labels(&[("job", "shop")]),
-        crate::alerts::State::Pending,
+        crate::shared::State::Pending,
     );
     seen.note(true, "HighErrorRate", labels(&[("job", "shop")]), state);
     seen.note(false, "HighErrorRate", labels(&[("job", "noisy")]), state);

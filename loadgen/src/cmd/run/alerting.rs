@@ -13,11 +13,12 @@ use crate::alerts::alertmanager::{AmError, LocalAlertmanager};
 use crate::alerts::predict::{PredictError, Prediction};
 use crate::alerts::prometheus::LocalPrometheus;
 use crate::alerts::scope::Scope;
-use crate::alerts::{self, AlertReport, Transition, Watched};
+use crate::alerts::{self, AlertReport, Watched};
 use crate::client::{Api, BadTarget};
 use crate::cmd::run::embedded::Embedded;
-use crate::engine::Timeline;
 use crate::scenario::Scenario;
+use crate::shared::Timeline;
+use crate::shared::Transition;
 
 /// loadgen's webhook receiver, serving while the run goes on.
 pub(super) struct Receiver {

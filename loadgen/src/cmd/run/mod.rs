@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use crate::alerts;
 use crate::client::chaos::ChaosClient;
 use crate::client::{BadTarget, Client};
-use crate::cmd::cli::{Cli, Command, MergeArgs, RunArgs};
+use crate::cmd::cli::RunArgs;
+use crate::cmd::exit::{EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE};
 use crate::cmd::run::embedded::Embedded;
 use crate::engine::stats::Recorder;
 use crate::engine::{Ending, Engine, EngineError};
@@ -27,35 +28,6 @@ use crate::scenario::{self, Scenario};
 use alerting::{Alerting, Receiver};
 pub use plan::{RunPlan, Target};
 
-/// Every expectation held.
-pub const EXIT_PASS: u8 = 0;
-/// An expectation failed.
-pub const EXIT_FAIL: u8 = 1;
-/// Bad scenario file or bad usage.
-pub const EXIT_USAGE: u8 = 2;
-/// The run could not be carried out.
-pub const EXIT_RUN_ERROR: u8 = 3;
-/// Stopped by SIGINT or SIGTERM (after writing what it had).
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// Runs the command; `stop` turns true when the user asks to stop.
-pub async fn main(cli: Cli, stop: watch::Receiver<bool>) -> u8 {
-    match cli.command {
-        Command::Run(args) => run_command(&args, stop).await,
-        Command::Validate { files } => validate(&files),
-        Command::Plan { file, predict } => crate::cmd::predict::plan(&file, &predict),
-        Command::Coverage(args) => crate::cmd::predict::coverage(&args),
-        Command::Merge(args) => merge(&args),
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&scenario::json_schema()).unwrap_or_default()
-            );
-            EXIT_PASS
-        }
-    }
-}
-
 fn load(path: &std::path::Path) -> Result<Scenario, u8> {
     scenario::load(path).map_err(|d| {
         eprint!("{d}");
@@ -63,69 +35,8 @@ fn load(path: &std::path::Path) -> Result<Scenario, u8> {
     })
 }
 
-fn validate(files: &[std::path::PathBuf]) -> u8 {
-    let mut code = EXIT_PASS;
-    for f in files {
-        match scenario::load(f) {
-            Ok(s) => {
-                println!(
-                    "{}: ok ({} phases, {})",
-                    f.display(),
-                    s.phases.len(),
-                    target_app::duration::format(s.duration())
-                );
-                crate::cmd::predict::validate_warnings(f, &s);
-            }
-            Err(d) => {
-                eprint!("{d}");
-                code = EXIT_USAGE;
-            }
-        }
-    }
-    code
-}
-
-/// `loadgen merge`.
-fn merge(args: &MergeArgs) -> u8 {
-    let mut reports = Vec::with_capacity(args.files.len());
-    for path in &args.files {
-        match crate::report::merge::read(path) {
-            Ok(r) => reports.push((path.clone(), r)),
-            Err(e) => {
-                eprintln!("loadgen: {e}");
-                return EXIT_USAGE;
-            }
-        }
-    }
-    let merged = match crate::report::merge::merge(&reports) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    for w in &merged.warnings {
-        eprintln!("loadgen: {w}");
-    }
-    let summary = merged.summary;
-    if !args.quiet {
-        let mut out = std::io::stdout().lock();
-        let _ = report::write_text(&summary, &mut out);
-        let _ = out.flush();
-    }
-    if let Err(e) = write_reports(&summary, args.json.as_deref(), args.html.as_deref()) {
-        eprintln!("loadgen: {e}");
-        return EXIT_RUN_ERROR;
-    }
-    if summary.passed {
-        EXIT_PASS
-    } else {
-        EXIT_FAIL
-    }
-}
-
 /// `loadgen run`: loads the scenario, checks the options against it, runs the plan.
-async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
+pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
     let scenario = match load(&args.file) {
         Ok(s) => s,
         Err(code) => return code,
@@ -321,7 +232,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
     if let Some(r) = &alerting.receiver {
         r.inbox.restart(start);
     }
-    let (position, position_rx) = watch::channel(crate::engine::Position::default());
+    let (position, position_rx) = watch::channel(crate::shared::Position::default());
     let (snapshot, snapshot_rx) = crate::shared::snapshot::channel();
     let sink = crate::engine::stats::Sink::new();
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();

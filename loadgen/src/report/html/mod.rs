@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::alerts::State;
 use crate::report::{Figures, Summary};
+use crate::shared::State;
 
 /// Above this many seconds, the per-second series are drawn as lines only, without a marker per
 /// second, to keep the file small.
@@ -272,7 +272,7 @@ fn rate_chart(h: &mut String, s: &Summary, length: f64) {
     chart.open(h, "rate-chart", s, "requests/s");
     let intended: Vec<Option<(f64, f64)>> = s.intended.iter().map(|p| Some((p.t_s, p.rps))).collect();
     chart.line(h, "intended", "#1e88e5", true, &intended);
-    let per_second = |f: fn(&crate::engine::stats::Point) -> f64| -> Vec<(u64, f64)> {
+    let per_second = |f: fn(&crate::shared::snapshot::Point) -> f64| -> Vec<(u64, f64)> {
         s.series.iter().map(|p| (p.second, f(p))).collect()
     };
     let sent = per_second(|p| p.sent as f64);
@@ -296,7 +296,7 @@ fn rate_chart(h: &mut String, s: &Summary, length: f64) {
 }
 
 /// One value of a per-second point.
-type PointValue = fn(&crate::engine::stats::Point) -> f64;
+type PointValue = fn(&crate::shared::snapshot::Point) -> f64;
 
 fn latency_chart(h: &mut String, s: &Summary, length: f64) {
     h.push_str("<section id=\"latency\"><h2>Latency over time</h2>");

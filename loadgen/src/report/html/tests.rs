@@ -1,7 +1,9 @@
 use super::*;
-use crate::alerts::{AlertCheck, AlertReport, Transition};
-use crate::engine::stats::{Point, Stats};
+use crate::alerts::{AlertCheck, AlertReport};
+use crate::engine::stats::Stats;
 use crate::report::{ExpectationResult, FaultWindow, PhaseReport, RatePoint, RequestReport};
+use crate::shared::snapshot::Point;
+use crate::shared::Transition;
 
 fn summary() -> Summary {
     let mut stats = Stats::default();

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
-use crate::alerts::{AlertCheck, AlertReport, State, Transition};
-use crate::engine::stats::{Point, Stats};
+use crate::alerts::{AlertCheck, AlertReport};
+use crate::engine::stats::Stats;
 use crate::report::{self, FaultWindow, PhaseReport, RatePoint, RequestReport, Summary, FORMAT_VERSION};
 use crate::scenario::Condition;
 use crate::schedule::Shard;
+use crate::shared::snapshot::Point;
+use crate::shared::{State, Transition};
 
 /// Why reports could not be merged.
 #[derive(Debug, thiserror::Error)]
