@@ -45,12 +45,13 @@ use crate::telemetry::Telemetry;
 /// Response body type of every handler.
 pub type Body = Full<Bytes>;
 
-/// A request that ends without an answer: the connection is dropped.
+/// A request that ends without an answer: on HTTP/1.1 the connection is dropped, on HTTP/2 the stream is
+/// reset (`RST_STREAM` with `INTERNAL_ERROR`, hyper's answer to a service error).
 #[derive(Debug, thiserror::Error)]
 pub enum Abort {
-    #[error("request held by a timeout fault, connection dropped")]
+    #[error("request held by a timeout fault, then dropped unanswered")]
     Timeout,
-    #[error("connection reset by a reset fault")]
+    #[error("request reset by a reset fault")]
     Reset,
 }
 
@@ -59,7 +60,7 @@ type Answer = Result<Response<Body>, Abort>;
 /// The connection a request arrived on.
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    /// Set to close the connection with a reset.
+    /// Set to close the connection with a reset (HTTP/1.1 only; see `inject_faults`).
     pub reset: Arc<AtomicBool>,
 }
 
@@ -315,7 +316,13 @@ async fn inject_faults(app: &Arc<App>, conn: &ConnInfo, route: Route, req: Reque
         }
         Some(Terminal::RateLimited(wait)) => return Ok(too_many_requests(wait)),
         Some(Terminal::Reset) => {
-            conn.reset.store(true, Ordering::Relaxed);
+            // An HTTP/1.1 connection carries this one request, so resetting the request is resetting the
+            // connection: it closes with a TCP RST. An HTTP/2 connection carries other requests too;
+            // killing it would fail them all and make the fault's ratio a ratio of connections. There only
+            // the stream is reset (the `Err` becomes `RST_STREAM`) and the connection goes on.
+            if req.version() != http::Version::HTTP_2 {
+                conn.reset.store(true, Ordering::Relaxed);
+            }
             return Err(Abort::Reset);
         }
         None => {}

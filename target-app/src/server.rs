@@ -1,5 +1,8 @@
 //! Accepting connections: the accept loop, outages, graceful drain, and connection resets.
 //!
+//! One port speaks HTTP/1.1 and cleartext HTTP/2 with prior knowledge (h2c), told apart by whether a
+//! connection opens with the HTTP/2 preface; there is no `Upgrade: h2c` and no TLS.
+//!
 //! `serve` takes an already bound listener, so a test or an embedding program binds `127.0.0.1:0` and
 //! passes it in. During an outage the listener is closed and every open connection dropped, so clients
 //! (Prometheus included) see refused connections; the same address is bound again when it ends. This
@@ -14,9 +17,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,8 +28,13 @@ use tokio::sync::watch;
 use crate::app::{App, ConnInfo};
 use crate::config::Config;
 
-/// Largest request head accepted; larger heads get 431 from the HTTP layer.
+/// Largest request head accepted; larger heads get 431 from the HTTP layer. On HTTP/2 it bounds the
+/// decoded header list (`SETTINGS_MAX_HEADER_LIST_SIZE`), which `h2` answers with 431 too.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Streams one HTTP/2 connection may have open at once; past it the peer must wait. The concurrency
+/// limit (`--max-concurrency`) still sheds across all connections.
+pub const MAX_CONCURRENT_STREAMS: u32 = 250;
 
 /// Why the service stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +83,7 @@ async fn accept_loop(
     // Bumped at each outage; every connection drops itself when it changes.
     let (kill, _) = watch::channel(0u64);
     let mut outages = app.chaos.outages();
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(app.config.header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+    let http = http_builder(&app.config);
     tokio::pin!(shutdown);
     // Histogram samples wait in the recorder until drained; draining on a timer, not only on scrapes,
     // keeps memory flat when nobody scrapes.
@@ -127,12 +132,20 @@ async fn accept_loop(
                 let conn_info = Arc::new(ConnInfo { peer, reset: reset.clone() });
                 let io = TokioIo::new(Resettable { stream, reset });
                 let app = app.clone();
-                let service = service_fn(move |req| crate::app::handle(app.clone(), conn_info.clone(), req));
-                let conn = graceful.watch(http.serve_connection(io, service));
+                let header_timeout = app.config.header_timeout;
+                let spoke = Arc::new(AtomicBool::new(false));
+                let service = service_fn({
+                    let spoke = spoke.clone();
+                    move |req| {
+                        spoke.store(true, Ordering::Relaxed);
+                        crate::app::handle(app.clone(), conn_info.clone(), req)
+                    }
+                });
+                let conn = graceful.watch(http.serve_connection(io, service).into_owned());
                 let mut killed = kill.subscribe();
                 tokio::spawn(async move {
                     tokio::select! {
-                        _ = conn => {}
+                        () = first_request_within(header_timeout, &spoke, conn) => {}
                         _ = killed.changed() => {}
                     }
                 });
@@ -148,6 +161,42 @@ async fn accept_loop(
     }
     kill.send_modify(|epoch| *epoch += 1);
     Ok(())
+}
+
+/// The connection builder of both protocols, with the same timer. HTTP/1.1 keeps its header read
+/// timeout and head size limit. An HTTP/2 connection may idle between requests (hyper's HTTP/1.1 closes
+/// one idle past the header timeout), so a peer that goes away is found by pings instead: one that
+/// leaves a ping unanswered for the header timeout is dropped. A drain sends HTTP/2 peers a `GOAWAY` and
+/// lets their open streams finish; an outage drops HTTP/2 connections as it drops HTTP/1.1 ones, without
+/// one.
+fn http_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .keep_alive_interval(config.header_timeout)
+        .keep_alive_timeout(config.header_timeout);
+    http
+}
+
+/// Serves `conn`, but drops it if no request has arrived `timeout` after it was accepted. hyper's header
+/// read timeout only starts once the protocol is known, and the auto builder waits without limit for
+/// the bytes that tell it (a silent client, or one that stalls inside the HTTP/2 preface); this deadline
+/// covers that wait and the HTTP/2 handshake, as the header timeout covers a first HTTP/1.1 request.
+async fn first_request_within<F: Future>(timeout: Duration, spoke: &AtomicBool, conn: F) {
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = &mut conn => return,
+        () = tokio::time::sleep(timeout) => {}
+    }
+    if spoke.load(Ordering::Relaxed) {
+        conn.await;
+    }
 }
 
 async fn rebind(addr: SocketAddr) -> Result<TcpListener, ServeError> {

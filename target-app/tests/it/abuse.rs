@@ -143,8 +143,19 @@ async fn slow_and_incomplete_headers_are_cut_off_by_the_header_timeout() {
     let timeout = Duration::from_millis(500);
     let app = spawn(Role::App, |c| c.header_timeout = timeout).await;
     let limit = Duration::from_secs(10);
-    let cases: [(&str, Vec<Vec<u8>>, Duration); 3] = [
+    let cases: [(&str, Vec<Vec<u8>>, Duration); 5] = [
         ("silent", vec![], Duration::ZERO),
+        (
+            // 22 of the 24 bytes of the HTTP/2 preface: not yet known to be HTTP/1.1 or HTTP/2.
+            "stalled HTTP/2 preface",
+            vec![b"PRI * HTTP/2.0\r\n\r\nSM\r\n".to_vec()],
+            Duration::ZERO,
+        ),
+        (
+            "HTTP/2 preface, then no request",
+            vec![b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()],
+            Duration::ZERO,
+        ),
         (
             "incomplete head",
             vec![b"GET / HTTP/1.1\r\nhost: x\r\n".to_vec()],

@@ -3,6 +3,7 @@
 mod abuse;
 mod chaos;
 mod endpoints;
+mod h2c;
 mod process;
 mod support;
 mod telemetry;
