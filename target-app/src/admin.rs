@@ -12,9 +12,9 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::app::{json, json_error, App, Body, ConnInfo};
 use crate::chaos::{ChaosSpec, Fault, FieldError};
-use crate::handlers::read_body;
+use crate::exchange::{json, json_error, read_body, Body, ConnInfo};
+use crate::state::App;
 
 pub async fn chaos(app: &Arc<App>, conn: &ConnInfo, req: Request<Incoming>) -> Response<Body> {
     if req.method() == Method::GET {

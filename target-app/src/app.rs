@@ -10,87 +10,32 @@
 //!
 //! Every request runs under its service instance's `tracing` dispatcher, so spans and log lines carry
 //! that instance's `service.name` even with two instances in one process. Handlers never record request
-//! metrics or write the access log themselves, so every route is measured the same way. The [`App`] holds
-//! state only.
+//! metrics or write the access log themselves, so every route is measured the same way. The instance's
+//! state is the [`App`] of [`crate::state`].
 
 use std::borrow::Cow;
 use std::future::Future as _;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Status, TraceContextExt as _};
 use opentelemetry::KeyValue;
 use opentelemetry_http::HeaderExtractor;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::instrument::WithSubscriber as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::chaos::{Chaos, Terminal};
-use crate::config::Config;
-use crate::downstream::Downstream;
+use crate::chaos::Terminal;
+use crate::exchange::{json_error, Abort, Body, ConnInfo};
 use crate::route::Route;
-use crate::server::ServeError;
+use crate::state::App;
 use crate::telemetry::logs;
 use crate::telemetry::profiles::{hex_id, ProfileId, PROFILE_ID_ATTRIBUTE};
-use crate::telemetry::Telemetry;
-
-/// Response body type of every handler.
-pub type Body = Full<Bytes>;
-
-/// A request that ends without an answer: on HTTP/1.1 the connection is dropped, on HTTP/2 the stream is
-/// reset (`RST_STREAM` with `INTERNAL_ERROR`, hyper's answer to a service error).
-#[derive(Debug, thiserror::Error)]
-pub enum Abort {
-    #[error("request held by a timeout fault, then dropped unanswered")]
-    Timeout,
-    #[error("request reset by a reset fault")]
-    Reset,
-}
 
 type Answer = Result<Response<Body>, Abort>;
-
-/// The connection a request arrived on.
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    /// Set to close the connection with a reset (HTTP/1.1 only; see `inject_faults`).
-    pub reset: Arc<AtomicBool>,
-}
-
-/// Shared state of one service instance.
-pub struct App {
-    pub config: Config,
-    pub telemetry: Telemetry,
-    pub chaos: Chaos,
-    pub downstream: Downstream,
-    pub propagator: TraceContextPropagator,
-    limit: Arc<Semaphore>,
-}
-
-impl App {
-    /// Builds the instance's telemetry, chaos state and downstream client; a bad downstream URL or
-    /// telemetry setting is an error here, before anything is served.
-    pub fn new(config: Config) -> Result<Self, ServeError> {
-        let downstream = Downstream::new(&config)?;
-        let telemetry = Telemetry::new(&config)?;
-        let chaos = Chaos::new(telemetry.metrics.clone());
-        Ok(App {
-            downstream,
-            limit: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
-            propagator: TraceContextPropagator::new(),
-            config,
-            telemetry,
-            chaos,
-        })
-    }
-}
 
 /// Serves one request end to end, under the instance's `tracing` dispatcher (set around each poll,
 /// unless it is the process's default).
@@ -381,39 +326,4 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.telemetry.metrics.request_ended();
     }
-}
-
-/// A JSON response.
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut body = serde_json::to_vec(value).unwrap_or_default();
-    body.push(b'\n');
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .expect("static response parts are valid")
-}
-
-/// A JSON error response: `{"error": message}`.
-pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
-    json(
-        status,
-        &serde_json::json!({ "error": message, "status": status.as_u16() }),
-    )
-}
-
-/// Whether `method` is one of `allowed`; the 405 answer otherwise.
-pub fn allow(method: &Method, allowed: &[Method]) -> Result<(), Response<Body>> {
-    if allowed.contains(method) {
-        return Ok(());
-    }
-    let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-    let mut resp = json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        &format!("method {method} not allowed; use {}", list.join(", ")),
-    );
-    if let Ok(v) = http::HeaderValue::from_str(&list.join(", ")) {
-        resp.headers_mut().insert(http::header::ALLOW, v);
-    }
-    Err(resp)
 }

@@ -2,7 +2,6 @@
 //! injected, a timeout, and the `downstream_*` metrics. The base URL is parsed once, at start. A chaos `downstream` fault makes a call fail before it leaves, exactly as
 //! an unreachable dependency would look from here.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,13 +13,15 @@ use hyper_util::rt::TokioExecutor;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::Status;
 use opentelemetry_http::HeaderInjector;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::app::App;
+use crate::chaos::Chaos;
 use crate::config::Config;
 use crate::route::Route;
+use crate::telemetry::Telemetry;
 
 /// The `peer` label of the downstream metrics.
 pub const PEER: &str = "downstream";
@@ -66,6 +67,7 @@ pub struct Downstream {
     /// The base URL as written, without its trailing slash, for span attributes.
     base: String,
     timeout: Duration,
+    propagator: TraceContextPropagator,
 }
 
 impl Downstream {
@@ -108,13 +110,16 @@ impl Downstream {
             authority,
             prefix,
             timeout: config.downstream_timeout,
+            propagator: TraceContextPropagator::new(),
         })
     }
 
-    /// Calls `method path` on the downstream on behalf of a request to `route`, in a client span.
+    /// Calls `method path` on the downstream on behalf of a request to `route`, in a client span;
+    /// `chaos` decides whether it fails before it leaves, `telemetry` records it.
     pub async fn call(
         &self,
-        app: &Arc<App>,
+        telemetry: &Telemetry,
+        chaos: &Chaos,
         route: Route,
         method: Method,
         path: &str,
@@ -134,10 +139,17 @@ impl Downstream {
             peer.service = PEER,
         );
         let start = Instant::now();
-        let result = self
-            .send(app, route, &span, method, path, body)
-            .instrument(span.clone())
-            .await;
+        let result = if chaos.fail_downstream(route) {
+            span.add_event(
+                "chaos.fault",
+                vec![opentelemetry::KeyValue::new("chaos.fault", "downstream")],
+            );
+            Err(CallError::Injected)
+        } else {
+            self.send(telemetry, &span, method, path, body)
+                .instrument(span.clone())
+                .await
+        };
         let elapsed = start.elapsed();
         let status_label = match &result {
             Ok(reply) => {
@@ -154,26 +166,18 @@ impl Downstream {
             }
         };
         drop(span);
-        app.telemetry.metrics.downstream(PEER, &status_label, elapsed);
+        telemetry.metrics.downstream(PEER, &status_label, elapsed);
         result
     }
 
     async fn send(
         &self,
-        app: &App,
-        route: Route,
+        telemetry: &Telemetry,
         span: &tracing::Span,
         method: Method,
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Reply, CallError> {
-        if app.chaos.fail_downstream(route) {
-            span.add_event(
-                "chaos.fault",
-                vec![opentelemetry::KeyValue::new("chaos.fault", "downstream")],
-            );
-            return Err(CallError::Injected);
-        }
         let uri = http::Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
@@ -187,8 +191,8 @@ impl Downstream {
         let mut req = req
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| CallError::Transport(e.to_string()))?;
-        if app.telemetry.enabled {
-            app.propagator
+        if telemetry.enabled {
+            self.propagator
                 .inject_context(&span.context(), &mut HeaderInjector(req.headers_mut()));
         }
         let exchange = async {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use opentelemetry::trace::Status;
 use rand::RngExt;
@@ -17,15 +16,10 @@ use serde_json::json;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::app::{allow, json, json_error, Abort, App, Body, ConnInfo};
+use crate::exchange::{allow, json, json_error, read_body, Abort, Body, ConnInfo};
 use crate::route::Route;
+use crate::state::App;
 use crate::telemetry::profiles::ProfileId;
-
-/// Longest time a request body may take to arrive; slower bodies get 408.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Largest request body accepted (chaos requests, checkout carts); larger bodies get 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 type Answer = Result<Response<Body>, Abort>;
 
@@ -160,7 +154,7 @@ async fn error(req: &Request<Incoming>) -> Answer {
 async fn external(app: &Arc<App>, route: Route) -> Response<Body> {
     match app
         .downstream
-        .call(app, route, Method::GET, "/api/data", None)
+        .call(&app.telemetry, &app.chaos, route, Method::GET, "/api/data", None)
         .await
     {
         Ok(reply) if reply.status.is_success() => {
@@ -261,7 +255,14 @@ async fn checkout(app: &Arc<App>, route: Route, req: Request<Incoming>) -> Respo
     for (step, path) in [("reserve", "/inventory/reserve"), ("charge", "/payments/charge")] {
         let outcome = app
             .downstream
-            .call(app, route, Method::POST, path, Some(body.clone()))
+            .call(
+                &app.telemetry,
+                &app.chaos,
+                route,
+                Method::POST,
+                path,
+                Some(body.clone()),
+            )
             .await;
         let failure = match outcome {
             Ok(reply) if reply.status.is_success() => continue,
@@ -299,32 +300,6 @@ fn validate_cart(cart: &Cart) -> Result<u64, String> {
         total += price * u64::from(item.qty);
     }
     Ok(total)
-}
-
-/// Reads a body of at most [`MAX_BODY_BYTES`], or answers 413/400.
-pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    let reading = Limited::new(req.into_body(), MAX_BODY_BYTES).collect();
-    // A client that trickles its body must not hold a connection and a concurrency slot for long.
-    let Ok(read) = tokio::time::timeout(BODY_TIMEOUT, reading).await else {
-        return Err(json_error(
-            StatusCode::REQUEST_TIMEOUT,
-            &format!(
-                "request body not received within {}",
-                crate::duration::format(BODY_TIMEOUT)
-            ),
-        ));
-    };
-    match read {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body larger than {MAX_BODY_BYTES} bytes"),
-        )),
-        Err(_) => Err(json_error(
-            StatusCode::BAD_REQUEST,
-            "could not read the request body",
-        )),
-    }
 }
 
 async fn data() -> Response<Body> {

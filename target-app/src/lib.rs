@@ -6,9 +6,11 @@
 //! - [`server`]: the accept loop, outages, drain; [`serve`] is the entry point.
 //! - [`app`]: the request path as layers: shed → telemetry → chaos → handler.
 //! - [`handlers`], [`admin`], [`downstream`], [`work`]: the endpoints and what they call.
+//! - [`state`], [`exchange`], [`error`]: what those share: an instance's state, the connection, body
+//!   and answer of one request, and why serving fails.
 //! - [`chaos`]: fault format, validation, and the state that applies faults.
 //! - [`telemetry`] (one instance's logs, traces, metrics and profiles, one value to shut down),
-//!   [`metrics`], [`process`]: the four signals.
+//!   [`metrics`] (with the `process_*` metrics): the four signals.
 //! - [`route`], [`duration`]: routes by template; `90s`-style durations shared with scenario files.
 
 pub mod admin;
@@ -17,17 +19,20 @@ pub mod chaos;
 pub mod config;
 pub mod downstream;
 pub mod duration;
+pub mod error;
+pub mod exchange;
 pub mod handlers;
 pub mod metrics;
-pub mod process;
 pub mod route;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 pub mod work;
 
 pub use config::Config;
+pub use error::ServeError;
 pub use route::Role;
-pub use server::{serve, serve_app, ServeError};
+pub use server::{serve, serve_app};
 
 /// Runs the service as a process: binds, serves until SIGINT or SIGTERM, drains, flushes. The instance's
 /// dispatcher becomes the process's default; with telemetry off (or if it cannot), `logs`' default
@@ -35,7 +40,7 @@ pub use server::{serve, serve_app, ServeError};
 pub async fn run(config: Config, logs: &telemetry::logs::LogGuard) -> anyhow::Result<()> {
     use anyhow::Context as _;
 
-    let app = match app::App::new(config) {
+    let app = match state::App::new(config) {
         Ok(app) => std::sync::Arc::new(app),
         Err(e) => {
             logs.install_default(None);

@@ -2,9 +2,11 @@
 //!
 //! Each service instance owns its own recorder (no process-global one), so the app and its downstream can
 //! run embedded in one process and still expose separate `/metrics`. Process metrics (`process_*`) are read
-//! from `/proc` at scrape time. This module records numbers; it never decides what a request's outcome is.
+//! from `/proc` at scrape time ([`process`]). This module records numbers; it never decides what a request's
+//! outcome is.
 
 pub mod model;
+pub mod process;
 mod requests;
 
 use std::fmt::Write as _;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use metrics::{describe_counter, describe_gauge, describe_histogram, with_local_recorder, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
+use crate::chaos::FaultGauge;
 use crate::route::Route;
 
 pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
@@ -165,13 +168,6 @@ impl Metrics {
         });
     }
 
-    /// Marks a fault kind as active or not.
-    pub fn fault_active(&self, kind: &'static str, active: bool) {
-        with_local_recorder(&self.recorder, || {
-            metrics::gauge!(CHAOS_FAULT_ACTIVE, "fault" => kind).set(if active { 1.0 } else { 0.0 })
-        });
-    }
-
     /// Counts one business operation.
     pub fn business(&self, operation: &'static str, outcome: &'static str) {
         if self.enabled {
@@ -195,8 +191,16 @@ impl Metrics {
             self.requests.render(&mut out);
         }
         out.push_str(&self.handle.render());
-        crate::process::render(&mut out);
+        process::render(&mut out);
         out
+    }
+}
+
+impl FaultGauge for Metrics {
+    fn fault_active(&self, kind: &'static str, active: bool) {
+        with_local_recorder(&self.recorder, || {
+            metrics::gauge!(CHAOS_FAULT_ACTIVE, "fault" => kind).set(if active { 1.0 } else { 0.0 })
+        });
     }
 }
 

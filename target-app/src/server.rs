@@ -25,8 +25,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::app::{App, ConnInfo};
 use crate::config::Config;
+use crate::error::ServeError;
+use crate::exchange::ConnInfo;
+use crate::state::App;
 
 /// Largest request head accepted; larger heads get 431 from the HTTP layer. On HTTP/2 it bounds the
 /// decoded header list (`SETTINGS_MAX_HEADER_LIST_SIZE`), which `h2` answers with 431 too.
@@ -35,19 +37,6 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Streams one HTTP/2 connection may have open at once; past it the peer must wait. The concurrency
 /// limit (`--max-concurrency`) still sheds across all connections.
 pub const MAX_CONCURRENT_STREAMS: u32 = 250;
-
-/// Why the service stopped abnormally.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error(transparent)]
-    Telemetry(#[from] crate::telemetry::TelemetryError),
-    #[error(transparent)]
-    Downstream(#[from] crate::downstream::BadDownstreamUrl),
-    #[error("cannot read the listener's address: {0}")]
-    LocalAddr(io::Error),
-    #[error("cannot listen on {addr} again after an outage: {source}")]
-    Rebind { addr: SocketAddr, source: io::Error },
-}
 
 /// Serves on `listener` until `shutdown` completes, then drains in-flight requests for at most the
 /// configured drain timeout and flushes telemetry.

@@ -7,4 +7,4 @@ pub mod spec;
 pub mod state;
 
 pub use spec::{ChaosSpec, Fault, FieldError};
-pub use state::{Chaos, Decision, Terminal};
+pub use state::{Chaos, Decision, FaultGauge, Terminal};

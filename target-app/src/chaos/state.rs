@@ -14,10 +14,17 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::spec::{ChaosSpec, CpuFault, Fault, FieldError, MemoryFault, RateLimitFault, FAULT_KINDS};
-use crate::metrics::Metrics;
 use crate::route::Route;
 
 const PPM: u64 = 1_000_000;
+
+/// Where the state reports which fault kinds are in force, as the `chaos_fault_active` gauge. The
+/// instance's [`Metrics`](crate::metrics::Metrics) implement it; they import the fault kinds from here, so
+/// this module knows them only through this trait.
+pub trait FaultGauge: Send + Sync {
+    /// Marks a fault kind as active or not.
+    fn fault_active(&self, kind: &'static str, active: bool);
+}
 
 /// What chaos decided for one request.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -204,17 +211,17 @@ pub struct Chaos {
     active: RwLock<Arc<Active>>,
     effects: Mutex<Vec<Effect>>,
     outage: watch::Sender<Option<Duration>>,
-    metrics: Arc<Metrics>,
+    gauge: Arc<dyn FaultGauge>,
 }
 
 impl Chaos {
-    /// No faults; `metrics` receives `chaos_fault_active`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// No faults; `gauge` receives `chaos_fault_active`.
+    pub fn new(gauge: Arc<dyn FaultGauge>) -> Self {
         Chaos {
             active: RwLock::new(Arc::new(Active::new(ChaosSpec::default()))),
             effects: Mutex::new(Vec::new()),
             outage: watch::channel(None).0,
-            metrics,
+            gauge,
         }
     }
 
@@ -251,7 +258,7 @@ impl Chaos {
         }
         drop(effects);
         for kind in FAULT_KINDS {
-            self.metrics
+            self.gauge
                 .fault_active(kind, spec.faults.iter().any(|f| f.kind() == *kind));
         }
         *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Active::new(spec.clone()));
@@ -275,7 +282,7 @@ impl Chaos {
         if current.spec.faults.iter().any(|f| matches!(f, Fault::Outage(_))) {
             let mut spec = current.spec.clone();
             spec.faults.retain(|f| !matches!(f, Fault::Outage(_)));
-            self.metrics.fault_active("outage", false);
+            self.gauge.fault_active("outage", false);
             *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Active::new(spec));
         }
         self.outage.send_replace(None);
@@ -420,6 +427,12 @@ fn grow_memory(stop: &AtomicBool, rate: u32, limit: u32) {
 mod tests {
     use super::*;
 
+    struct NoGauge;
+
+    impl FaultGauge for NoGauge {
+        fn fault_active(&self, _: &'static str, _: bool) {}
+    }
+
     #[test]
     fn ratio_is_exact_over_any_window() {
         for ratio_ppm in [0, 1, 100_000, 300_000, 333_333, 500_000, 999_999, 1_000_000] {
@@ -449,7 +462,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_decisions_and_routes_are_scoped() {
-        let chaos = Chaos::new(Arc::new(Metrics::new(true)));
+        let chaos = Chaos::new(Arc::new(NoGauge));
         let s = spec(r#"{"seed":7,"faults":[{"fault":"error","ratio":0.3,"routes":["/slow"]}]}"#);
         chaos.apply(s.clone()).unwrap();
         let first = decisions(&chaos, Route::Slow, 50);
@@ -478,7 +491,7 @@ mod tests {
 
     #[test]
     fn invalid_spec_leaves_faults_unchanged() {
-        let chaos = Chaos::new(Arc::new(Metrics::new(true)));
+        let chaos = Chaos::new(Arc::new(NoGauge));
         let good = spec(r#"{"faults":[{"fault":"reset","ratio":0.5}]}"#);
         chaos.apply(good.clone()).unwrap();
         assert!(chaos
@@ -489,7 +502,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn rate_limit_admits_burst_then_rps_and_says_when_to_retry() {
-        let chaos = Chaos::new(Arc::new(Metrics::new(true)));
+        let chaos = Chaos::new(Arc::new(NoGauge));
         chaos
             .apply(spec(
                 r#"{"faults":[{"fault":"rate_limit","rps":10,"burst":5,"routes":["/"]}]}"#,
@@ -519,7 +532,7 @@ mod tests {
 
     #[test]
     fn latency_jitter_stays_in_range() {
-        let chaos = Chaos::new(Arc::new(Metrics::new(true)));
+        let chaos = Chaos::new(Arc::new(NoGauge));
         chaos
             .apply(spec(
                 r#"{"faults":[{"fault":"latency","delay":"100ms","jitter":"50ms"}]}"#,

@@ -229,7 +229,7 @@ async fn oversized_heads_get_431() {
 async fn oversized_bodies_get_413_whatever_their_framing() {
     let app = spawn(Role::App, |_| {}).await;
     let limit = Duration::from_secs(10);
-    let max = target_app::handlers::MAX_BODY_BYTES;
+    let max = target_app::exchange::MAX_BODY_BYTES;
 
     // Declared length over the limit.
     let ans = send("POST", &app.url("/checkout"), &"x".repeat(max + 1), &[])
@@ -324,7 +324,7 @@ async fn malformed_and_huge_chaos_requests_leave_the_faults_unchanged() {
     ];
     for (what, body, status) in cases {
         assert!(
-            body.len() <= target_app::handlers::MAX_BODY_BYTES,
+            body.len() <= target_app::exchange::MAX_BODY_BYTES,
             "{what} fits the body limit"
         );
         let ans = send("PUT", &url, body, &[]).await.unwrap();

@@ -271,17 +271,17 @@ async fn outage_closes_the_listener_then_recovers() {
 #[tokio::test]
 async fn memory_fault_grows_and_releases() {
     let app = spawn(Role::App, |_| {}).await;
-    let before = target_app::process::rss_bytes().unwrap();
+    let before = target_app::metrics::process::rss_bytes().unwrap();
     put(
         &app.url("/admin/chaos"),
         r#"{"faults":[{"fault":"memory","mb_per_second":200,"limit_mb":64}]}"#,
     )
     .await;
     tokio::time::sleep(Duration::from_millis(900)).await;
-    let grown = target_app::process::rss_bytes().unwrap();
+    let grown = target_app::metrics::process::rss_bytes().unwrap();
     assert!(grown > before + 48 * 1024 * 1024, "grew from {before} to {grown}");
     send("DELETE", &app.url("/admin/chaos"), "", &[]).await.unwrap();
-    let after = target_app::process::rss_bytes().unwrap();
+    let after = target_app::metrics::process::rss_bytes().unwrap();
     assert!(after + 32 * 1024 * 1024 < grown, "released: {grown} -> {after}");
 }
 

@@ -3,7 +3,7 @@
 //! Linux only; on other systems, or when `/proc` cannot be read, the families are simply left out
 //! rather than reported as zero.
 
-use crate::metrics::{
+use super::{
     write_family, PROCESS_CPU_SECONDS_TOTAL, PROCESS_MAX_FDS, PROCESS_OPEN_FDS,
     PROCESS_RESIDENT_MEMORY_BYTES, PROCESS_START_TIME_SECONDS, PROCESS_VIRTUAL_MEMORY_BYTES,
 };
