@@ -10,11 +10,13 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::judge::POLL_S;
 use crate::alerts::notify::{Notification, Received, Status};
 use crate::alerts::scope::Scope;
-use crate::alerts::{AlertCheck, POLL};
+use crate::alerts::AlertCheck;
 use crate::scenario::Scenario;
 use crate::shared::Timeline;
+use crate::shared::Verdict;
 use crate::shared::{State, Transition};
 
 /// What reached loadgen's webhook, and the hops of each expected alert.
@@ -168,7 +170,7 @@ pub fn hops(
 /// Judges every phase's `alerts_notified`: a firing notification must arrive between the phase's start
 /// and one poll after its end, and within `notify_within` of its start when that is set.
 pub fn check(scenario: &Scenario, timeline: &Timeline, notifications: &[Notification]) -> Vec<AlertCheck> {
-    let slack = POLL.as_secs_f64();
+    let slack = POLL_S;
     let mut checks = Vec::new();
     for (i, phase) in scenario.phases.iter().enumerate().take(timeline.phases.len()) {
         let (from, to) = (
@@ -193,20 +195,26 @@ pub fn check(scenario: &Scenario, timeline: &Timeline, notifications: &[Notifica
                     format!("firing notification {:.1}s after the phase started", t - from),
                 ),
             };
-            checks.push(AlertCheck {
-                phase: phase.name.clone(),
-                alert: alert.clone(),
-                expect: "notified",
-                passed,
-                pending_after_s: None,
-                firing_after_s: None,
-                resolved_after_s: None,
-                detail,
-                predicted: None,
-            });
+            checks.push(AlertCheck::unmade(
+                &phase.name,
+                alert,
+                "notified",
+                Verdict::holds(passed),
+                &detail,
+            ));
         }
     }
     checks
+}
+
+/// Every phase's `alerts_notified`, unmade, with `verdict` and the reason.
+pub fn unmade(scenario: &Scenario, verdict: Verdict, why: &str) -> Vec<AlertCheck> {
+    scenario
+        .phases
+        .iter()
+        .flat_map(|p| p.expect.alerts_notified.iter().map(move |a| (p, a)))
+        .map(|(phase, alert)| AlertCheck::unmade(&phase.name, alert, "notified", verdict, why))
+        .collect()
 }
 
 /// The delivery section of a run: hops from `scoped` (the received notifications [`in_scope`]), every
@@ -405,7 +413,7 @@ rate = { shape = "constant", rps = 10 }
         let (mine, other) = (about(101.0, "target-app"), about(95.0, "noisy"));
         assert_eq!(in_scope(&[other.clone(), mine.clone()], &scope), [mine]);
         let c = check(&scenario(), &timeline(), &in_scope(&[other], &scope));
-        assert!(!c[0].passed, "{}", c[0].detail);
+        assert_eq!(c[0].verdict, Verdict::Fail, "{}", c[0].detail);
     }
 
     #[test]
@@ -417,7 +425,7 @@ rate = { shape = "constant", rps = 10 }
                 &[n(at, "HighErrorRate", Status::Firing)],
             );
             assert_eq!(c.len(), 1);
-            (c[0].passed, c[0].detail.clone())
+            (c[0].verdict == Verdict::Pass, c[0].detail.clone())
         };
         assert_eq!(
             check_at(101.0),
@@ -435,7 +443,7 @@ rate = { shape = "constant", rps = 10 }
             &timeline(),
             &[n(100.0, "HighErrorRate", Status::Resolved)],
         );
-        assert!(!resolved_only[0].passed);
+        assert_eq!(resolved_only[0].verdict, Verdict::Fail);
     }
 
     #[test]

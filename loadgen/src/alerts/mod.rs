@@ -1,43 +1,45 @@
-//! Alert expectations, checked against a real Prometheus: a watcher polls `/api/v1/alerts` every
-//! second during the run and keeps each alert's state changes; after the run each phase's
-//! `alerts_firing`, `alerts_inactive` and `alerts_resolved` are judged from that timeline.
+//! The evidence about alerts. Before the run: the prediction ([`predict`], promtool on the real rule
+//! files), the private Prometheus and Alertmanager ([`prometheus`], [`alertmanager`]) and the run's
+//! scope ([`scope`]: which alerts count). During it: the poller ([`watch`]) and loadgen's webhook
+//! receiver ([`notify`]). After it: the judge ([`judge`], a pure function of what was observed) and
+//! the notifications' hops ([`delivery`]).
 //!
-//! Only alerts in the run's scope ([`crate::alerts::scope`]) count; the label sets seen on either side of it
-//! are kept for the report. Only state changes are kept, so memory grows with the number of
-//! transitions, not with the run's length. This module asks Prometheus; it does not start one (see [`crate::alerts::prometheus`]).
+//! Every alert expectation ends PASS, FAIL or NOT VERIFIED with the reason, and shows how much of its
+//! phase Prometheus' answers covered. This wing starts Prometheus and Alertmanager and asks them; it
+//! prints nothing but the text it is asked to write.
 
 pub mod alertmanager;
 pub mod delivery;
+pub mod judge;
 pub mod notify;
 pub mod predict;
 pub mod prometheus;
 pub mod scope;
+pub mod watch;
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
-use tokio::time::Instant;
 
-use crate::alerts::scope::{Scope, Seen};
-use crate::client::Api;
+use crate::alerts::judge::{Coverage, Expect, Observations, Span};
 use crate::scenario::Scenario;
-use crate::shared::Timeline;
-use crate::shared::{Snapshot, State, Transition};
-
-/// How often Prometheus is asked.
-pub const POLL: Duration = Duration::from_secs(1);
+use crate::shared::{Timeline, Transition, Verdict};
 
 /// The alert timeline and the checks made on it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertReport {
+    /// The Prometheus asked; empty when none was.
     pub prometheus: String,
+    /// Why no Prometheus was asked, when none was: every alert check is then NOT VERIFIED (or
+    /// SKIPPED when `--no-alerts` asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchecked: Option<String>,
     /// Which alerts counted for the run, and which were seen but did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<crate::alerts::scope::ScopeReport>,
     pub transitions: Vec<Transition>,
+    /// The spans of the run (seconds from its start) for which Prometheus' answer is known.
+    pub known: Vec<Span>,
     pub checks: Vec<AlertCheck>,
     /// Polls that failed (Prometheus unreachable or answering badly).
     pub failed_polls: u64,
@@ -51,9 +53,9 @@ pub struct AlertReport {
 }
 
 impl AlertReport {
-    /// Whether every alert check held.
-    pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.passed)
+    /// The verdict of every alert check together.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of_all(self.checks.iter().map(|c| c.verdict))
     }
 }
 
@@ -64,17 +66,38 @@ pub struct AlertCheck {
     pub alert: String,
     /// `firing`, `inactive`, `resolved` or `notified`.
     pub expect: &'static str,
-    pub passed: bool,
+    pub verdict: Verdict,
     /// Seconds from the phase's start to the first pending / firing state seen in the phase.
     pub pending_after_s: Option<f64>,
     pub firing_after_s: Option<f64>,
     /// Seconds from the phase's start to the alert becoming inactive.
     pub resolved_after_s: Option<f64>,
     pub detail: String,
+    /// How much of the phase Prometheus' answers covered (alert state checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
     /// The same times as predicted before the run (`loadgen plan --predict`), when a prediction
     /// was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub predicted: Option<Predicted>,
+}
+
+impl AlertCheck {
+    /// A check that was not made, with the verdict and the reason.
+    pub fn unmade(phase: &str, alert: &str, expect: &'static str, verdict: Verdict, why: &str) -> AlertCheck {
+        AlertCheck {
+            phase: phase.to_owned(),
+            alert: alert.to_owned(),
+            expect,
+            verdict,
+            pending_after_s: None,
+            firing_after_s: None,
+            resolved_after_s: None,
+            detail: why.to_owned(),
+            coverage: None,
+            predicted: None,
+        }
+    }
 }
 
 /// Predicted times of one alert check, in seconds from its phase's start, and how far the observed
@@ -89,252 +112,109 @@ pub struct Predicted {
     pub drift_s: Option<f64>,
 }
 
-#[derive(Deserialize)]
-struct AlertsAnswer {
-    data: AlertsData,
-}
-
-#[derive(Deserialize)]
-struct AlertsData {
-    alerts: Vec<PromAlert>,
-}
-
-#[derive(Deserialize)]
-struct PromAlert {
-    labels: BTreeMap<String, String>,
-    state: String,
-}
-
-/// Polls Prometheus until the run's snapshot is finished, returning the state changes of the alerts
-/// in `scope`. The alerts active at each answered poll go into the snapshot, for the live displays.
-pub async fn watch(
-    prometheus: std::sync::Arc<Api>,
-    scope: std::sync::Arc<Scope>,
-    start: Instant,
-    snapshot: watch::Sender<Snapshot>,
-) -> Watched {
-    let mut finished = snapshot.subscribe();
-    let mut seen = Seen::default();
-    let mut current: BTreeMap<String, State> = BTreeMap::new();
-    let mut transitions = Vec::new();
-    let mut failed = 0;
-    let mut first_failure = None;
-    let mut tick = tokio::time::interval(POLL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = finished.wait_for(|s| s.finished) => break,
-        }
-        let now = Instant::now();
-        match poll(&prometheus, &scope, &mut seen).await {
-            Ok(states) => {
-                let at_s = now.saturating_duration_since(start).as_secs_f64();
-                for (alert, state) in &states {
-                    if current.get(alert) != Some(state) {
-                        transitions.push(Transition {
-                            at_s,
-                            alert: alert.clone(),
-                            to: *state,
-                        });
-                    }
-                }
-                for (alert, state) in &current {
-                    if *state != State::Inactive && !states.contains_key(alert) {
-                        transitions.push(Transition {
-                            at_s,
-                            alert: alert.clone(),
-                            to: State::Inactive,
-                        });
-                    }
-                }
-                let now_active = states.iter().map(|(a, s)| (a.clone(), *s)).collect();
-                snapshot.send_modify(|s| s.alerts = Some(now_active));
-                current = states;
-            }
-            Err(why) => {
-                failed += 1;
-                first_failure.get_or_insert(why);
-            }
-        }
-    }
-    Watched {
-        transitions,
-        failed_polls: failed,
-        first_failure,
-        scope: seen.report(&scope),
-    }
-}
-
-/// What the watcher saw.
-#[derive(Debug, Default)]
-pub struct Watched {
-    pub transitions: Vec<Transition>,
-    /// Polls that got no usable answer.
-    pub failed_polls: u64,
-    /// Why the first of them failed.
-    pub first_failure: Option<String>,
-    /// The scope and the alert label sets seen on either side of it.
-    pub scope: crate::alerts::scope::ScopeReport,
-}
-
-/// The alerts in `scope` that are pending or firing now (the most severe state per alert name).
-async fn poll(prometheus: &Api, scope: &Scope, seen: &mut Seen) -> Result<BTreeMap<String, State>, String> {
-    let body = prometheus.get("/api/v1/alerts", Duration::from_secs(2)).await?;
-    let answer: AlertsAnswer = serde_json::from_slice(&body).map_err(|e| {
-        format!(
-            "{}/api/v1/alerts: not a Prometheus alerts answer: {e}",
-            prometheus.url
-        )
-    })?;
-    let mut states = BTreeMap::new();
-    for a in answer.data.alerts {
-        let Some(name) = a.labels.get("alertname") else {
-            continue;
-        };
-        let state = match a.state.as_str() {
-            "firing" => State::Firing,
-            "pending" => State::Pending,
-            _ => continue,
-        };
-        let counted = scope.matches(&a.labels);
-        seen.note(counted, name, scope.relevant(&a.labels), state);
-        if !counted {
-            continue;
-        }
-        let entry = states.entry(name.clone()).or_insert(state);
-        *entry = (*entry).max(state);
-    }
-    Ok(states)
-}
-
-/// The state of `alert` at `t` seconds.
-fn state_at(transitions: &[Transition], alert: &str, t: f64) -> State {
-    transitions
+/// The phases that ran, as seconds from the run's start, with their scenario phases.
+fn phases<'a>(
+    scenario: &'a Scenario,
+    timeline: &'a Timeline,
+) -> impl Iterator<Item = (&'a crate::scenario::Phase, f64, f64)> + 'a {
+    scenario
+        .phases
         .iter()
-        .rev()
-        .find(|x| x.alert == alert && x.at_s <= t)
-        .map_or(State::Inactive, |x| x.to)
+        .zip(&timeline.phases)
+        .map(|(phase, (start, end))| (phase, start.as_secs_f64(), end.as_secs_f64()))
 }
 
-/// First time in `[from, to]` the alert reached at least `state`.
-fn first_reaching(transitions: &[Transition], alert: &str, state: State, from: f64, to: f64) -> Option<f64> {
-    if state_at(transitions, alert, from) >= state {
-        return Some(from);
-    }
-    transitions
-        .iter()
-        .find(|x| x.alert == alert && x.at_s >= from && x.at_s <= to && x.to >= state)
-        .map(|x| x.at_s)
-}
-
-/// Judges every phase's alert expectations against the timeline. A phase's window ends one poll after
-/// its end, since a state is only seen at the next poll.
-pub fn check(scenario: &Scenario, timeline: &Timeline, transitions: &[Transition]) -> Vec<AlertCheck> {
-    let slack = POLL.as_secs_f64() + 0.5;
+/// Judges every phase's alert state expectations (`alerts_firing`, `alerts_inactive`,
+/// `alerts_resolved`) on what was observed.
+pub fn check(scenario: &Scenario, timeline: &Timeline, observed: &Observations) -> Vec<AlertCheck> {
     let mut checks = Vec::new();
-    for (i, (start, end)) in timeline.phases.iter().enumerate() {
-        let phase = &scenario.phases[i];
-        let (from, to) = (start.as_secs_f64(), end.as_secs_f64());
-        let rel = |t: Option<f64>| t.map(|t| ((t - from) * 10.0).round() / 10.0);
-        for alert in &phase.expect.alerts_firing {
-            let pending = first_reaching(transitions, alert, State::Pending, from, to + slack);
-            let firing = first_reaching(transitions, alert, State::Firing, from, to + slack);
-            checks.push(AlertCheck {
-                phase: phase.name.clone(),
-                alert: alert.clone(),
-                expect: "firing",
-                passed: firing.is_some(),
-                pending_after_s: rel(pending),
-                firing_after_s: rel(firing),
-                resolved_after_s: None,
-                predicted: None,
-                detail: match (pending, firing) {
-                    (_, Some(t)) => format!("firing {:.1}s after the phase started", t - from),
-                    (Some(t), None) => {
-                        format!("pending {:.1}s after the phase started, never firing", t - from)
-                    }
-                    (None, None) => "never pending or firing during the phase".into(),
-                },
-            });
-        }
-        for alert in &phase.expect.alerts_inactive {
-            let seen = first_reaching(transitions, alert, State::Pending, from, to);
-            checks.push(AlertCheck {
-                phase: phase.name.clone(),
-                alert: alert.clone(),
-                expect: "inactive",
-                passed: seen.is_none(),
-                pending_after_s: rel(seen),
-                firing_after_s: rel(first_reaching(transitions, alert, State::Firing, from, to)),
-                resolved_after_s: None,
-                predicted: None,
-                detail: match seen {
-                    None => "stayed inactive".into(),
-                    Some(t) => format!(
-                        "became {:?} {:.1}s after the phase started",
-                        state_at(transitions, alert, t),
-                        t - from
-                    )
-                    .to_lowercase(),
-                },
-            });
-        }
-        for alert in &phase.expect.alerts_resolved {
-            let at_end = state_at(transitions, alert, to + slack);
-            let resolved = transitions
-                .iter()
-                .find(|x| {
-                    x.alert == *alert && x.at_s >= from && x.at_s <= to + slack && x.to == State::Inactive
-                })
-                .map(|x| x.at_s)
-                .or_else(|| (state_at(transitions, alert, from) == State::Inactive).then_some(from));
-            checks.push(AlertCheck {
-                phase: phase.name.clone(),
-                alert: alert.clone(),
-                expect: "resolved",
-                passed: at_end == State::Inactive,
-                pending_after_s: None,
-                firing_after_s: None,
-                resolved_after_s: rel(resolved),
-                predicted: None,
-                detail: match (at_end, resolved) {
-                    (State::Inactive, Some(t)) => {
-                        format!("resolved {:.1}s after the phase started", t - from)
-                    }
-                    (State::Inactive, None) => "inactive at the end of the phase".into(),
-                    (state, _) => format!("still {state:?} at the end of the phase").to_lowercase(),
-                },
-            });
+    for (phase, from, to) in phases(scenario, timeline) {
+        let expectations = [
+            (Expect::Firing, &phase.expect.alerts_firing),
+            (Expect::Inactive, &phase.expect.alerts_inactive),
+            (Expect::Resolved, &phase.expect.alerts_resolved),
+        ];
+        for (expect, alerts) in expectations {
+            for alert in alerts {
+                let j = judge::judge(observed, alert, expect, from, to);
+                checks.push(AlertCheck {
+                    phase: phase.name.clone(),
+                    alert: alert.clone(),
+                    expect: expect.name(),
+                    verdict: j.verdict,
+                    pending_after_s: j.pending_after_s,
+                    firing_after_s: j.firing_after_s,
+                    resolved_after_s: j.resolved_after_s,
+                    detail: j.detail,
+                    coverage: Some(j.coverage),
+                    predicted: None,
+                });
+            }
         }
     }
     checks
 }
 
+/// Every alert expectation of the scenario (state checks, and notification checks when `notified`),
+/// unmade, with `verdict` and the reason.
+pub fn unmade(scenario: &Scenario, notified: bool, verdict: Verdict, why: &str) -> Vec<AlertCheck> {
+    let mut checks = Vec::new();
+    for phase in &scenario.phases {
+        let e = &phase.expect;
+        let mut lists = vec![
+            (Expect::Firing.name(), &e.alerts_firing),
+            (Expect::Inactive.name(), &e.alerts_inactive),
+            (Expect::Resolved.name(), &e.alerts_resolved),
+        ];
+        if notified {
+            lists.push(("notified", &e.alerts_notified));
+        }
+        for (expect, alerts) in lists {
+            for alert in alerts {
+                checks.push(AlertCheck::unmade(&phase.name, alert, expect, verdict, why));
+            }
+        }
+    }
+    checks
+}
+
+/// `covered 34% of the phase, 21 failed polls, longest gap 19.0s`.
+pub fn coverage_text(c: &Coverage) -> String {
+    let mut text = format!("covered {:.0}% of the phase", c.covered * 100.0);
+    if c.failed_polls > 0 {
+        text += &format!(", {} failed polls", c.failed_polls);
+    }
+    if c.longest_gap_s > 0.0 {
+        text += &format!(", longest gap {:.1}s", c.longest_gap_s);
+    }
+    text
+}
+
 /// Writes the alert section of the text summary.
 pub fn write_text(report: &AlertReport, out: &mut impl Write) -> io::Result<()> {
-    writeln!(out, "\nalerts (Prometheus {})", report.prometheus)?;
+    match &report.unchecked {
+        Some(why) => writeln!(out, "\nalerts (not checked: {why})")?,
+        None => writeln!(out, "\nalerts (Prometheus {})", report.prometheus)?,
+    }
     if let Some(scope) = &report.scope {
         crate::alerts::scope::write_text(scope, out)?;
     }
     for c in &report.checks {
         writeln!(
             out,
-            "  {} {:<14} {:<22} {:<9} {}",
-            if c.passed { "PASS" } else { "FAIL" },
+            "  {:<12} {:<14} {:<22} {:<9} {}",
+            c.verdict.as_str(),
             c.phase,
             c.alert,
             c.expect,
             c.detail
         )?;
+        let pad = format!("  {:<12} {:<14} {:<22} {:<9}", "", "", "", "");
+        if let Some(cov) = c.coverage.filter(|cov| !cov.whole() || cov.failed_polls > 0) {
+            writeln!(out, "{pad} {}", coverage_text(&cov))?;
+        }
         if let Some(p) = &c.predicted {
-            writeln!(
-                out,
-                "       {:<14} {:<22} {:<9} {}",
-                "",
-                "",
-                "",
-                predicted_text(c.expect, p)
-            )?;
+            writeln!(out, "{pad} {}", predicted_text(c.expect, p))?;
         }
     }
     if !report.transitions.is_empty() {
@@ -369,38 +249,5 @@ pub fn predicted_text(expect: &str, p: &Predicted) -> String {
     match p.drift_s {
         Some(d) => format!("{main} (observed {d:+.1}s)"),
         None => main,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn t(at_s: f64, alert: &str, to: State) -> Transition {
-        Transition {
-            at_s,
-            alert: alert.into(),
-            to,
-        }
-    }
-
-    #[test]
-    fn states_follow_transitions() {
-        let tl = vec![
-            t(10.0, "A", State::Pending),
-            t(25.0, "A", State::Firing),
-            t(80.0, "A", State::Inactive),
-        ];
-        assert_eq!(state_at(&tl, "A", 5.0), State::Inactive);
-        assert_eq!(state_at(&tl, "A", 30.0), State::Firing);
-        assert_eq!(state_at(&tl, "A", 90.0), State::Inactive);
-        assert_eq!(first_reaching(&tl, "A", State::Firing, 0.0, 60.0), Some(25.0));
-        assert_eq!(
-            first_reaching(&tl, "A", State::Firing, 30.0, 60.0),
-            Some(30.0),
-            "already firing at the start"
-        );
-        assert_eq!(first_reaching(&tl, "A", State::Pending, 81.0, 100.0), None);
-        assert_eq!(first_reaching(&tl, "B", State::Pending, 0.0, 100.0), None);
     }
 }

@@ -146,6 +146,26 @@ pub struct RunArgs {
     )]
     pub prometheus_basic_auth: Option<String>,
 
+    /// CA certificate (PEM) that signs --prometheus's certificate, when it is https and not signed by
+    /// a system root. The target's TLS flags never apply to Prometheus.
+    #[arg(long, value_name = "FILE")]
+    pub prometheus_cacert: Option<PathBuf>,
+
+    /// Do not verify --prometheus's certificate.
+    #[arg(long)]
+    pub prometheus_insecure: bool,
+
+    /// Do not check the scenario's alert expectations: they are listed as SKIPPED and do not stand in
+    /// the way of exit code 0. Without it, an alert expectation that cannot be checked (no
+    /// Prometheus, Prometheus unreachable) is NOT VERIFIED and the run exits 4.
+    #[arg(long, conflicts_with_all = ["prometheus", "alert_match", "alertmanager", "rules"])]
+    pub no_alerts: bool,
+
+    /// Do not check the scenario's `alerts_notified` expectations: they are listed as SKIPPED and do
+    /// not stand in the way of exit code 0.
+    #[arg(long)]
+    pub no_notifications: bool,
+
     /// Alertmanager (`host:port`) that the private Prometheus sends its alerts to, instead of a
     /// private one.
     #[arg(long, value_name = "HOST:PORT")]

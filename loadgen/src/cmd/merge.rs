@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::cmd::cli::MergeArgs;
-use crate::cmd::exit::{EXIT_FAIL, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE};
+use crate::cmd::exit::{EXIT_RUN_ERROR, EXIT_USAGE};
 use crate::cmd::run::write_reports;
 use crate::report;
 
@@ -39,9 +39,5 @@ pub fn merge(args: &MergeArgs) -> u8 {
         eprintln!("loadgen: {e}");
         return EXIT_RUN_ERROR;
     }
-    if summary.passed {
-        EXIT_PASS
-    } else {
-        EXIT_FAIL
-    }
+    crate::cmd::exit::of_verdict(summary.result)
 }

@@ -90,6 +90,7 @@ pub async fn show(sources: Sources, style: Style) {
             position,
             live,
             alerts,
+            alert_polls_failing,
             ..
         } = sources.snapshot.borrow().clone();
         let notified = sources
@@ -105,6 +106,7 @@ pub async fn show(sources: Sources, style: Style) {
                     position: &position,
                     live: &live,
                     alerts: alerts.as_deref(),
+                    alert_polls_failing,
                     predicted: &sources.predicted,
                     notified: notified.as_deref(),
                     elapsed: sources.start.elapsed(),
@@ -118,7 +120,13 @@ pub async fn show(sources: Sources, style: Style) {
                 let _ = writeln!(
                     err,
                     "{}",
-                    line(&sources.scenario, &position, &live, alerts.as_deref())
+                    line(
+                        &sources.scenario,
+                        &position,
+                        &live,
+                        alerts.as_deref(),
+                        alert_polls_failing
+                    )
                 );
             }
         }
@@ -161,6 +169,8 @@ pub struct View<'a> {
     pub live: &'a Live,
     /// `None`: no answer from Prometheus yet, or alerts are not checked.
     pub alerts: Option<&'a [(String, State)]>,
+    /// Polls of Prometheus failed since its last answer.
+    pub alert_polls_failing: u64,
     /// Predicted alert state changes, seconds from the run's start.
     pub predicted: &'a [crate::shared::Transition],
     /// Notifications received so far; `None` when loadgen's webhook does not listen.
@@ -253,6 +263,12 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
     });
     if let Some(alerts) = v.alerts {
         lines.push(alert_line(alerts));
+    }
+    if v.alert_polls_failing > 0 {
+        lines.push(format!(
+            "alerts  NOT VERIFIED now: Prometheus has not answered {} polls in a row",
+            v.alert_polls_failing
+        ));
     }
     if !v.predicted.is_empty() {
         lines.push(predicted_line(v.predicted, v.elapsed.as_secs_f64()));
@@ -406,7 +422,13 @@ fn ratio(part: u64, whole: u64) -> f64 {
 }
 
 /// One plain progress line.
-pub fn line(scenario: &Scenario, pos: &Position, live: &Live, alerts: Option<&[(String, State)]>) -> String {
+pub fn line(
+    scenario: &Scenario,
+    pos: &Position,
+    live: &Live,
+    alerts: Option<&[(String, State)]>,
+    alert_polls_failing: u64,
+) -> String {
     let phase = match (pos.phase, pos.phase_started) {
         (Some(i), Some(started)) => {
             let p = &scenario.phases[i];
@@ -446,6 +468,11 @@ pub fn line(scenario: &Scenario, pos: &Position, live: &Live, alerts: Option<&[(
             items.join(", ")
         };
         line.push_str(&format!(" | alerts: {items}"));
+    }
+    if alert_polls_failing > 0 {
+        line.push_str(&format!(
+            " | alerts NOT VERIFIED now: {alert_polls_failing} polls failed in a row"
+        ));
     }
     line
 }
@@ -531,6 +558,7 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             position: &position,
             live: &live,
             alerts: Some(&alerts),
+            alert_polls_failing: 0,
             predicted: &[
                 crate::shared::Transition {
                     at_s: 80.0,
@@ -599,7 +627,7 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             text.contains("predicted  HighLatency firing in 6s · HighErrorRate resolved in 21s"),
             "{text}"
         );
-        let quiet = line(&s, &position, &live, Some(&alerts));
+        let quiet = line(&s, &position, &live, Some(&alerts), 0);
         assert!(
             quiet.ends_with(" | alerts: HighErrorRate firing, Disk, full soon pending"),
             "{quiet}"
@@ -611,7 +639,21 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             ..view
         });
         assert!(none.iter().any(|l| l == "alerts  none"), "{none:?}");
-        assert!(line(&s, &position, &live, Some(&[])).ends_with(" | alerts: none"));
+        assert!(line(&s, &position, &live, Some(&[]), 0).ends_with(" | alerts: none"));
+
+        // Prometheus stopped answering: what the alerts do is not observed, and the panel says so.
+        let failing = panel(&View {
+            alert_polls_failing: 3,
+            ..view
+        });
+        assert!(
+            failing
+                .iter()
+                .any(|l| l == "alerts  NOT VERIFIED now: Prometheus has not answered 3 polls in a row"),
+            "{failing:?}"
+        );
+        assert!(line(&s, &position, &live, Some(&alerts), 3)
+            .ends_with(" | alerts NOT VERIFIED now: 3 polls failed in a row"));
         let unknown = panel(&View { alerts: None, ..view });
         assert!(!unknown.join("\n").contains("alerts"), "{unknown:?}");
         assert!(!unknown.join("\n").contains("notified"), "{unknown:?}");
@@ -640,7 +682,7 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
                 .any(|l| l == "notified  HighErrorRate resolved at 03:50 · HighErrorRate firing at 01:41"),
             "{shown:?}"
         );
-        assert!(!line(&s, &position, &live, None).contains("alerts"));
+        assert!(!line(&s, &position, &live, None, 0).contains("alerts"));
     }
 
     #[test]

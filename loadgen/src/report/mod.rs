@@ -22,12 +22,12 @@ use crate::scenario::{Condition, Load, Metric, Scenario};
 use crate::schedule::{RateCurve, Shard};
 use crate::shared::outcome::Class;
 use crate::shared::snapshot::Point;
-use crate::shared::Timeline;
+use crate::shared::{Timeline, Verdict};
 
 pub use crate::report::histograms::Histograms;
 
 /// Version of the JSON report format.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,8 +45,9 @@ pub struct Summary {
     pub merged_shards: Vec<String>,
     /// `completed` or `interrupted`.
     pub ending: String,
-    /// Whether every expectation held (and the run completed).
-    pub passed: bool,
+    /// `pass` when every expectation was observed to hold and the run completed; `fail` when one was
+    /// observed not to; otherwise `not_verified`.
+    pub result: Verdict,
     pub phases: Vec<PhaseReport>,
     pub series: Vec<Point>,
     /// The intended (scheduled) rate of this run, from the phases' rate curves, about every second.
@@ -62,9 +63,6 @@ pub struct Summary {
         deserialize_with = "crate::report::merge::alert_report"
     )]
     pub alerts: Option<AlertReport>,
-    /// Why the scenario's alert expectations were not checked, when they were not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alerts_skipped: Option<String>,
 }
 
 /// The intended rate at one instant.
@@ -94,6 +92,11 @@ pub fn ending_name(ending: Ending) -> &'static str {
 }
 
 impl Summary {
+    /// Whether the run passed.
+    pub fn passed(&self) -> bool {
+        self.result == Verdict::Pass
+    }
+
     /// Whether the run was stopped before its end.
     pub fn interrupted(&self) -> bool {
         self.ending == ending_name(Ending::Interrupted)
@@ -184,14 +187,14 @@ pub struct Latency {
     pub max: f64,
 }
 
-/// One expectation and whether it held.
+/// One expectation and its verdict.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExpectationResult {
     /// As written, e.g. `p95 < 300ms`.
     pub expectation: String,
-    /// The observed value, written like the expectation's value.
+    /// The observed value, written like the expectation's value, or `no data` and why.
     pub observed: String,
-    pub passed: bool,
+    pub verdict: Verdict,
 }
 
 fn latency(h: &hdrhistogram::Histogram<u64>) -> Latency {
@@ -315,14 +318,20 @@ pub fn check(conditions: &[Condition], stats: &Stats, elapsed: Duration) -> Vec<
                 value: observed,
                 ..*c
             };
+            // A ratio, a count of errors or a latency says nothing about a phase where no request
+            // completed: an error ratio of 0 there is not an observation.
+            let about_answers = !matches!(c.metric, Metric::Requests | Metric::Rps | Metric::Dropped);
+            if observed.is_nan() || (about_answers && stats.completed() == 0) {
+                return ExpectationResult {
+                    expectation: c.to_string(),
+                    observed: "no data: no request completed".into(),
+                    verdict: Verdict::NotVerified,
+                };
+            }
             ExpectationResult {
                 expectation: c.to_string(),
-                observed: if observed.is_nan() {
-                    "no data".into()
-                } else {
-                    shown.value_text()
-                },
-                passed: c.holds(observed),
+                observed: shown.value_text(),
+                verdict: Verdict::holds(c.holds(observed)),
             }
         })
         .collect()
@@ -394,8 +403,7 @@ pub fn summarize(
             }
         })
         .collect();
-    let client_ok = phases.iter().all(|p| p.expectations.iter().all(|e| e.passed));
-    let alerts_ok = alerts.as_ref().is_none_or(|a| a.passed());
+    let result = result(&phases, alerts.as_ref(), ending == Ending::Completed);
     Summary {
         format_version: FORMAT_VERSION,
         scenario: scenario.name.clone(),
@@ -405,7 +413,7 @@ pub fn summarize(
         shard: (shard != Shard::WHOLE).then(|| shard.to_string()),
         merged_shards: Vec::new(),
         ending: ending_name(ending).to_owned(),
-        passed: client_ok && alerts_ok && ending == Ending::Completed,
+        result,
         fault_windows: timeline
             .faults
             .iter()
@@ -424,7 +432,21 @@ pub fn summarize(
         phases,
         series: stats.series.clone(),
         alerts,
-        alerts_skipped: None,
+    }
+}
+
+/// The verdict of a run: the worst of its checks; a run that did not complete is at best NOT VERIFIED
+/// (the phases it did not run were not checked).
+pub fn result(phases: &[PhaseReport], alerts: Option<&AlertReport>, completed: bool) -> Verdict {
+    let client = phases
+        .iter()
+        .flat_map(|p| p.expectations.iter().map(|e| e.verdict));
+    let alerts = alerts.into_iter().map(AlertReport::verdict);
+    let all = Verdict::of_all(client.chain(alerts));
+    if completed {
+        all
+    } else {
+        all.max(Verdict::NotVerified)
     }
 }
 
@@ -504,8 +526,8 @@ pub fn write_text(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
         for (phase, e) in checks {
             writeln!(
                 out,
-                "  {} {:<14} {:<28} observed {}",
-                if e.passed { "PASS" } else { "FAIL" },
+                "  {:<12} {:<14} {:<28} observed {}",
+                e.verdict.as_str(),
                 phase,
                 e.expectation,
                 e.observed
@@ -515,10 +537,7 @@ pub fn write_text(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
     if let Some(alerts) = &summary.alerts {
         crate::alerts::write_text(alerts, out)?;
     }
-    if let Some(note) = &summary.alerts_skipped {
-        writeln!(out, "\n{note}")?;
-    }
-    writeln!(out, "\nresult: {}", if summary.passed { "PASS" } else { "FAIL" })
+    writeln!(out, "\nresult: {}", summary.result)
 }
 
 fn row(out: &mut impl Write, name: &str, f: &Figures) -> io::Result<()> {
@@ -544,5 +563,43 @@ fn ms(v: f64) -> String {
         format!("{:.2}s", v / 1000.0)
     } else {
         format!("{v:.1}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conditions(expect: &str) -> Vec<Condition> {
+        let text = format!(
+            "name = \"n\"\n[[mix]]\npath = \"/\"\n[[phases]]\nname = \"p\"\nduration = \"1s\"\n\
+             rate = {{ shape = \"constant\", rps = 1 }}\nexpect = {{ {expect} }}\n"
+        );
+        let s = crate::scenario::parse(&text, "n.toml").unwrap();
+        s.phases[0].expect.conditions.clone()
+    }
+
+    #[test]
+    fn without_a_completed_request_ratios_and_latencies_are_not_verified() {
+        let c = conditions(
+            r#"error_ratio = "< 0.5", p95 = "< 1s", errors = "== 0", requests = "> 100", dropped = "== 0""#,
+        );
+        let verdicts: Vec<(String, Verdict)> = check(&c, &Stats::default(), Duration::from_secs(1))
+            .into_iter()
+            .map(|e| (e.expectation, e.verdict))
+            .collect();
+        let names: Vec<&str> = verdicts.iter().map(|(e, _)| e.as_str()).collect();
+        let of = |name: &str| verdicts[names.iter().position(|n| n.starts_with(name)).unwrap()].1;
+        assert_eq!(of("error_ratio"), Verdict::NotVerified);
+        assert_eq!(of("p95"), Verdict::NotVerified);
+        assert_eq!(of("errors"), Verdict::NotVerified);
+        assert_eq!(of("requests"), Verdict::Fail, "a count of nothing is observed");
+        assert_eq!(of("dropped"), Verdict::Pass);
+    }
+
+    #[test]
+    fn a_run_that_did_not_complete_is_at_best_not_verified() {
+        assert_eq!(result(&[], None, true), Verdict::Pass);
+        assert_eq!(result(&[], None, false), Verdict::NotVerified);
     }
 }

@@ -28,7 +28,7 @@ impl State {
 pub type Active = Option<Vec<(String, State)>>;
 
 /// One change of an alert's state, at `at_s` seconds from the run's start.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Transition {
     pub at_s: f64,
     pub alert: String,

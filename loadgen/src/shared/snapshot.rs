@@ -111,6 +111,9 @@ pub struct Snapshot {
     pub live: Live,
     /// The alerts active at the watcher's last answered poll.
     pub alerts: Active,
+    /// Polls of Prometheus that failed since its last answer: while it is not zero, what the alerts do
+    /// is not observed.
+    pub alert_polls_failing: u64,
     /// The engine has returned and the recorder has published its last counts: nothing will change.
     pub finished: bool,
 }

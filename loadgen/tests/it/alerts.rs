@@ -244,8 +244,8 @@ fn problems(run: &RunResult) -> Vec<String> {
         problems.push("wrote no readable JSON report".to_owned());
         return problems;
     };
-    if report["passed"] != Value::Bool(true) {
-        problems.push("report says passed = false".to_owned());
+    if report["result"] != "pass" {
+        problems.push(format!("report says result = {}", report["result"]));
     }
     let alerts = &report["alerts"];
     if alerts.is_null() {
@@ -259,7 +259,7 @@ fn problems(run: &RunResult) -> Vec<String> {
         problems.push("no alert checks were made".to_owned());
     }
     for c in checks {
-        if c["passed"] != Value::Bool(true) {
+        if c["verdict"] != "pass" {
             problems.push(format!(
                 "check failed: phase {} expects {} {}: {}",
                 c["phase"], c["alert"], c["expect"], c["detail"]
@@ -415,9 +415,10 @@ fn shipped_alert_scenarios_fire_and_resolve_on_cue() {
         "integration=\"webhook\"",
     );
     let notified_checked = report.is_some_and(|r| {
-        r["alerts"]["checks"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["expect"] == "notified" && c["passed"] == true))
+        r["alerts"]["checks"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["expect"] == "notified" && c["verdict"] == "pass")
+        })
     });
     if !notified_checked {
         failures.push(format!(

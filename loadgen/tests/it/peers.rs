@@ -693,3 +693,50 @@ rate = { shape = "constant", rps = 10 }
     assert!(err.contains("peer-secrets.toml:3:"), "{err}");
     assert!(err.contains("LOADGEN_TEST_TOKEN"), "{err}");
 }
+
+#[test]
+fn the_targets_protocol_flags_never_reach_prometheus() {
+    // An https target spoken to in HTTP/2 by ALPN, and a plain-http Prometheus: each peer gets its
+    // own protocol, so the alert check is made (it was refused as a usage error when one set of
+    // client options served both).
+    assert!(
+        loadgen::alerts::prometheus::installed(),
+        "`prometheus` is not on the PATH"
+    );
+    let certs = Certs::make("h2-prom");
+    let tls = Nginx::start("h2-prom", "ssl http2", &certs.server_directives(), "");
+    let url = format!("https://localhost:{}", tls.port);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let unscraped: std::net::SocketAddr = ([127, 0, 0, 1], 1).into();
+    let prometheus = rt
+        .block_on(loadgen::alerts::prometheus::LocalPrometheus::start(
+            &[("elsewhere", unscraped)],
+            None,
+            None,
+        ))
+        .expect("start Prometheus");
+    let load =
+        "rate = { shape = \"constant\", rps = 20 }\nexpect = { alerts_inactive = [\"HighErrorRate\"] }";
+    let r = run_scenario(
+        "h2-prom",
+        &url,
+        "",
+        load,
+        3,
+        &[
+            "--cacert",
+            &certs.path("ca.pem"),
+            "--http2",
+            "--prometheus",
+            &prometheus.url,
+            "--alert-match",
+            r#"job="nginx-peer""#,
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.output);
+    assert_eq!(r.protocol("HTTP/2"), 60, "{}", r.totals());
+    let check = &r.report["alerts"]["checks"][0];
+    assert_eq!(check["verdict"], "pass", "{check}\n{}", r.output);
+    assert_eq!(check["coverage"]["covered"], 1.0, "{check}");
+    assert_eq!(r.report["alerts"]["failed_polls"], 0, "{}", r.output);
+}

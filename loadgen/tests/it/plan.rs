@@ -49,7 +49,7 @@ async fn a_plan_runs_against_the_embedded_target_and_its_faults() {
     let result = loadgen::run(plan, cancel).await;
     assert_eq!(exit_code(&result), EXIT_PASS, "{result:?}");
     let summary = result.unwrap();
-    assert!(summary.passed && !summary.interrupted());
+    assert!(summary.passed() && !summary.interrupted());
     let s = serde_json::to_value(&summary).unwrap();
     assert_eq!(s["phases"][0]["totals"]["requests"], 20, "20 rps for 1 s");
     assert_eq!(
@@ -59,7 +59,7 @@ async fn a_plan_runs_against_the_embedded_target_and_its_faults() {
     assert_eq!(s["fault_windows"][0]["phase"], "broken");
     // The report written is the summary returned (floats aside, which JSON may round).
     let written = read_report(&json);
-    for field in ["scenario", "seed", "target", "ending", "passed"] {
+    for field in ["scenario", "seed", "target", "ending", "result"] {
         assert_eq!(written[field], s[field], "{field}");
     }
     let counts = |r: &serde_json::Value| -> Vec<(u64, u64)> {
@@ -83,7 +83,7 @@ async fn a_cancelled_plan_still_returns_its_summary_and_exits_130() {
     let result = loadgen::run(plan, cancel).await;
     assert_eq!(exit_code(&result), EXIT_INTERRUPTED, "{result:?}");
     let summary = result.unwrap();
-    assert!(summary.interrupted() && !summary.passed);
+    assert!(summary.interrupted() && !summary.passed());
     assert!(summary.phases.is_empty(), "stopped before the first phase");
 }
 

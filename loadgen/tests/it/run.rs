@@ -64,7 +64,7 @@ fn counts_and_error_ratios_match_the_schedule_and_the_faults() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r = read_report(&report);
-    assert_eq!(r["passed"], true);
+    assert_eq!(r["result"], "pass");
     assert_eq!(r["ending"], "completed");
     let phases = r["phases"].as_array().unwrap();
     assert_eq!(phases[0]["totals"]["requests"], 200, "constant 100 rps for 2 s");
@@ -100,7 +100,7 @@ fn counts_and_error_ratios_match_the_schedule_and_the_faults() {
         assert_eq!(count, p["totals"]["requests"].as_u64().unwrap(), "{line}");
     }
     assert!(
-        stdout.contains("PASS errors         error_ratio > 0.25"),
+        stdout.contains("PASS         errors         error_ratio > 0.25"),
         "{stdout}"
     );
 }
@@ -125,7 +125,9 @@ expect = { error_ratio = "< 0.1" }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("FAIL only") && stdout.contains("error_ratio < 0.1") && stdout.contains("observed 1"),
+        stdout.contains("FAIL         only")
+            && stdout.contains("error_ratio < 0.1")
+            && stdout.contains("observed 1"),
         "{stdout}"
     );
     assert!(stdout.contains("result: FAIL"));

@@ -182,7 +182,7 @@ fn two_shard_runs_merge_into_the_whole_scenario() {
     );
     assert!(stdout.contains("merged from 0/2, 1/2"), "{stdout}");
     let merged = read_report(&merged_json);
-    assert_eq!(merged["passed"], true);
+    assert_eq!(merged["result"], "pass");
     assert_eq!(merged["merged_shards"], serde_json::json!(["0/2", "1/2"]));
     for (p, phase) in merged["phases"].as_array().unwrap().iter().enumerate() {
         let sum = |path: &dyn Fn(&Value) -> &Value| -> u64 {
@@ -211,7 +211,7 @@ fn two_shard_runs_merge_into_the_whole_scenario() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|e| e["passed"] == true));
+            .all(|e| e["verdict"] == "pass"));
         // Percentiles come from the merged histograms: between the shards' own.
         let p99 = phase["totals"]["latency_ms"]["p99"].as_f64().unwrap();
         let shard_p99: Vec<f64> = shards

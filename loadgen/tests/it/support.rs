@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
 
 /// The repository's root.
 pub fn repo_dir() -> PathBuf {
@@ -20,4 +22,19 @@ pub fn scenario_file(name: &str, text: &str) -> PathBuf {
 /// The JSON report at `path`.
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("report written")).expect("report is JSON")
+}
+
+/// Waits for `child` until `deadline`, then kills it; its status, `None` when it was killed.
+pub fn wait(mut child: Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
 }

@@ -21,10 +21,11 @@ use serde::Serialize;
 
 pub use promtool::{PredictError, Rules};
 
+use crate::alerts::judge::{Observations, Span, SLACK_S};
 use crate::alerts::AlertCheck;
 use crate::scenario::Scenario;
 use crate::shared::Timeline;
-use crate::shared::{State, Transition};
+use crate::shared::{State, Transition, Verdict};
 
 /// How the Prometheus being predicted scrapes and evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +187,17 @@ pub fn check(scenario: &Scenario, prediction: &Prediction) -> Vec<AlertCheck> {
         phases,
         faults: Vec::new(),
     };
-    crate::alerts::check(scenario, &timeline, &prediction.transitions)
+    // The prediction knows every instant: from before the first phase to past the last.
+    let end = timeline.phases.last().map_or(0.0, |(_, end)| end.as_secs_f64()) + SLACK_S;
+    let observed = Observations {
+        transitions: prediction.transitions.clone(),
+        known: vec![Span {
+            from_s: f64::NEG_INFINITY,
+            to_s: end,
+        }],
+        failed: Vec::new(),
+    };
+    crate::alerts::check(scenario, &timeline, &observed)
 }
 
 /// An expectation the prediction contradicts, with where it is written.
@@ -214,7 +225,7 @@ pub fn contradictions(
     let checks = check(scenario, prediction);
     checks
         .into_iter()
-        .filter(|c| !c.passed)
+        .filter(|c| c.verdict != Verdict::Pass)
         .map(|c| {
             let (index, phase) = scenario
                 .phases

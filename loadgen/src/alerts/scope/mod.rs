@@ -403,11 +403,12 @@ pub fn write_text(scope: &ScopeReport, out: &mut impl std::io::Write) -> std::io
     Ok(())
 }
 
-/// Fails every check with the scope's problem, when it has one.
-pub fn fail_checks(scope: &Scope, checks: &mut [crate::alerts::AlertCheck]) {
+/// Makes every check NOT VERIFIED when the scope has a problem: no alert can be attributed to the run,
+/// so nothing seen or missed says anything about it.
+pub fn unverify_checks(scope: &Scope, checks: &mut [crate::alerts::AlertCheck]) {
     if scope.problem.is_some() {
         for c in checks {
-            c.passed = false;
+            c.verdict = crate::shared::Verdict::NotVerified;
             c.detail = "not checked: no alert can be attributed to this run (see the scope)".to_owned();
         }
     }

@@ -1,3 +1,4 @@
+use crate::shared::Verdict;
 use std::collections::BTreeMap;
 
 use super::*;
@@ -90,26 +91,22 @@ fn alert_match_is_taken_literally() {
 }
 
 #[test]
-fn a_scope_with_a_problem_matches_nothing_and_fails_every_check() {
+fn a_scope_with_a_problem_matches_nothing_and_leaves_every_check_not_verified() {
     let mut scope = Scope::private("a", "b");
     scope.problem = Some("not found".into());
     assert!(!scope.matches(&labels(&[("job", "a")])));
-    let check = crate::alerts::AlertCheck {
-        phase: "baseline".into(),
-        alert: "HighErrorRate".into(),
-        expect: "inactive",
-        passed: true,
-        pending_after_s: None,
-        firing_after_s: None,
-        resolved_after_s: None,
-        detail: "stayed inactive".into(),
-        predicted: None,
-    };
+    let check = crate::alerts::AlertCheck::unmade(
+        "baseline",
+        "HighErrorRate",
+        "inactive",
+        Verdict::Pass,
+        "stayed inactive",
+    );
     let mut checks = vec![check.clone()];
-    fail_checks(&Scope::private("a", "b"), &mut checks);
-    assert!(checks[0].passed, "no problem, nothing changed");
-    fail_checks(&scope, &mut checks);
-    assert!(!checks[0].passed);
+    unverify_checks(&Scope::private("a", "b"), &mut checks);
+    assert_eq!(checks[0].verdict, Verdict::Pass, "no problem, nothing changed");
+    unverify_checks(&scope, &mut checks);
+    assert_eq!(checks[0].verdict, Verdict::NotVerified);
     assert!(checks[0].detail.starts_with("not checked: "));
 }
 

@@ -13,12 +13,12 @@ use crate::alerts::alertmanager::{AmError, LocalAlertmanager};
 use crate::alerts::predict::{PredictError, Prediction};
 use crate::alerts::prometheus::LocalPrometheus;
 use crate::alerts::scope::Scope;
-use crate::alerts::{self, AlertReport, Watched};
+use crate::alerts::watch::Watched;
+use crate::alerts::{self, AlertReport};
 use crate::client::{Api, BadTarget};
 use crate::cmd::run::embedded::Embedded;
-use crate::scenario::Scenario;
 use crate::shared::Timeline;
-use crate::shared::Transition;
+use crate::shared::{Transition, Verdict};
 
 /// loadgen's webhook receiver, serving while the run goes on.
 pub(super) struct Receiver {
@@ -87,7 +87,7 @@ impl Alerting {
         let options = &plan.alerts;
         let quiet = plan.outputs.quiet;
         // Made before Prometheus and the load start so promtool competes with neither (a few seconds).
-        let wants_alerts = plan.wants_alerts();
+        let wants_alerts = plan.wants_alerts() && !options.skip_alerts;
         let prediction = if wants_alerts || options.prometheus.is_some() {
             if !quiet {
                 eprintln!("loadgen: predicting the alerts (promtool)");
@@ -109,7 +109,10 @@ impl Alerting {
             (Some(url), _, _) => Some(url.clone()),
             (None, true, Some(e)) => {
                 let mut alertmanager = options.alertmanager.clone();
-                if alertmanager.is_none() && crate::alerts::prometheus::installed() {
+                if alertmanager.is_none()
+                    && !options.skip_notifications
+                    && crate::alerts::prometheus::installed()
+                {
                     match start_alertmanager(&mut receiver).await {
                         Ok(am) => {
                             if !quiet {
@@ -157,7 +160,7 @@ impl Alerting {
             (None, false, _) => None,
         };
         let api = match &prometheus_url {
-            Some(url) => Some(Arc::new(Api::new(url, &plan.client, &options.auth)?)),
+            Some(url) => Some(Arc::new(Api::new(url, &plan.peers.prometheus, &options.auth)?)),
             None => None,
         };
         // Which alerts count for this run, decided before it starts.
@@ -175,6 +178,7 @@ impl Alerting {
         if prometheus_url.is_some()
             && receiver.is_none()
             && notifications_skipped.is_none()
+            && !options.skip_notifications
             && plan.wants_notified()
         {
             notifications_skipped = Some(
@@ -205,59 +209,112 @@ impl Alerting {
     }
 
     /// Stops the receiver and the private Prometheus and Alertmanager, and judges what `watched` saw
-    /// (when alerts were checked) against the scenario and the `timeline` the engine returned.
+    /// (when alerts were checked) against the scenario and the `timeline` the engine returned. Every
+    /// alert expectation gets a check: judged, NOT VERIFIED with the reason it could not be, or SKIPPED
+    /// when the options asked for that.
     pub(super) fn finish(
         self,
+        plan: &RunPlan,
         watched: Option<Watched>,
-        scenario: &Scenario,
         timeline: &Timeline,
     ) -> Option<AlertReport> {
+        let scenario = &plan.scenario;
+        let options = &plan.alerts;
         let received = self.receiver.map(|r| (r.stop(), r.webhook));
         let alertmanager_name = self
             .local_alertmanager
             .as_ref()
             .map_or_else(|| "external".to_owned(), |am| am.url.clone());
         let scope = self.checked.map(|(_, scope)| scope);
-        let mut report = watched.map(|watched| {
-            let mut checks = alerts::check(scenario, timeline, &watched.transitions);
-            let delivery = received.zip(scope.as_ref()).map(|((received, webhook), scope)| {
+        let Some(watched) = watched else {
+            if !plan.wants_alerts() {
+                return None;
+            }
+            let (verdict, why) = match (&self.alerts_skipped, options.skip_alerts) {
+                (_, true) => (Verdict::Skipped, "skipped by request (--no-alerts)".to_owned()),
+                (Some(why), false) => (Verdict::NotVerified, why.clone()),
+                (None, false) => (Verdict::NotVerified, "no Prometheus was asked".to_owned()),
+            };
+            let mut checks = alerts::unmade(scenario, false, verdict, &why);
+            checks.extend(crate::alerts::delivery::unmade(
+                scenario,
+                if options.skip_notifications {
+                    Verdict::Skipped
+                } else {
+                    verdict
+                },
+                &why,
+            ));
+            return Some(AlertReport {
+                prometheus: String::new(),
+                unchecked: Some(why),
+                scope: None,
+                transitions: Vec::new(),
+                known: Vec::new(),
+                checks,
+                failed_polls: 0,
+                delivery: None,
+                notifications_skipped: None,
+            });
+        };
+        let observed = watched.observations;
+        let mut checks = alerts::check(scenario, timeline, &observed);
+        let delivery = match (received, scope.as_ref()) {
+            (Some((received, webhook)), Some(scope)) => {
                 let scoped = crate::alerts::delivery::in_scope(&received.notifications, scope);
                 checks.extend(crate::alerts::delivery::check(scenario, timeline, &scoped));
-                crate::alerts::delivery::delivery(
+                Some(crate::alerts::delivery::delivery(
                     scenario,
                     timeline,
-                    &watched.transitions,
+                    &observed.transitions,
                     received,
                     &scoped,
                     alertmanager_name,
                     webhook,
-                )
-            });
-            if let Some(why) = &watched.first_failure {
-                eprintln!(
-                    "loadgen: {} of the polls of Prometheus failed; the first: {why}",
-                    watched.failed_polls
-                );
+                ))
             }
-            AlertReport {
-                prometheus: self.prometheus_url.clone().unwrap_or_default(),
-                checks,
-                transitions: watched.transitions,
-                scope: Some(watched.scope),
-                failed_polls: watched.failed_polls,
-                delivery,
-                notifications_skipped: self.notifications_skipped,
+            _ => {
+                let (verdict, why) = match &self.notifications_skipped {
+                    _ if options.skip_notifications => (
+                        Verdict::Skipped,
+                        "skipped by request (--no-notifications)".to_owned(),
+                    ),
+                    Some(why) => (Verdict::NotVerified, why.clone()),
+                    None => (
+                        Verdict::NotVerified,
+                        "no notification receiver listened".to_owned(),
+                    ),
+                };
+                checks.extend(crate::alerts::delivery::unmade(scenario, verdict, &why));
+                None
             }
-        });
-        if let (Some(report), Some(scope)) = (report.as_mut(), &scope) {
-            crate::alerts::scope::fail_checks(scope, &mut report.checks);
+        };
+        if let Some(why) = &watched.first_failure {
+            eprintln!(
+                "loadgen: {} of the polls of Prometheus failed; the first: {why}",
+                observed.failed.len()
+            );
         }
-        if let (Some(report), Some(Ok(p))) = (report.as_mut(), self.prediction) {
-            crate::alerts::predict::live::annotate(report, scenario, p);
+        let mut report = AlertReport {
+            prometheus: self.prometheus_url.clone().unwrap_or_default(),
+            unchecked: None,
+            checks,
+            failed_polls: observed.failed.len() as u64,
+            transitions: observed.transitions,
+            known: observed.known,
+            scope: Some(watched.scope),
+            delivery,
+            notifications_skipped: self.notifications_skipped,
+        };
+        if let Some(scope) = &scope {
+            crate::alerts::scope::unverify_checks(scope, &mut report.checks);
+        }
+        if let Some(Ok(p)) = self.prediction {
+            crate::alerts::predict::live::annotate(&mut report, scenario, p);
         }
         drop(self.local_prometheus);
         drop(self.local_alertmanager);
-        report
+        Some(report)
     }
 }
 

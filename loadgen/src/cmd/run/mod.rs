@@ -15,11 +15,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::alerts;
 use crate::client::chaos::ChaosClient;
 use crate::client::{BadTarget, Client};
 use crate::cmd::cli::RunArgs;
-use crate::cmd::exit::{EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE};
+use crate::cmd::exit::{EXIT_INTERRUPTED, EXIT_RUN_ERROR, EXIT_USAGE};
 use crate::cmd::run::embedded::Embedded;
 use crate::engine::stats::Recorder;
 use crate::engine::{Ending, Engine, EngineError};
@@ -58,8 +57,7 @@ pub fn exit_code(result: &Result<Summary, RunError>) -> u8 {
     match result {
         Err(e) => e.exit_code(),
         Ok(summary) if summary.interrupted() => EXIT_INTERRUPTED,
-        Ok(summary) if summary.passed => EXIT_PASS,
-        Ok(_) => EXIT_FAIL,
+        Ok(summary) => crate::cmd::exit::of_verdict(summary.result),
     }
 }
 
@@ -144,7 +142,7 @@ async fn bind(
 /// Every problem is told on stderr as it is met; the error returned says which one ended the run.
 pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary, RunError> {
     let scenario = plan.scenario.clone();
-    if plan.client.tls.insecure {
+    if plan.peers.target.tls.insecure {
         eprintln!("loadgen: warning: --insecure: server certificates are not verified");
     }
 
@@ -204,8 +202,8 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
 
     // The clients and the alert checks, set up before the load starts so that bad TLS files are a
     // usage error.
-    let clients = Client::new(&target_url, &plan.client).and_then(|c| {
-        let chaos = ChaosClient::new(&target_url, plan.chaos_token.as_deref(), &plan.client)?;
+    let clients = Client::new(&target_url, &plan.peers.target).and_then(|c| {
+        let chaos = ChaosClient::new(&target_url, plan.chaos_token.as_deref(), &plan.peers.chaos)?;
         Ok((Arc::new(c), chaos))
     });
     let alerting = match clients {
@@ -228,6 +226,11 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
 
     // The run: the engine publishes its position, the recorder merges it with its counts into the
     // one snapshot that the panel, the metrics endpoint and the alert watcher read.
+    // The watcher's first answer is taken just before the run starts, so its first instant is known.
+    let watcher = match alerting.checked.clone() {
+        Some((api, scope)) => Some(crate::alerts::watch::Watcher::start(api, scope).await),
+        None => None,
+    };
     let start = Instant::now();
     if let Some(r) = &alerting.receiver {
         r.inbox.restart(start);
@@ -238,10 +241,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
     let recorder = Recorder::new(&mix_sizes, start, scenario.duration());
     let recorder = tokio::spawn(recorder.run(sink.clone(), position_rx, snapshot.clone()));
-    let watcher = alerting
-        .checked
-        .clone()
-        .map(|(api, scope)| tokio::spawn(alerts::watch(api, scope, start, snapshot.clone())));
+    let watcher = watcher.map(|w| tokio::spawn(w.run(start, snapshot.clone())));
     let progress = tokio::spawn(crate::report::live::show(
         crate::report::live::Sources {
             scenario: scenario.clone(),
@@ -287,8 +287,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         Some(w) => Some(w.await.unwrap_or_default()),
         None => None,
     };
-    let alerts_skipped = alerting.alerts_skipped.clone();
-    let alert_report = alerting.finish(watched, &scenario, &timeline);
+    let alert_report = alerting.finish(&plan, watched, &timeline);
     if let Some(e) = embedded {
         e.stop().await;
     }
@@ -301,7 +300,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             Ending::Interrupted
         }
     };
-    let mut summary = report::summarize(
+    let summary = report::summarize(
         &scenario,
         &target_url,
         plan.shard,
@@ -310,7 +309,6 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         ending,
         alert_report,
     );
-    summary.alerts_skipped = alerts_skipped;
     let mut out = std::io::stdout().lock();
     let _ = report::write_text(&summary, &mut out);
     let _ = out.flush();

@@ -24,8 +24,8 @@ pub struct RunPlan {
     /// The slice of the schedule this run sends.
     pub shard: Shard,
     pub target: Target,
-    /// How to speak to the target (and to Prometheus): protocol, TLS, idle connections.
-    pub client: client::Options,
+    /// How to speak to each peer: the target, its chaos API and Prometheus.
+    pub peers: Peers,
     /// Bearer token for the target's chaos API.
     pub chaos_token: Option<String>,
     /// How the open-loop pacer waits for each deadline.
@@ -35,6 +35,58 @@ pub struct RunPlan {
     pub drain: Duration,
     pub alerts: AlertOptions,
     pub outputs: Outputs,
+}
+
+impl Peers {
+    fn new(args: &RunArgs, protocol: Protocol, max_idle: usize) -> Peers {
+        let target = client::Options {
+            body_cap: args.body_cap,
+            max_idle,
+            idle_timeout: args.idle_timeout,
+            protocol,
+            tls: client::tls::TlsOptions {
+                cacert: args.cacert.clone(),
+                cert: args.cert.clone(),
+                key: args.key.clone(),
+                insecure: args.insecure,
+            },
+        };
+        let chaos = client::Options {
+            protocol: match protocol {
+                Protocol::Http2 => Protocol::Http2,
+                Protocol::Http1 | Protocol::Http2PriorKnowledge => Protocol::Http1,
+            },
+            ..target.clone()
+        };
+        let prometheus = client::Options {
+            idle_timeout: args.idle_timeout,
+            tls: client::tls::TlsOptions {
+                cacert: args.prometheus_cacert.clone(),
+                insecure: args.prometheus_insecure,
+                ..client::tls::TlsOptions::default()
+            },
+            ..client::Options::default()
+        };
+        Peers {
+            target,
+            chaos,
+            prometheus,
+        }
+    }
+}
+
+/// Each peer's own client settings, so that the target's protocol and TLS flags reach the target only.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// The target: every protocol and TLS flag (`--http2`, `--http2-prior-knowledge`, `--cacert`,
+    /// `--cert`, `--key`, `--insecure`), idle connections, body cap.
+    pub target: client::Options,
+    /// The target's chaos API: on the same server, so the same TLS settings (CA, client certificate);
+    /// HTTP/1.1 in the clear, and over TLS HTTP/2 only when the server chooses it by ALPN.
+    pub chaos: client::Options,
+    /// Prometheus: HTTP/1.1, its own CA (`--prometheus-cacert`) and verification
+    /// (`--prometheus-insecure`).
+    pub prometheus: client::Options,
 }
 
 /// Where the load goes.
@@ -63,6 +115,10 @@ pub struct AlertOptions {
     pub notify_listen: Option<SocketAddr>,
     /// Which alerts count for the run, when not found from the target.
     pub alert_match: Option<Matchers>,
+    /// `--no-alerts`: alert expectations are skipped by request.
+    pub skip_alerts: bool,
+    /// `--no-notifications`: `alerts_notified` expectations are skipped by request.
+    pub skip_notifications: bool,
 }
 
 /// What the run writes and serves besides the summary on stdout.
@@ -237,18 +293,7 @@ impl RunPlan {
             scenario: Arc::new(scenario),
             shard: args.shard.unwrap_or(Shard::WHOLE),
             target,
-            client: client::Options {
-                body_cap: args.body_cap,
-                max_idle,
-                idle_timeout: args.idle_timeout,
-                protocol,
-                tls: client::tls::TlsOptions {
-                    cacert: args.cacert.clone(),
-                    cert: args.cert.clone(),
-                    key: args.key.clone(),
-                    insecure: args.insecure,
-                },
-            },
+            peers: Peers::new(args, protocol, max_idle),
             chaos_token: args.chaos_token.clone(),
             pacing: args.pacing,
             drain,
@@ -266,6 +311,8 @@ impl RunPlan {
                 alertmanager: args.alertmanager.clone(),
                 notify_listen: args.notify_listen,
                 alert_match: args.alert_match.clone(),
+                skip_alerts: args.no_alerts,
+                skip_notifications: args.no_alerts || args.no_notifications,
             },
             outputs: Outputs {
                 json: args.json.clone(),

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::report::{Figures, Summary};
-use crate::shared::State;
+use crate::shared::{State, Verdict};
 
 /// Above this many seconds, the per-second series are drawn as lines only, without a marker per
 /// second, to keep the file small.
@@ -41,10 +41,10 @@ const CLASS_COLOURS: [(&str, &str); 12] = [
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 12px}\
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 6px}\
 .verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}\
-.pass{background:#2e7d32}.fail{background:#c62828}.muted{color:#666}\
+.pass{background:#2e7d32}.fail{background:#c62828}.verdict.unverified{background:#b26a00}.muted{color:#666}\
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}\
 th,td{padding:3px 8px;border-bottom:1px solid #e3e3e3;text-align:right}th:first-child,td:first-child{text-align:left}\
-tr.sub td:first-child{padding-left:22px;color:#555}td.ok{color:#2e7d32;font-weight:600}td.bad{color:#c62828;font-weight:600}\
+tr.sub td:first-child{padding-left:22px;color:#555}td.ok{color:#2e7d32;font-weight:600}td.bad{color:#c62828;font-weight:600}td.unverified{color:#b26a00;font-weight:600}td.skip{color:#666}\
 svg{display:block;width:100%;height:auto;background:#fff}svg text{font:11px system-ui,sans-serif;fill:#555}\
 .axis line{stroke:#ccc}.grid{stroke:#eee}.band{fill:#f4f6fa}.band.odd{fill:#fff}.bandname{fill:#333;font-weight:600}\
 .fault{fill:#e53935;fill-opacity:.09}.faultbar{fill:#e53935;fill-opacity:.7}\
@@ -82,7 +82,7 @@ pub fn write_html(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn header(h: &mut String, s: &Summary) {
-    let verdict = if s.passed { "pass" } else { "fail" };
+    let verdict = verdict_class(s.result);
     let _ = write!(
         h,
         "<header><h1>{}</h1><p class=\"muted\">{}</p>\
@@ -90,7 +90,7 @@ fn header(h: &mut String, s: &Summary) {
          seed {} · target {} · {} · {}",
         esc(&s.scenario),
         esc(&s.description),
-        verdict.to_uppercase(),
+        s.result.as_str(),
         s.seed,
         esc(&s.target),
         esc(&s.ending),
@@ -422,16 +422,16 @@ fn error_charts(h: &mut String, s: &Summary, length: f64) {
 
 fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
     let Some(alerts) = &s.alerts else {
-        if let Some(note) = &s.alerts_skipped {
-            let _ = writeln!(
-                h,
-                "<section id=\"alerts\"><h2>Alerts</h2><p class=\"muted\">{}</p></section>",
-                esc(note)
-            );
-        }
         return;
     };
     h.push_str("<section id=\"alerts\"><h2>Alert timeline</h2>");
+    if let Some(why) = &alerts.unchecked {
+        let _ = write!(
+            h,
+            "<p class=\"muted\" id=\"alerts-unchecked\">not checked: {}</p>",
+            esc(why)
+        );
+    }
     if let Some(scope) = &alerts.scope {
         let mut text = Vec::new();
         let _ = crate::alerts::scope::write_text(scope, &mut text);
@@ -513,25 +513,26 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
     if !alerts.checks.is_empty() {
         h.push_str(
             "<table><tr><th>phase</th><th>alert</th><th>expected</th><th>result</th><th>pending after</th>\
-             <th>firing after</th><th>resolved after</th><th>predicted</th></tr>",
+             <th>firing after</th><th>resolved after</th><th>predicted</th><th>coverage</th></tr>",
         );
         for c in &alerts.checks {
             let after = |v: Option<f64>| v.map_or("–".to_owned(), |s| format!("{s:.0}s"));
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\" title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\" title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&c.phase),
                 esc(&c.alert),
                 c.expect,
-                if c.passed { "ok" } else { "bad" },
+                cell_class(c.verdict),
                 esc(&c.detail),
-                if c.passed { "PASS" } else { "FAIL" },
+                c.verdict.as_str(),
                 after(c.pending_after_s),
                 after(c.firing_after_s),
                 after(c.resolved_after_s),
                 c.predicted
                     .as_ref()
-                    .map_or("–".to_owned(), |p| esc(&crate::alerts::predicted_text(c.expect, p)))
+                    .map_or("–".to_owned(), |p| esc(&crate::alerts::predicted_text(c.expect, p))),
+                c.coverage.map_or("–".to_owned(), |cov| esc(&crate::alerts::coverage_text(&cov)))
             );
         }
         h.push_str("</table>");
@@ -610,11 +611,30 @@ fn expectations(h: &mut String, s: &Summary) {
             esc(phase),
             esc(&e.expectation),
             esc(&e.observed),
-            if e.passed { "ok" } else { "bad" },
-            if e.passed { "PASS" } else { "FAIL" }
+            cell_class(e.verdict),
+            e.verdict.as_str()
         );
     }
     h.push_str("</table></section>\n");
+}
+
+/// The class of the run's verdict badge.
+fn verdict_class(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass | Verdict::Skipped => "pass",
+        Verdict::NotVerified => "unverified",
+        Verdict::Fail => "fail",
+    }
+}
+
+/// The class of a check's result cell.
+fn cell_class(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "ok",
+        Verdict::Skipped => "skip",
+        Verdict::NotVerified => "unverified",
+        Verdict::Fail => "bad",
+    }
 }
 
 /// Text for HTML content and attribute values.

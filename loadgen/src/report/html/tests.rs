@@ -4,6 +4,7 @@ use crate::engine::stats::Stats;
 use crate::report::{ExpectationResult, FaultWindow, PhaseReport, RatePoint, RequestReport};
 use crate::shared::snapshot::Point;
 use crate::shared::Transition;
+use crate::shared::Verdict;
 
 fn summary() -> Summary {
     let mut stats = Stats::default();
@@ -34,7 +35,7 @@ fn summary() -> Summary {
         expectations: vec![ExpectationResult {
             expectation: "p95 < 300ms".into(),
             observed: "40ms".into(),
-            passed: true,
+            verdict: Verdict::Pass,
         }],
     };
     Summary {
@@ -46,7 +47,7 @@ fn summary() -> Summary {
         shard: None,
         merged_shards: vec![],
         ending: "completed".into(),
-        passed: false,
+        result: Verdict::Fail,
         phases: vec![phase("calm", 0.0), phase("spike", 2.0)],
         series: (0..4)
             .map(|s| Point {
@@ -74,7 +75,12 @@ fn summary() -> Summary {
         }],
         alerts: Some(AlertReport {
             prometheus: "http://127.0.0.1:2".into(),
+            unchecked: None,
             scope: None,
+            known: vec![crate::alerts::judge::Span {
+                from_s: 0.0,
+                to_s: 4.0,
+            }],
             transitions: vec![
                 Transition {
                     at_s: 2.5,
@@ -96,11 +102,12 @@ fn summary() -> Summary {
                 phase: "spike".into(),
                 alert: "HighErrorRate".into(),
                 expect: "firing",
-                passed: true,
+                verdict: Verdict::Pass,
                 pending_after_s: Some(0.5),
                 firing_after_s: Some(1.0),
                 resolved_after_s: None,
                 detail: "fired".into(),
+                coverage: None,
                 predicted: Some(crate::alerts::Predicted {
                     pending_after_s: Some(0.0),
                     firing_after_s: Some(2.0),
@@ -112,7 +119,6 @@ fn summary() -> Summary {
             delivery: None,
             notifications_skipped: None,
         }),
-        alerts_skipped: None,
     }
 }
 

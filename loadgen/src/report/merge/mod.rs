@@ -15,7 +15,7 @@ use crate::report::{self, FaultWindow, PhaseReport, RatePoint, RequestReport, Su
 use crate::scenario::Condition;
 use crate::schedule::Shard;
 use crate::shared::snapshot::Point;
-use crate::shared::{State, Transition};
+use crate::shared::{State, Transition, Verdict};
 
 /// Why reports could not be merged.
 #[derive(Debug, thiserror::Error)]
@@ -144,11 +144,14 @@ pub fn merge(reports: &[(PathBuf, Summary)]) -> Result<Merged, MergeError> {
         phases.push(merge_phase(reports.iter().filter_map(|(_, r)| r.phases.get(i)))?);
     }
     let alerts = reports.iter().find_map(|(_, r)| r.alerts.clone());
-    let alerts_ok = reports
-        .iter()
-        .all(|(_, r)| r.alerts.as_ref().is_none_or(AlertReport::passed));
     let completed = reports.iter().all(|(_, r)| r.ending == "completed");
-    let client_ok = phases.iter().all(|p| p.expectations.iter().all(|e| e.passed));
+    // The worst verdict of any shard's alert checks, beside the client checks of the merged figures.
+    let alert_verdict = Verdict::of_all(
+        reports
+            .iter()
+            .filter_map(|(_, r)| r.alerts.as_ref().map(AlertReport::verdict)),
+    );
+    let result = report::result(&phases, None, completed).max(alert_verdict);
     let mut targets: Vec<&str> = reports.iter().map(|(_, r)| r.target.as_str()).collect();
     targets.dedup();
     let mut merged_shards: Vec<String> = reports
@@ -166,13 +169,12 @@ pub fn merge(reports: &[(PathBuf, Summary)]) -> Result<Merged, MergeError> {
             shard: None,
             merged_shards,
             ending: if completed { "completed" } else { "interrupted" }.to_owned(),
-            passed: client_ok && alerts_ok && completed,
+            result,
             phases,
             series: merge_series(reports.iter().map(|(_, r)| r.series.as_slice())),
             intended: merge_intended(reports.iter().map(|(_, r)| r.intended.as_slice())),
             fault_windows: merge_faults(reports.iter().map(|(_, r)| r.fault_windows.as_slice())),
             alerts,
-            alerts_skipped: reports.iter().find_map(|(_, r)| r.alerts_skipped.clone()),
         },
         warnings,
     })
@@ -336,9 +338,13 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
     struct Report {
         prometheus: String,
         #[serde(default)]
+        unchecked: Option<String>,
+        #[serde(default)]
         scope: Option<crate::alerts::scope::ScopeReport>,
         transitions: Vec<TransitionIn>,
         checks: Vec<Check>,
+        #[serde(default)]
+        known: Vec<crate::alerts::judge::Span>,
         #[serde(default)]
         failed_polls: u64,
         #[serde(default)]
@@ -357,12 +363,14 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
         phase: String,
         alert: String,
         expect: String,
-        passed: bool,
+        verdict: Verdict,
         pending_after_s: Option<f64>,
         firing_after_s: Option<f64>,
         resolved_after_s: Option<f64>,
         #[serde(default)]
         detail: String,
+        #[serde(default)]
+        coverage: Option<crate::alerts::judge::Coverage>,
         #[serde(default)]
         predicted: Option<crate::alerts::Predicted>,
     }
@@ -387,17 +395,20 @@ pub fn alert_report<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AlertRepor
             phase: c.phase,
             alert: c.alert,
             expect,
-            passed: c.passed,
+            verdict: c.verdict,
             pending_after_s: c.pending_after_s,
             firing_after_s: c.firing_after_s,
             resolved_after_s: c.resolved_after_s,
             detail: c.detail,
+            coverage: c.coverage,
             predicted: c.predicted,
         });
     }
     Ok(Some(AlertReport {
         prometheus: r.prometheus,
+        unchecked: r.unchecked,
         scope: r.scope,
+        known: r.known,
         transitions: r
             .transitions
             .into_iter()

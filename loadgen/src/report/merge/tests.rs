@@ -1,3 +1,4 @@
+use crate::shared::Verdict;
 use std::time::Duration;
 
 use super::*;
@@ -42,7 +43,7 @@ fn report(shard: Option<&str>, stats: &Stats, expectations: &[&str]) -> Summary 
         shard: shard.map(str::to_owned),
         merged_shards: vec![],
         ending: "completed".into(),
-        passed: true,
+        result: Verdict::Pass,
         phases: vec![PhaseReport {
             name: "only".into(),
             start_s: 0.0,
@@ -58,7 +59,7 @@ fn report(shard: Option<&str>, stats: &Stats, expectations: &[&str]) -> Summary 
                 .map(|e| ExpectationResult {
                     expectation: (*e).to_owned(),
                     observed: String::new(),
-                    passed: false,
+                    verdict: Verdict::Fail,
                 })
                 .collect(),
         }],
@@ -66,7 +67,6 @@ fn report(shard: Option<&str>, stats: &Stats, expectations: &[&str]) -> Summary 
         intended: vec![RatePoint { t_s: 0.0, rps: 25.0 }],
         fault_windows: vec![],
         alerts: None,
-        alerts_skipped: None,
     }
 }
 
@@ -115,11 +115,14 @@ fn merged_shards_equal_the_whole_run() {
         );
         assert_eq!(m.phases[0].totals.requests, requests);
         assert!(
-            m.phases[0].expectations.iter().all(|e| e.passed),
+            m.phases[0]
+                .expectations
+                .iter()
+                .all(|e| e.verdict == Verdict::Pass),
             "{:?}",
             m.phases[0].expectations
         );
-        assert!(m.passed);
+        assert!(m.passed());
         assert_eq!(m.intended[0].rps, 25.0 * n as f64);
         assert_eq!(m.merged_shards.len(), n as usize);
     }
@@ -144,7 +147,7 @@ fn the_merged_report_survives_json() {
     let merged = merge(&reports).unwrap().summary;
     let again = round_trip(&merged);
     assert_eq!(again.phases[0].totals, merged.phases[0].totals);
-    assert!(again.passed);
+    assert!(again.passed());
 }
 
 #[test]

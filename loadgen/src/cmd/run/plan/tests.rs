@@ -57,8 +57,11 @@ fn the_plan_holds_what_the_options_and_the_scenario_say() {
     assert_eq!(p.target, Target::Embedded { logs: None });
     assert_eq!(p.shard, Shard::WHOLE);
     assert_eq!(p.scenario.seed, 3);
-    assert_eq!(p.client.protocol, Protocol::Http1);
-    assert_eq!(p.client.max_idle, 32, "one idle connection per in-flight slot");
+    assert_eq!(p.peers.target.protocol, Protocol::Http1);
+    assert_eq!(
+        p.peers.target.max_idle, 32,
+        "one idle connection per in-flight slot"
+    );
     // The drain never outlasts the scenario's request timeout.
     assert_eq!(p.drain, Duration::from_secs(2));
     assert!(p.alerts.prometheus.is_none() && matches!(p.alerts.auth, Auth::None));
@@ -84,7 +87,7 @@ fn the_plan_holds_what_the_options_and_the_scenario_say() {
     ])
     .unwrap();
     assert_eq!(p.target, Target::Url("https://api.example:8443/v1".into()));
-    assert_eq!(p.client.protocol, Protocol::Http2);
+    assert_eq!(p.peers.target.protocol, Protocol::Http2);
     assert_eq!(p.scenario.seed, 11);
     assert_eq!(p.shard, Shard::new(1, 3).unwrap());
     assert_eq!(p.drain, Duration::from_millis(500));
