@@ -109,7 +109,7 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
     name = report["scenario"]
     runs.setdefault(name, [0, 0])
     runs[name][0] += 1
-    runs[name][1] += bool(report["passed"])
+    runs[name][1] += report.get("result") == "pass"
     scenario = tomllib.load(open(f"scenarios/{name}.toml", "rb"))
     # The phase that brings the trouble (a fault, or a surge of load): the one expecting alerts to fire.
     firing_phases = {c["phase"] for c in report["alerts"]["checks"] if c["expect"] == "firing"}
