@@ -8,7 +8,7 @@
 //! send (a container, a chat) is replaced, so nothing leaves the machine.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -109,7 +109,7 @@ impl LocalAlertmanager {
         std::fs::write(dir.join("alertmanager.yml"), config).map_err(io)?;
         let port = free_port().map_err(io)?;
         let log = std::fs::File::create(dir.join("alertmanager.log")).map_err(io)?;
-        let child = Command::new(binary)
+        let child = crate::alerts::child::command(binary)
             .arg(format!(
                 "--config.file={}",
                 dir.join("alertmanager.yml").display()

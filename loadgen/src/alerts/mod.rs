@@ -9,6 +9,7 @@
 //! prints nothing but the text it is asked to write.
 
 pub mod alertmanager;
+pub mod child;
 pub mod delivery;
 pub mod judge;
 pub mod notify;

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -108,7 +108,7 @@ impl LocalPrometheus {
         std::fs::write(dir.join("prometheus.yml"), config).map_err(io)?;
         let port = free_port().map_err(io)?;
         let log = std::fs::File::create(dir.join("prometheus.log")).map_err(io)?;
-        let child = Command::new("prometheus")
+        let child = crate::alerts::child::command("prometheus")
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))

@@ -1,6 +1,7 @@
 //! The integration tests of `loadgen`, in one binary so the build links once.
 
 mod alerts;
+mod children;
 mod fuzz;
 mod hostile;
 mod html;
