@@ -74,7 +74,7 @@ fn start(name: &str, path: &str, drain: &str) -> (Child, Vec<u32>, std::path::Pa
         .stdout(std::fs::File::create(file.with_extension("out")).unwrap())
         .stderr(std::fs::File::create(file.with_extension("err")).unwrap());
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let child = command.spawn().expect("start loadgen");
+    let mut child = command.spawn().expect("start loadgen");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let kids = children_of(child.id());
@@ -86,7 +86,11 @@ fn start(name: &str, path: &str, drain: &str) -> (Child, Vec<u32>, std::path::Pa
             let pids = kids.into_iter().map(|(p, _)| p).collect();
             return (child, pids, json);
         }
-        assert!(Instant::now() < deadline, "no private Prometheus started");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no private Prometheus started");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
