@@ -56,6 +56,10 @@ fn signal(target: &str, name: &str) {
 
 /// Starts `loadgen run` on the long scenario in a process group of its own (as a shell's foreground
 /// job is), and waits until its private Prometheus has started.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is handed to the caller, which waits for it"
+)]
 fn start(name: &str, path: &str, drain: &str) -> (Child, Vec<u32>, std::path::PathBuf) {
     assert!(
         loadgen::alerts::prometheus::installed(),
