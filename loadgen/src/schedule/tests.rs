@@ -266,16 +266,16 @@ fn mix_weights_hold_exactly_per_block() {
     for block in 0..50u64 {
         let mut per_block = [0; 3];
         for number in block * 10..block * 10 + 10 {
-            per_block[crate::schedule::pick(&mix, s.seed, number)] += 1;
+            per_block[crate::schedule::pick(mix, s.seed, number)] += 1;
         }
         assert_eq!(per_block, [6, 3, 1]);
     }
-    let order: Vec<usize> = (0..20).map(|n| crate::schedule::pick(&mix, s.seed, n)).collect();
+    let order: Vec<usize> = (0..20).map(|n| crate::schedule::pick(mix, s.seed, n)).collect();
     assert_ne!(order[..10], order[10..], "blocks are shuffled differently");
     assert_eq!(
         order,
         (0..20)
-            .map(|n| crate::schedule::pick(&mix, s.seed, n))
+            .map(|n| crate::schedule::pick(mix, s.seed, n))
             .collect::<Vec<_>>()
     );
 }
