@@ -1,50 +1,77 @@
 //! Human-friendly durations (`250ms`, `90s`, `2m`, `1m30s`, `1h`) shared by the chaos API and scenario files.
 //!
 //! Parsing is strict: a number must carry a unit, and only whole numbers are accepted, so `1.5s` is
-//! written `1500ms`. This module only converts text; it does not decide what values are sensible.
+//! written `1500ms`. Nothing longer than [`MAX`] is accepted, so sums of a few parsed durations and
+//! `Instant + duration` cannot overflow. This module only converts text; what is sensible for a
+//! particular setting is decided where it is used.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
 
+/// The longest duration [`parse`] accepts: one year of 365 days, written `8760h`.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Why a duration string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{text}`: {problem} (write e.g. `250ms`, `90s`, `2m`, `1m30s`)")]
-pub struct ParseDurationError {
-    text: String,
-    problem: &'static str,
+pub enum ParseDurationError {
+    /// The text is not a duration.
+    #[error("invalid duration `{text}`: {problem} (write e.g. `250ms`, `90s`, `2m`, `1m30s`)")]
+    Invalid {
+        /// The text as given.
+        text: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The text is a duration, but longer than [`MAX`].
+    #[error("duration `{text}` is too long: at most {} (one year)", Display(MAX))]
+    TooLong {
+        /// The text as given.
+        text: String,
+    },
 }
 
-/// Parses `250ms`, `90s`, `2m`, `1h`, and sums like `1m30s`.
+/// Parses `250ms`, `90s`, `2m`, `1h`, and sums like `1m30s`, up to [`MAX`].
 pub fn parse(text: &str) -> Result<Duration, ParseDurationError> {
-    let fail = |problem| ParseDurationError {
+    let invalid = |problem| ParseDurationError::Invalid {
         text: text.to_owned(),
         problem,
     };
+    let too_long = || ParseDurationError::TooLong {
+        text: text.to_owned(),
+    };
     let s = text.trim();
     if s.is_empty() {
-        return Err(fail("it is empty"));
+        return Err(invalid("it is empty"));
     }
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
-            return Err(fail("expected a whole number followed by a unit"));
+            return Err(invalid("expected a whole number followed by a unit"));
         }
-        let value: u64 = rest[..digits].parse().map_err(|_| fail("number too large"))?;
+        // Only digits: a number that does not fit is simply too large.
+        let value: Option<u64> = rest[..digits].parse().ok();
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let part = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.saturating_mul(60)),
-            "h" => Duration::from_secs(value.saturating_mul(3600)),
-            "" => return Err(fail("missing unit (ms, s, m or h)")),
-            _ => return Err(fail("unknown unit (use ms, s, m or h)")),
+        let seconds_per = match &rest[..unit_len] {
+            "ms" => None,
+            "s" => Some(1),
+            "m" => Some(60),
+            "h" => Some(3600),
+            "" => return Err(invalid("missing unit (ms, s, m or h)")),
+            _ => return Err(invalid("unknown unit (use ms, s, m or h)")),
         };
-        total = total.checked_add(part).ok_or_else(|| fail("too large"))?;
+        let part = match seconds_per {
+            None => value.map(Duration::from_millis),
+            Some(n) => value.and_then(|v| v.checked_mul(n)).map(Duration::from_secs),
+        };
+        total = part
+            .and_then(|p| total.checked_add(p))
+            .filter(|t| *t <= MAX)
+            .ok_or_else(too_long)?;
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -120,6 +147,29 @@ mod tests {
         for bad in ["", "10", "s", "1.5s", "10 parsecs", "-1s", "5d"] {
             assert!(parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn refuses_more_than_a_year() {
+        assert_eq!(parse("8760h"), Ok(MAX));
+        assert_eq!(parse("525600m"), Ok(MAX));
+        for long in [
+            "8760h1ms",
+            "31536001s",
+            "18446744073709551615s",
+            "18446744073709551615m",
+            "18446744073709551615h",
+            "99999999999999999999999ms",
+            "8760h8760h",
+        ] {
+            assert!(
+                matches!(parse(long), Err(ParseDurationError::TooLong { .. })),
+                "{long}: {:?}",
+                parse(long)
+            );
+        }
+        let message = parse("9000h").unwrap_err().to_string();
+        assert_eq!(message, "duration `9000h` is too long: at most 8760h (one year)");
     }
 
     #[test]

@@ -196,8 +196,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub target_logs: Option<PathBuf>,
 
-    /// Most bytes read from one answer; the rest is counted as `body_too_large`.
-    #[arg(long, default_value_t = crate::client::DEFAULT_BODY_CAP)]
+    /// Most bytes read from one answer, at most 1073741824 (1 GiB); the rest is counted as
+    /// `body_too_large`.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::client::DEFAULT_BODY_CAP, value_parser = parse_body_cap)]
     pub body_cap: usize,
 
     /// Serve the generator's own metrics (Prometheus text) at `http://ADDR/metrics` while running,
@@ -216,8 +217,22 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+/// A duration of at most a year ([`target_app::duration::MAX`]).
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     target_app::duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// Largest `--body-cap`: each request in flight may hold this much.
+pub const MAX_BODY_CAP: usize = 1 << 30;
+
+fn parse_body_cap(text: &str) -> Result<usize, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expected a whole number of bytes".to_owned());
+    }
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| *n <= MAX_BODY_CAP)
+        .ok_or_else(|| format!("at most {MAX_BODY_CAP} bytes (1 GiB)"))
 }
 
 #[cfg(test)]
@@ -249,6 +264,63 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["loadgen", "run", "s.toml"]).unwrap();
         assert!(matches!(cli.command, Command::Run(args) if args.shard.is_none()));
+    }
+
+    fn run_error(args: &[&str]) -> String {
+        let mut argv = vec!["loadgen", "run", "s.toml"];
+        argv.extend_from_slice(args);
+        let e = Cli::try_parse_from(argv).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{args:?}");
+        e.to_string()
+    }
+
+    #[test]
+    fn durations_and_sizes_past_their_maxima_are_refused() {
+        for flag in ["--drain", "--idle-timeout"] {
+            for value in ["18446744073709551615s", "8761h", "99999999999999999999999ms"] {
+                let text = run_error(&[flag, value]);
+                assert!(
+                    text.contains(flag) && text.contains("at most 8760h"),
+                    "{flag} {value}: {text}"
+                );
+            }
+        }
+        let text = run_error(&[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "18446744073709551615s",
+        ]);
+        assert!(
+            text.contains("--metrics-linger") && text.contains("at most 8760h"),
+            "{text}"
+        );
+        for value in ["1073741825", "18446744073709551616"] {
+            let text = run_error(&["--body-cap", value]);
+            assert!(
+                text.contains("--body-cap") && text.contains("at most 1073741824"),
+                "{text}"
+            );
+        }
+        let text = run_error(&["--body-cap=-1"]);
+        assert!(text.contains("--body-cap"), "{text}");
+        let cli = Cli::try_parse_from([
+            "loadgen",
+            "run",
+            "s.toml",
+            "--drain",
+            "8760h",
+            "--body-cap",
+            "1073741824",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Run(args) => {
+                assert_eq!(args.drain, target_app::duration::MAX);
+                assert_eq!(args.body_cap, super::MAX_BODY_CAP);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

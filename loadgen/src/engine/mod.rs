@@ -34,6 +34,17 @@ use crate::shared::{Position, Timeline};
 /// Closed-loop request numbers start here, above any open-loop schedule, so they never collide.
 const CLOSED_LOOP_NUMBERS: u64 = 1 << 48;
 
+/// Far enough ahead to mean "never" (tokio's timers take thirty years the same way).
+const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// `at + by`, with `by` cut to [`NEVER`]: a timeout or drain too large for an `Instant` waits as long as
+/// the timers can, instead of panicking (validation keeps a scenario's durations within a year).
+fn later(at: Instant, by: Duration) -> Instant {
+    // Thirty years past a monotonic clock reading fits on every platform tokio runs on; the fallback
+    // only keeps this free of a panic path.
+    at.checked_add(by.min(NEVER)).unwrap_or(at)
+}
+
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -169,7 +180,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
 
         // Let in-flight requests finish within the drain time, then cancel the rest; each records
         // itself as cancelled at once.
-        let drained = Instant::now() + self.drain;
+        let drained = later(Instant::now(), self.drain);
         while shared.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < drained {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -228,7 +239,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             }
             let started = Instant::now();
             self.set_position(shared, Some(index), Some(started));
-            let end = started + phase.duration;
+            let end = later(started, phase.duration);
             let interrupted = match phase.load {
                 Load::Open { .. } => self.open_loop(index, started, end, shared, slots).await,
                 Load::Closed { concurrency } => self.closed_loop(index, concurrency.get(), end, shared).await,
@@ -321,7 +332,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                         shared.in_flight.fetch_add(1, Ordering::Relaxed);
                         shared.sent.fetch_add(1, Ordering::Relaxed);
                         let r = client
-                            .send_own(&mut own, request, (sent + timeout).min(end + timeout))
+                            .send_own(&mut own, request, later(sent, timeout).min(later(end, timeout)))
                             .await;
                         now = Instant::now();
                         *lock(&current) = None;
@@ -380,7 +391,7 @@ impl<T: Transport> Pacer<T> {
         let scenario = self.launch.scenario.clone();
         let mut next_position = Instant::now();
         for arrival in self.arrivals(&scenario) {
-            let intended = self.started + arrival.offset;
+            let intended = later(self.started, arrival.offset);
             if Instant::now() < intended {
                 tokio::select! {
                     () = tokio::time::sleep_until(intended) => {}
@@ -403,7 +414,7 @@ impl<T: Transport> Pacer<T> {
         let scenario = self.launch.scenario.clone();
         let mut next_position = Instant::now();
         for arrival in self.arrivals(&scenario) {
-            let intended = self.started + arrival.offset;
+            let intended = later(self.started, arrival.offset);
             if *self.stop.borrow() {
                 return true;
             }
@@ -502,7 +513,7 @@ impl<T: Transport> Launch<T> {
             // cancellation, it ended by itself and is recorded so.
             let sample = tokio::select! {
                 biased;
-                resp = client.send(request, intended + scenario.defaults.timeout) => {
+                resp = client.send(request, later(intended, scenario.defaults.timeout)) => {
                     Sample::answered(index, which, intended, sent, Instant::now(), &resp)
                 }
                 _ = cancel.wait_for(|c| *c) => {

@@ -243,6 +243,40 @@ arrivals = "poisson"
     );
 }
 
+/// Deadlines past what an `Instant` can hold (validation refuses such durations; a scenario built by
+/// hand need not) wait as long as the timers can: every request is answered and the run ends. The
+/// outer timeout turns a hang (a request task that panicked and never gave its slot back) into a failure.
+#[tokio::test(start_paused = true)]
+async fn timeouts_and_drains_too_large_for_an_instant_do_not_panic() {
+    let text = r#"[[mix]]
+path = "/"
+[[phases]]
+duration = "1s"
+rate = { shape = "constant", rps = 10 }
+[[phases]]
+duration = "1s"
+concurrency = 2
+"#;
+    let mut s = scenario::parse(text, "t.toml").unwrap_or_else(|d| panic!("{d}"));
+    s.defaults.timeout = Duration::MAX;
+    let s = Arc::new(s);
+    for drain in [Duration::from_secs(1), Duration::MAX] {
+        let transport = Scripted::new(Duration::from_millis(100));
+        let out = tokio::time::timeout(
+            Duration::from_secs(3600),
+            run(s.clone(), transport, NO_FAULTS, None, drain),
+        )
+        .await
+        .expect("the run ends");
+        assert!(matches!(out.result, Ok(Ending::Completed)));
+        let open = out.samples.iter().filter(|x| x.phase == 0).count();
+        let closed = out.samples.iter().filter(|x| x.phase == 1).count();
+        assert_eq!((open, closed), (10, 20), "drain {drain:?}");
+        assert!(out.samples.iter().all(|x| x.class == Class::Ok));
+        assert!(out.took < Duration::from_millis(2200), "{:?}", out.took);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_full_in_flight_bound_makes_requests_late_then_drops_them() {
     let text = r#"name = "bound"

@@ -340,7 +340,15 @@ fn parse_value(kind: Kind, text: &str, from: usize) -> Result<f64, ConditionErro
         }
         _ => return Err(bad(format!("`{value}` is not a number"), expected_for(kind))),
     };
-    match kind {
+    let too_large = || {
+        let max = format_value(kind, max_for(kind));
+        bad(format!("`{value}` is more than {max}"), expected_for(kind))
+    };
+    // Hundreds of digits read as infinity.
+    if number.is_infinite() {
+        return Err(too_large());
+    }
+    let base = match kind {
         Kind::Latency => {
             let scale = match unit.trim_start() {
                 "us" | "µs" => 1e-6,
@@ -356,7 +364,7 @@ fn parse_value(kind: Kind, text: &str, from: usize) -> Result<f64, ConditionErro
                         .hint("use us, ms, s or m"))
                 }
             };
-            Ok(number * scale)
+            number * scale
         }
         Kind::Ratio => {
             let ratio = match unit.trim_start() {
@@ -376,14 +384,31 @@ fn parse_value(kind: Kind, text: &str, from: usize) -> Result<f64, ConditionErro
                     e
                 });
             }
-            Ok(ratio)
+            ratio
         }
-        Kind::Rate if unit.is_empty() || unit == "/s" => Ok(number),
-        Kind::Count if unit.is_empty() && number.fract() == 0.0 => Ok(number),
-        Kind::Rate | Kind::Count => Err(bad(
-            format!("`{value}` is not a {}", noun(kind)),
-            expected_for(kind),
-        )),
+        Kind::Rate if unit.is_empty() || unit == "/s" => number,
+        Kind::Count if unit.is_empty() && number.fract() == 0.0 => number,
+        Kind::Rate | Kind::Count => {
+            return Err(bad(
+                format!("`{value}` is not a {}", noun(kind)),
+                expected_for(kind),
+            ))
+        }
+    };
+    if base.is_nan() || base > max_for(kind) {
+        return Err(too_large());
+    }
+    Ok(base)
+}
+
+/// The largest value a condition on a metric of this kind may hold, in base units.
+fn max_for(kind: Kind) -> f64 {
+    match kind {
+        // More than a year at the highest rate, and exact in an f64.
+        Kind::Count => 1e15,
+        Kind::Rate => super::model::Rps::MAX,
+        Kind::Ratio => 1.0,
+        Kind::Latency => target_app::duration::MAX.as_secs_f64(),
     }
 }
 
@@ -457,6 +482,20 @@ mod tests {
     }
 
     #[test]
+    fn numbers_too_large_for_a_float_are_refused() {
+        let huge = "9".repeat(400);
+        for text in [
+            format!("p95 < {huge}s"),
+            format!("errors < {huge}"),
+            format!("rps > {huge}"),
+            format!("error_ratio < {huge}%"),
+        ] {
+            let e = text.parse::<Condition>().unwrap_err();
+            assert!(e.message.contains("is more than"), "{text}: {}", e.message);
+        }
+    }
+
+    #[test]
     fn holds_compares() {
         let c = parse("p95 < 300ms");
         assert!(c.holds(0.299));
@@ -478,6 +517,13 @@ mod tests {
             ("requests > 1.5", 11..14, "`1.5` is not a whole number"),
             ("rps >= -3", 7..9, "`-3` is negative"),
             ("rps", 3..3, "missing comparison"),
+            ("p95 < 31536001s", 6..15, "`31536001s` is more than 31536000s"),
+            (
+                "requests > 1000000000000001",
+                11..27,
+                "`1000000000000001` is more than 1000000000000000",
+            ),
+            ("rps > 10000001", 6..14, "`10000001` is more than 10000000"),
         ];
         for (text, span, message) in cases {
             let e = text.parse::<Condition>().unwrap_err();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::diag::Diagnostic;
 use super::model::{Arrivals, Load, Rate, Rps, Step};
 use super::raw::{Checked, RawArrivals, RawPhase, RawRate, RawStep};
-use super::validate::{positive, Ctx};
+use super::validate::{positive, Ctx, MAX_DURATION};
 
 /// A complete rate of each shape, for hints.
 fn rate_example(shape: &str) -> &'static str {
@@ -97,7 +97,22 @@ pub(super) fn load(
     let (rate, duration) = match shape {
         RawRate::Steps(s) => {
             let steps = steps(&s.steps, &rate_path, &rate_span, ctx)?;
-            let total: Duration = steps.iter().map(|s| s.duration).sum();
+            let total = steps
+                .iter()
+                .try_fold(Duration::ZERO, |sum, s| sum.checked_add(s.duration))
+                .filter(|total| *total <= MAX_DURATION);
+            let Some(total) = total else {
+                let max = target_app::duration::format(MAX_DURATION);
+                let at = ctx.doc.value_span(&format!("{rate_path}.steps"));
+                ctx.push(
+                    Diagnostic::new(
+                        format!("the steps add up to more than {max}"),
+                        at.or(Some(rate_span.clone())),
+                    )
+                    .expected(format!("steps that last at most {max} (one year) together")),
+                );
+                return None;
+            };
             match (duration, &raw.duration) {
                 (Some(d), Some(written)) if d != total => {
                     ctx.push(
@@ -130,7 +145,9 @@ fn rps(ctx: &mut Ctx<'_>, value: f64, path: &str, fallback: &Range<usize>) -> Op
     let rps = Rps::new(value);
     if rps.is_none() {
         let key = path.rsplit('.').next().unwrap_or(path);
-        let problem = if value < 0.0 {
+        let problem = if value.is_nan() {
+            "is not a number"
+        } else if value < 0.0 {
             "must not be negative"
         } else {
             "is too large"
@@ -204,11 +221,12 @@ fn rate_shape(
             };
             let width = text_duration(ctx, &s.width, &at("width"), span);
             if let (Some(start), Some(width), Some(d)) = (start, width, duration) {
-                if start + width > d {
+                let ends = start.saturating_add(width);
+                if ends > d {
                     let fmt = target_app::duration::format;
                     ctx.push(
                         Diagnostic::new(
-                            format!("the spike ends at {} but the phase lasts {}", fmt(start + width), fmt(d)),
+                            format!("the spike ends at {} but the phase lasts {}", fmt(ends), fmt(d)),
                             ctx.doc.value_span(&at("width")).or(Some(span.clone())),
                         )
                         .hint("the spike must end within the phase: make `at` earlier, `width` shorter or the phase longer"),

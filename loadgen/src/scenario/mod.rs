@@ -197,4 +197,27 @@ mod tests {
         assert_eq!(s.duration(), Duration::from_secs(100));
         assert_eq!(s.phase_start(1), Duration::from_secs(90));
     }
+
+    #[test]
+    fn sums_of_durations_saturate_in_a_scenario_built_by_hand() {
+        let text = "[[mix]]\npath = \"/\"\n[[phases]]\nduration = \"1s\"\nconcurrency = 1\n";
+        let mut s = parse(text, "s.toml").unwrap_or_else(|e| panic!("{e}"));
+        s.phases[0].duration = Duration::MAX;
+        s.phases.push(s.phases[0].clone());
+        assert_eq!(s.duration(), Duration::MAX);
+        assert_eq!(s.phase_start(2), Duration::MAX);
+        assert_eq!(s.phase_start(9), Duration::MAX);
+    }
+
+    #[test]
+    fn a_body_past_the_maximum_is_refused_at_its_position() {
+        let body = "x".repeat((64 << 20) + 1);
+        let text = format!(
+            "[[mix]]\npath = \"/\"\nbody = \"{body}\"\n[[phases]]\nduration = \"1s\"\nconcurrency = 1\n"
+        );
+        let e = parse(&text, "s.toml").unwrap_err();
+        let [d] = e.items() else { panic!("{e}") };
+        assert_eq!(d.message, format!("the body is too large: {} bytes", body.len()));
+        assert_eq!(e.line_col(d.span.clone().unwrap().start), (3, 8));
+    }
 }

@@ -32,15 +32,22 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Length of the whole scenario.
+    /// Length of the whole scenario. Validation keeps it within a year; a scenario built by hand that
+    /// would overflow saturates at `Duration::MAX`.
     pub fn duration(&self) -> Duration {
-        self.phases.iter().map(|p| p.duration).sum()
+        total(&self.phases)
     }
 
-    /// When phase `index` starts, from the start of the scenario.
+    /// When phase `index` starts, from the start of the scenario (saturating like [`Scenario::duration`]).
     pub fn phase_start(&self, index: usize) -> Duration {
-        self.phases[..index].iter().map(|p| p.duration).sum()
+        total(&self.phases[..index.min(self.phases.len())])
     }
+}
+
+fn total(phases: &[Phase]) -> Duration {
+    phases
+        .iter()
+        .fold(Duration::ZERO, |sum, p| sum.saturating_add(p.duration))
 }
 
 /// Settings shared by every request.
@@ -64,7 +71,9 @@ pub struct Mix {
 impl Mix {
     /// A mix of `requests`; `None` when there are none.
     pub fn new(requests: Vec<Request>) -> Option<Mix> {
-        let total_weight = requests.iter().map(|r| u64::from(r.weight.get())).sum();
+        let total_weight = requests
+            .iter()
+            .fold(0u64, |sum, r| sum.saturating_add(u64::from(r.weight.get())));
         (!requests.is_empty()).then_some(Mix {
             requests,
             total_weight,

@@ -19,6 +19,9 @@ use super::model::{Mix, Request};
 use super::raw::{QueryValue, RawBody, RawQuery, RawRequest};
 use super::validate::{positive, Ctx};
 
+/// Largest request body a scenario may send (the HTTP/1.1 client copies it into each worker's buffer).
+const MAX_BODY: usize = 64 << 20;
+
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// Checks a mix at `path` (`mix` or `phases[1].mix`); `None` when it is empty or a request is bad.
@@ -90,7 +93,7 @@ fn request(
             }
         }
     };
-    let target = target(&raw, span, path, ctx);
+    let target = target(&raw, span.clone(), path, ctx);
     let mut headers = defaults.clone();
     if let Some(h) = &raw.headers {
         self::headers(h.get_ref(), &mut headers, ctx);
@@ -104,6 +107,16 @@ fn request(
             Bytes::from(serde_json::Value::Object(json).to_string())
         }
     });
+    if let Some(b) = body.as_ref().filter(|b| b.len() > MAX_BODY) {
+        let at = ctx
+            .doc
+            .value_span(&format!("{path}.body"))
+            .unwrap_or(span.clone());
+        ctx.push(
+            Diagnostic::new(format!("the body is too large: {} bytes", b.len()), Some(at))
+                .expected(format!("a body of at most {} MiB", MAX_BODY >> 20)),
+        );
+    }
     let weight = match &raw.weight {
         None => std::num::NonZeroU32::new(1),
         Some(w) => positive(ctx, w, "weight", 1_000_000),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use target_app::chaos::Fault;
+use target_app::duration::ParseDurationError;
 use toml::de::DeValue;
 use toml::Spanned;
 
@@ -59,7 +60,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// A duration written as text, more than zero; `what` names it in messages.
+    /// A duration written as text, more than zero and at most [`MAX_DURATION`]; `what` names it in
+    /// messages.
     pub(super) fn duration(
         &mut self,
         text: &str,
@@ -75,7 +77,11 @@ impl Ctx<'_> {
                 None
             }
             Ok(d) => Some(d),
-            Err(_) => {
+            Err(ParseDurationError::TooLong { .. }) => {
+                self.push(too_long(what, text, span));
+                None
+            }
+            Err(ParseDurationError::Invalid { .. }) => {
                 let hint = if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
                     format!("add a unit: \"{text}s\" or \"{text}ms\"")
                 } else if text.contains('.') {
@@ -140,10 +146,31 @@ impl Ctx<'_> {
                     _ => serde_diagnostic(message, whole.then_some(path), Some(span)),
                 }
             }
+            // A value's own check failed (a duration too long, say): its message quotes the value.
+            SerdeMessage::Other(text) => {
+                let hits = match text.split('`').nth(1) {
+                    Some(quoted) => self.doc.find_under(path, &|_, v| v.as_str() == Some(quoted)),
+                    None => Vec::new(),
+                };
+                match hits.as_slice() {
+                    [one] => serde_diagnostic(message, Some(one), self.doc.value_span(one).or(Some(span))),
+                    _ => serde_diagnostic(message, None, Some(span)),
+                }
+            }
             _ => serde_diagnostic(message, None, Some(span)),
         };
         self.push(d);
     }
+}
+
+/// The longest duration a scenario may give anywhere, and the longest a whole scenario may last.
+pub(super) const MAX_DURATION: Duration = target_app::duration::MAX;
+
+/// `what`, written `text`, is longer than [`MAX_DURATION`].
+fn too_long(what: &str, text: &str, span: Option<Range<usize>>) -> Diagnostic {
+    let max = target_app::duration::format(MAX_DURATION);
+    Diagnostic::new(format!("`{what}` is too long: `{text}` is more than {max}"), span)
+        .expected(format!("a duration of at most {max} (one year)"))
 }
 
 /// A complete fault of each kind that has required keys, for hints.
@@ -284,8 +311,12 @@ fn phases(
     }
     let mut names: HashMap<String, Range<usize>> = HashMap::new();
     let mut out = Vec::new();
+    // How long the phases so far last together; `None` once past the maximum (reported once).
+    let mut elapsed = Some(Duration::ZERO);
     for (i, p) in raw.into_inner().into_iter().enumerate() {
         let span = p.span();
+        let duration_span = p.get_ref().duration.as_ref().map(Spanned::span);
+        let rate_span = p.get_ref().rate.as_ref().map(Spanned::span);
         let raw_name = p.get_ref().name.as_ref().map(|n| (n.get_ref().clone(), n.span()));
         let name = raw_name
             .as_ref()
@@ -307,7 +338,22 @@ fn phases(
         } else {
             names.insert(name.clone(), name_span);
         }
-        if let Some(phase) = phase(p.into_inner(), span, i, name, top_mix, headers, ctx) {
+        if let Some(phase) = phase(p.into_inner(), span.clone(), i, name, top_mix, headers, ctx) {
+            let before = elapsed;
+            elapsed = elapsed
+                .and_then(|e| e.checked_add(phase.duration))
+                .filter(|e| *e <= MAX_DURATION);
+            if before.is_some() && elapsed.is_none() {
+                let max = target_app::duration::format(MAX_DURATION);
+                ctx.push(
+                    Diagnostic::new(
+                        format!("with phase `{}` the scenario lasts more than {max}", phase.name),
+                        duration_span.or(rate_span).or(Some(span)),
+                    )
+                    .expected(format!("phases that last at most {max} (one year) together"))
+                    .hint("shorten this phase or the ones before it, or split the scenario in two"),
+                );
+            }
             out.push(phase);
         }
     }

@@ -313,7 +313,7 @@ impl Fault {
                 }
             }
             Fault::Latency(f) => {
-                if f.delay + f.jitter > MAX_HOLD {
+                if f.delay.checked_add(f.jitter).is_none_or(|total| total > MAX_HOLD) {
                     bad(
                         "delay",
                         format!(

@@ -311,10 +311,10 @@ impl Chaos {
                         let extra = if jitter_ms == 0 {
                             0
                         } else {
-                            mix(af.salt ^ n) % (jitter_ms + 1)
+                            mix(af.salt ^ n) % jitter_ms.saturating_add(1)
                         };
-                        let delay = f.delay + Duration::from_millis(extra);
-                        decision.delay = Some(decision.delay.unwrap_or_default() + delay);
+                        let delay = f.delay.saturating_add(Duration::from_millis(extra));
+                        decision.delay = Some(decision.delay.unwrap_or_default().saturating_add(delay));
                         decision.hits.push("latency");
                     }
                     continue;

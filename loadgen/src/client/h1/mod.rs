@@ -444,13 +444,15 @@ async fn read_chunked(
             read_trailers(stream, input).await?;
             return Ok(true);
         }
-        if answer.bytes + size > cap {
+        // Chunks whose sizes add up past 2^64 - 1 bytes frame no body at all.
+        let total = answer.bytes.checked_add(size).ok_or(Class::Protocol)?;
+        if total > cap {
             answer.too_large = true;
             answer.bytes = cap;
             return Ok(false);
         }
         input.skip(stream, size).await?;
-        answer.bytes += size;
+        answer.bytes = total;
         while input.unread().len() < 2 {
             input.more(stream).await?;
         }

@@ -299,6 +299,29 @@ async fn answers_that_are_not_http_are_protocol_errors() {
 }
 
 #[tokio::test]
+async fn chunk_sizes_that_add_up_past_64_bits_are_protocol_errors() {
+    let server = Scripted::start(|conn, _| match conn {
+        0 => keep(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\nfffffffffffffffd\r\n"),
+        1 => keep(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n"),
+        // One chunk of 2^64 - 1 bytes is a size, just far past the cap.
+        _ => keep(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n"),
+    })
+    .await;
+    let client = client(&server.url, 1024);
+    let mut own = Own::default();
+    for _ in 0..2 {
+        let r = send(&client, &mut own, &get("/")).await;
+        assert_eq!((r.class, r.status), (Class::Protocol, None));
+    }
+    let r = send(&client, &mut own, &get("/")).await;
+    assert_eq!(
+        (r.class, r.status, r.bytes),
+        (Class::BodyTooLarge, Some(200), 1024)
+    );
+    assert_eq!(server.connections(), 3, "no connection is reused after either");
+}
+
+#[tokio::test]
 async fn a_close_or_reset_before_the_answer_ends_is_counted_not_resent() {
     let server = Scripted::start(|conn, _| match conn {
         0 => Reply {
