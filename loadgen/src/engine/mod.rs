@@ -13,7 +13,7 @@
 pub mod stats;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -151,6 +151,60 @@ struct Shared {
     cancel: watch::Receiver<bool>,
 }
 
+/// A request in flight, owned by the task that sends it: counted in `in_flight` while it lives and given
+/// back when dropped, however that task ends. A request dropped before its result was recorded is
+/// recorded then: `panicked` when its task panicked, `cancelled` when its task was dropped. So no count
+/// is ever left for the drain to wait on.
+struct InFlight {
+    shared: Arc<Shared>,
+    samples: Arc<dyn Record>,
+    /// Phase, request of the mix, intended and actual send time.
+    request: (usize, usize, Instant, Option<Instant>),
+    recorded: bool,
+}
+
+impl InFlight {
+    fn new(
+        shared: &Arc<Shared>,
+        samples: &Arc<dyn Record>,
+        request: (usize, usize, Instant, Option<Instant>),
+    ) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        shared.sent.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            shared: shared.clone(),
+            samples: samples.clone(),
+            request,
+            recorded: false,
+        }
+    }
+
+    /// Records what became of the request; it is no longer in flight once dropped.
+    fn done(mut self, sample: Sample) {
+        self.samples.record(sample);
+        self.recorded = true;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.recorded {
+            let (index, which, intended, sent) = self.request;
+            let class = if std::thread::panicking() {
+                Class::Panicked
+            } else {
+                Class::Cancelled
+            };
+            self.samples
+                .record(Sample::unanswered(index, which, intended, sent, class));
+        }
+        self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How long requests still in flight after the cancellation may take to record themselves.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
 impl<T: Transport, F: Faults> Engine<T, F> {
     /// Runs every phase. Faults applied to the target are cleared before returning, whatever happens.
     pub async fn run(self) -> (Result<Ending, EngineError>, Timeline) {
@@ -185,8 +239,15 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = cancel_tx.send(true);
-        while shared.in_flight.load(Ordering::Relaxed) > 0 {
+        let given_up = Instant::now() + CANCEL_GRACE;
+        while shared.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < given_up {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let stuck = shared.in_flight.load(Ordering::Relaxed);
+        if stuck > 0 {
+            eprintln!(
+                "loadgen: {stuck} requests did not end when cancelled; they are left out of the report"
+            );
         }
         watchdog.abort();
         self.set_position(&shared, None, None);
@@ -317,8 +378,6 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 let phase = &scenario.phases[index];
                 let timeout = scenario.defaults.timeout;
                 let mut cancel = shared.cancel.clone();
-                // The request in flight (which one, sent when), for the record if it is cancelled.
-                let current = Mutex::new(None);
                 let work = async {
                     let mut own = Own::default();
                     // One clock reading per request: when an answer ends, the next request starts.
@@ -328,27 +387,19 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                         let which = crate::schedule::pick(&phase.mix, scenario.seed, number);
                         let request = &phase.mix.requests()[which];
                         let sent = now;
-                        *lock(&current) = Some((which, sent));
-                        shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                        shared.sent.fetch_add(1, Ordering::Relaxed);
+                        // Dropped with `work` when the drain cancels it: recorded as cancelled then.
+                        let in_flight = InFlight::new(&shared, &samples, (index, which, sent, Some(sent)));
                         let r = client
                             .send_own(&mut own, request, later(sent, timeout).min(later(end, timeout)))
                             .await;
                         now = Instant::now();
-                        *lock(&current) = None;
-                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                        samples.record(Sample::answered(index, which, sent, sent, now, &r));
+                        in_flight.done(Sample::answered(index, which, sent, sent, now, &r));
                     }
                 };
                 tokio::select! {
                     biased;
                     () = work => {}
-                    _ = cancel.wait_for(|c| *c) => {
-                        if let Some((which, sent)) = lock(&current).take() {
-                            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                            samples.record(Sample::unanswered(index, which, sent, Some(sent), Class::Cancelled));
-                        }
-                    }
+                    _ = cancel.wait_for(|c| *c) => {}
                 }
             }));
         }
@@ -502,12 +553,12 @@ impl<T: Transport> Launch<T> {
         let scenario = self.scenario.clone();
         let client = self.client.clone();
         let samples = self.samples.clone();
+        let mut in_flight = InFlight::new(&self.shared, &samples, (index, which, intended, None));
         let shared = self.shared.clone();
-        shared.in_flight.fetch_add(1, Ordering::Relaxed);
-        shared.sent.fetch_add(1, Ordering::Relaxed);
         handle.spawn(async move {
             let request = &scenario.phases[index].mix.requests()[which];
             let sent = Instant::now();
+            in_flight.request.3 = Some(sent);
             let mut cancel = shared.cancel.clone();
             // The request's own end first: when its timeout falls on the same tick as the
             // cancellation, it ended by itself and is recorded so.
@@ -520,15 +571,10 @@ impl<T: Transport> Launch<T> {
                     Sample::unanswered(index, which, intended, Some(sent), Class::Cancelled)
                 }
             };
-            samples.record(sample);
-            shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            in_flight.done(sample);
             drop(permit);
         });
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn set_position(

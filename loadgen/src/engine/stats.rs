@@ -154,7 +154,7 @@ impl Stats {
         if let Some(h) = s.handshake {
             self.handshake.saturating_record(micros(h));
         }
-        if s.class == Class::Cancelled {
+        if matches!(s.class, Class::Cancelled | Class::Panicked) {
             // Never finished: no latency to record.
             self.classes[s.class.index()] += 1;
             return;
@@ -176,9 +176,11 @@ impl Stats {
         }
     }
 
-    /// Requests that completed (with an answer or a failure; cancelled ones did not).
+    /// Requests that completed (with an answer or a failure; cancelled and panicked ones did not).
     pub fn completed(&self) -> u64 {
-        self.classes.iter().sum::<u64>() - self.classes[Class::Cancelled.index()]
+        self.classes.iter().sum::<u64>()
+            - self.classes[Class::Cancelled.index()]
+            - self.classes[Class::Panicked.index()]
     }
 
     /// Completed requests that failed.
@@ -517,7 +519,7 @@ impl Recorder {
         let Some(started) = s.started else {
             return;
         };
-        if s.class == Class::Cancelled {
+        if matches!(s.class, Class::Cancelled | Class::Panicked) {
             // Sent, never completed.
             let sent_second = self.second_of(started);
             self.point(sent_second).sent += 1;

@@ -576,3 +576,68 @@ rate = { shape = "constant", rps = 1000 }
         );
     }
 }
+
+/// Panics on `/boom`, answers everything else at once.
+struct Panicky;
+
+impl Transport for Panicky {
+    async fn send(&self, request: &Request, _deadline: Instant) -> Response {
+        tokio::task::yield_now().await;
+        assert!(
+            request.path_and_query.path() != "/boom",
+            "a request that panics (a test of the engine)"
+        );
+        Response {
+            class: Class::Ok,
+            status: Some(200),
+            bytes: 0,
+            version: Some(Version::Http1),
+            handshake: None,
+            resent: false,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_panics_is_counted_and_the_run_still_ends() {
+    let text = r#"name = "panics"
+[[mix]]
+path = "/"
+[[mix]]
+path = "/boom"
+[[phases]]
+name = "open"
+duration = "1s"
+rate = { shape = "constant", rps = 10 }
+[[phases]]
+name = "closed"
+duration = "1s"
+concurrency = 2
+"#;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let run = run_with(
+        scenario(text),
+        Arc::new(Panicky),
+        NO_FAULTS,
+        None,
+        Duration::from_secs(5),
+        Pacing::Timer,
+    );
+    let out = tokio::time::timeout(Duration::from_secs(3600), run).await;
+    std::panic::set_hook(hook);
+    let out = out.expect("the run ends");
+    assert_eq!(out.result.unwrap(), Ending::Completed);
+    let of = |phase: usize, class: Class| {
+        out.samples
+            .iter()
+            .filter(|s| s.phase == phase && s.class == class)
+            .count()
+    };
+    // Open loop: half of the ten requests go to /boom, each panics and is counted so.
+    assert_eq!((of(0, Class::Ok), of(0, Class::Panicked)), (5, 5));
+    // Closed loop: a worker whose request panics is gone with it; its request is counted, and the
+    // phase ends on time with the other worker's.
+    assert!(of(1, Class::Panicked) >= 1, "{:?}", out.samples.len());
+    assert!(out.took <= Duration::from_secs(2), "{:?}", out.took);
+}

@@ -35,11 +35,14 @@ pub enum Class {
     /// Still in flight when the drain time after a stop ran out: neither a success nor the server's
     /// failure, so counted apart and not in the error ratio.
     Cancelled,
+    /// The task sending it panicked: a bug in loadgen, not the server's doing, so counted apart and not
+    /// in the error ratio (and said on stderr).
+    Panicked,
 }
 
 impl Class {
     /// Every class, in report order.
-    pub const ALL: [Class; 12] = [
+    pub const ALL: [Class; 13] = [
         Class::Ok,
         Class::Http4xx,
         Class::Http5xx,
@@ -52,6 +55,7 @@ impl Class {
         Class::BodyTooLarge,
         Class::Other,
         Class::Cancelled,
+        Class::Panicked,
     ];
 
     /// The class of an HTTP status.
@@ -63,9 +67,9 @@ impl Class {
         }
     }
 
-    /// Whether this class counts as a failed request (anything but `Ok` and `Cancelled`).
+    /// Whether this class counts as a failed request (anything but `Ok`, `Cancelled` and `Panicked`).
     pub fn is_error(self) -> bool {
-        !matches!(self, Class::Ok | Class::Cancelled)
+        !matches!(self, Class::Ok | Class::Cancelled | Class::Panicked)
     }
 
     /// Name as written in reports.
@@ -83,6 +87,7 @@ impl Class {
             Class::BodyTooLarge => "body_too_large",
             Class::Other => "other",
             Class::Cancelled => "cancelled",
+            Class::Panicked => "panicked",
         }
     }
 

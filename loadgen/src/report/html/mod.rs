@@ -23,7 +23,7 @@ const TOP: f64 = 22.0;
 const BOTTOM: f64 = 26.0;
 
 /// Colours of the outcome classes, in [`crate::shared::outcome::Class::ALL`] order.
-const CLASS_COLOURS: [(&str, &str); 12] = [
+const CLASS_COLOURS: [(&str, &str); 13] = [
     ("ok", "#4caf50"),
     ("http_4xx", "#ff9800"),
     ("http_5xx", "#e53935"),
@@ -36,6 +36,7 @@ const CLASS_COLOURS: [(&str, &str); 12] = [
     ("body_too_large", "#00acc1"),
     ("other", "#757575"),
     ("cancelled", "#bdbdbd"),
+    ("panicked", "#000000"),
 ];
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 12px}\
