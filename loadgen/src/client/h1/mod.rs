@@ -5,8 +5,10 @@
 //!
 //! It follows the pool's rules: a connection idle past the idle limit is not reused, one the server
 //! closed while idle is replaced without a word, and a request is sent again on a fresh connection
-//! only when writing it failed (so no byte of it was taken by the server). Anything read short of a
-//! complete answer is the server's doing and is classified, never retried.
+//! only when not one byte of it was taken by the stream. Anything read short of a complete answer is
+//! the server's doing and is classified, never retried. A request too large for one write is written
+//! watching for an answer: a server may answer early (413, 431) and close without reading the rest,
+//! and that answer is what the request got.
 
 use std::io;
 use std::pin::Pin;
@@ -118,7 +120,7 @@ pub(super) struct Answer {
 
 /// Why an exchange did not give an answer.
 pub(super) enum Failed {
-    /// Writing the request failed: the server took none of it, so it may be sent again.
+    /// Writing the request failed before the stream took one byte of it, so it may be sent again.
     Unsent,
     /// Anything after: counted as this class.
     Class(Class),
@@ -190,17 +192,26 @@ impl Own {
         head_request: bool,
         body_cap: usize,
     ) -> Result<Answer, Failed> {
-        let written = async {
-            stream.write_all(&self.out).await?;
-            stream.flush().await
-        };
-        if written.await.is_err() {
-            return Err(Failed::Unsent);
-        }
         self.input.clear();
+        let written = write_watching(&mut stream, &self.out, &mut self.input).await;
+        let whole = match written {
+            Written::All => true,
+            Written::Answered => false,
+            Written::Failed { sent: 0, .. } => return Err(Failed::Unsent),
+            // Part of the request went: the server may have acted on it, and may have answered
+            // before it closed. Its answer, if one came whole, is what the request got.
+            Written::Failed { error, .. } => {
+                match read_answer(&mut stream, &mut self.input, head_request, body_cap).await {
+                    Ok((answer, _)) => return Ok(answer),
+                    Err(_) => return Err(Failed::Class(classify_error(&error))),
+                }
+            }
+        };
         let (answer, reusable) = read_answer(&mut stream, &mut self.input, head_request, body_cap)
             .await
             .map_err(Failed::Class)?;
+        // A request cut short by an early answer leaves the connection in the middle of it.
+        let reusable = reusable && whole;
         if reusable && self.input.is_empty() {
             self.conn = Some(Conn {
                 stream,
@@ -208,6 +219,65 @@ impl Own {
             });
         }
         Ok(answer)
+    }
+}
+
+/// How writing a request ended.
+enum Written {
+    /// Every byte taken by the stream.
+    All,
+    /// The server answered before it took the whole request; its first bytes are in the input.
+    Answered,
+    /// Writing failed after the stream took `sent` bytes.
+    Failed { sent: usize, error: io::Error },
+}
+
+/// Writes `out` on `stream`. A request the stream takes in one write (every ordinary one) is just
+/// written; a larger one is written while watching for the server's answer, which a server may send
+/// before reading the whole request (and then close); its bytes go into `input`.
+async fn write_watching(stream: &mut Stream, out: &[u8], input: &mut Input) -> Written {
+    let mut sent = match stream.write(out).await {
+        Ok(n) => n,
+        Err(error) => return Written::Failed { sent: 0, error },
+    };
+    if sent < out.len() {
+        let early = std::future::poll_fn(|cx| loop {
+            let len = input.data.len();
+            input.data.resize(len + 4096, 0);
+            let mut buf = ReadBuf::new(&mut input.data[len..]);
+            let read = Pin::new(&mut *stream).poll_read(cx, &mut buf);
+            let got = buf.filled().len();
+            input.data.truncate(len + got);
+            match read {
+                Poll::Ready(Ok(())) if got > 0 => return Poll::Ready(Ok(true)),
+                Poll::Ready(Ok(())) => {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::ConnectionAborted)))
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+            match Pin::new(&mut *stream).poll_write(cx, &out[sent..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
+                Poll::Ready(Ok(n)) => {
+                    sent += n;
+                    if sent == out.len() {
+                        return Poll::Ready(Ok(false));
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        })
+        .await;
+        match early {
+            Ok(true) => return Written::Answered,
+            Ok(false) => {}
+            Err(error) => return Written::Failed { sent, error },
+        }
+    }
+    match stream.flush().await {
+        Ok(()) => Written::All,
+        Err(error) => Written::Failed { sent, error },
     }
 }
 

@@ -384,3 +384,76 @@ async fn a_refused_connection_is_classified_connect() {
     let r = send(&client, &mut own, &get("/")).await;
     assert_eq!((r.class, r.status, r.handshake), (Class::Connect, None, None));
 }
+
+/// A server that reads only each request's head, answers 413 and closes without reading the body
+/// (so the kernel resets the connection), after holding it for `linger`. Counts the heads it read.
+async fn refusing_server(linger: Duration) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let heads = Arc::new(AtomicUsize::new(0));
+    let count = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut chunk = [0u8; 4096];
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+                tokio::time::sleep(linger).await;
+            });
+        }
+    });
+    (url, heads)
+}
+
+const BIG: &[u8] = &[b'x'; 16 << 20];
+
+#[tokio::test]
+async fn a_request_the_server_refused_part_way_is_never_sent_twice() {
+    // The server resets at once: whatever loadgen saw, each request arrived once.
+    let (url, heads) = refusing_server(Duration::ZERO).await;
+    let client = client(&url, 1024);
+    let mut own = Own::default();
+    let post = request(Method::POST, "/upload", Some(BIG));
+    for _ in 0..5 {
+        let r = send(&client, &mut own, &post).await;
+        assert!(!r.resent, "{r:?}");
+        assert!(
+            matches!(r.class, Class::Http4xx | Class::Reset | Class::Closed),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        heads.load(Ordering::SeqCst),
+        5,
+        "each request reached the server once"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_comes_while_the_body_is_written_is_what_the_request_got() {
+    let (url, heads) = refusing_server(Duration::from_secs(5)).await;
+    let client = client(&url, 1024);
+    let mut own = Own::default();
+    let post = request(Method::POST, "/upload", Some(BIG));
+    for _ in 0..3 {
+        let r = send(&client, &mut own, &post).await;
+        assert_eq!(
+            (r.class, r.status, r.resent),
+            (Class::Http4xx, Some(413), false),
+            "{r:?}"
+        );
+    }
+    assert_eq!(heads.load(Ordering::SeqCst), 3);
+}
