@@ -3,7 +3,8 @@
 //! when an alert was not just firing in Prometheus but delivered.
 //!
 //! A body that is not a version 4 payload, or larger than [`MAX_BODY`], is answered 400 and counted,
-//! never trusted. Memory is bounded: at most [`MAX_KEPT`] notifications are kept, the rest counted.
+//! never trusted. Memory is bounded: at most [`MAX_KEPT`] notifications, and bodies of at most
+//! [`MAX_KEPT_BYTES`] in all, are kept; the rest are counted.
 //! This module receives; it does not start Alertmanager (see [`crate::alerts::alertmanager`]).
 
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ use tokio::time::Instant;
 pub const MAX_BODY: usize = 1 << 20;
 /// Notifications kept per run; later ones are counted in [`Inbox::dropped`] only.
 pub const MAX_KEPT: usize = 10_000;
+/// Bytes of the bodies of the notifications kept per run; later ones are counted in
+/// [`Received::dropped`] only.
+pub const MAX_KEPT_BYTES: usize = 32 << 20;
 /// How long a client may take to send its body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -237,11 +241,14 @@ pub struct Received {
     pub notifications: Vec<Notification>,
     /// Bodies answered 400 (not a version 4 payload, or too large).
     pub rejected: u64,
-    /// Notifications past [`MAX_KEPT`], answered 200 but not kept.
+    /// Notifications past [`MAX_KEPT`] or [`MAX_KEPT_BYTES`], answered 200 but not kept.
     pub dropped: u64,
     /// Why the first refused body was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_rejection: Option<String>,
+    /// Bytes of the bodies kept.
+    #[serde(skip)]
+    pub(crate) kept_bytes: usize,
 }
 
 /// The receiver's shared record; times are seconds from `start`.
@@ -299,7 +306,13 @@ impl Inbox {
         let parsed = parse(body, self.seconds(at));
         let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
         match parsed {
-            Ok(n) if received.notifications.len() < MAX_KEPT => received.notifications.push(n),
+            Ok(n)
+                if received.notifications.len() < MAX_KEPT
+                    && received.kept_bytes + body.len() <= MAX_KEPT_BYTES =>
+            {
+                received.kept_bytes += body.len();
+                received.notifications.push(n);
+            }
             Ok(_) => received.dropped += 1,
             Err(e) => {
                 received.rejected += 1;
@@ -498,6 +511,21 @@ mod tests {
         }
         let r = inbox.snapshot();
         assert_eq!((r.notifications.len(), r.dropped, r.rejected), (MAX_KEPT, 3, 0));
+    }
+
+    #[test]
+    fn memory_is_bounded_in_bytes_too() {
+        // Bodies of about half a megabyte each: the byte bound comes long before the count.
+        let padding = "x".repeat(512 << 10);
+        let body = FIRING.replacen("\"labels\":{", &format!("\"labels\":{{\"pad\":\"{padding}\","), 1);
+        assert!(parse(body.as_bytes(), 0.0).is_ok(), "still a notification");
+        let inbox = Inbox::new(Instant::now());
+        let fits = MAX_KEPT_BYTES / body.len();
+        for _ in 0..fits + 5 {
+            inbox.take(body.as_bytes(), Instant::now()).unwrap();
+        }
+        let r = inbox.snapshot();
+        assert_eq!((r.notifications.len(), r.dropped), (fits, 5));
     }
 
     #[test]
