@@ -235,7 +235,8 @@ impl Chaos {
     }
 
     /// Replaces the faults after validating them; on error nothing changes. Request counters restart
-    /// from zero, so the same spec applied twice makes the same decisions.
+    /// from zero, so the same spec applied twice makes the same decisions. Updates are applied one at a
+    /// time, whole: of two at once, one wins with its effects, gauges and decisions together.
     pub fn apply(&self, spec: ChaosSpec) -> Result<ChaosSpec, Vec<FieldError>> {
         let errors = spec.validate();
         if !errors.is_empty() {
@@ -256,7 +257,6 @@ impl Chaos {
                 _ => {}
             }
         }
-        drop(effects);
         for kind in FAULT_KINDS {
             self.gauge
                 .fault_active(kind, spec.faults.iter().any(|f| f.kind() == *kind));
@@ -265,6 +265,7 @@ impl Chaos {
         if outage.is_some() {
             self.outage.send_replace(outage);
         }
+        drop(effects);
         Ok(spec)
     }
 
@@ -278,6 +279,8 @@ impl Chaos {
 
     /// Called by the server when an outage has run its course: removes the outage fault, keeps the rest.
     pub fn outage_over(&self) {
+        // Taken like an update, so that an update at the same moment is not overwritten.
+        let _update = self.effects.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.current();
         if current.spec.faults.iter().any(|f| matches!(f, Fault::Outage(_))) {
             let mut spec = current.spec.clone();
@@ -458,6 +461,64 @@ mod tests {
 
     fn spec(json: &str) -> ChaosSpec {
         serde_json::from_str(json).unwrap()
+    }
+
+    /// Keeps the last value set for each fault kind, slowly (as a real registry may be), which leaves
+    /// room for another update to come between two of its calls.
+    #[derive(Default)]
+    struct LastGauge(Mutex<std::collections::BTreeMap<&'static str, bool>>);
+
+    impl FaultGauge for LastGauge {
+        fn fault_active(&self, kind: &'static str, active: bool) {
+            std::thread::sleep(std::time::Duration::from_micros(20));
+            self.0.lock().unwrap().insert(kind, active);
+        }
+    }
+
+    #[test]
+    fn of_two_updates_at_once_one_wins_whole() {
+        let gauge = Arc::new(LastGauge::default());
+        let chaos = Arc::new(Chaos::new(gauge.clone()));
+        let specs = [
+            spec(r#"{"faults":[{"fault":"error","ratio":0.5}]}"#),
+            spec(r#"{"faults":[{"fault":"latency","delay":"5ms"}]}"#),
+        ];
+        const THREADS: usize = 4;
+        const ROUNDS: usize = 30;
+        // Each round every thread applies one update at the same moment; between rounds the state
+        // is looked at.
+        let (go, done) = (
+            Arc::new(std::sync::Barrier::new(THREADS + 1)),
+            Arc::new(std::sync::Barrier::new(THREADS + 1)),
+        );
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (chaos, specs, go, done) = (chaos.clone(), specs.clone(), go.clone(), done.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..ROUNDS {
+                        go.wait();
+                        chaos.apply(specs[t % 2].clone()).unwrap();
+                        done.wait();
+                    }
+                })
+            })
+            .collect();
+        for round in 0..ROUNDS {
+            go.wait();
+            done.wait();
+            let kinds: Vec<&str> = chaos.spec().faults.iter().map(|f| f.kind()).collect();
+            let gauge = gauge.0.lock().unwrap();
+            for kind in ["error", "latency"] {
+                assert_eq!(
+                    gauge[kind],
+                    kinds.contains(&kind),
+                    "round {round}, {kind}: gauge {gauge:?}, faults {kinds:?}"
+                );
+            }
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
     }
 
     #[test]
