@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, InconsistentKeys, RootCertStore, SignatureScheme};
 
 /// TLS options, as given on the command line.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +39,10 @@ pub enum TlsError {
     Key { path: PathBuf, reason: String },
     #[error("--cert and --key go together: give both")]
     CertWithoutKey,
-    #[error("the client certificate does not fit its key, or is unusable: {0}")]
-    ClientAuth(rustls::Error),
+    #[error("--key {path}: not a usable private key: {reason}")]
+    UnusableKey { path: PathBuf, reason: rustls::Error },
+    #[error("--cert {cert} does not fit --key {key}: the certificate's public key is not the key's")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
     #[error("no trusted CA certificates: none in the system's store and no --cacert (use --cacert FILE)")]
     NoRoots,
 }
@@ -61,7 +65,7 @@ pub fn client_config(options: &TlsOptions, alpn: Alpn) -> Result<Arc<rustls::Cli
     let builder = if options.insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider.clone())))
     } else {
         builder.with_root_certificates(roots(options.cacert.as_deref())?)
     };
@@ -76,9 +80,17 @@ pub fn client_config(options: &TlsOptions, alpn: Alpn) -> Result<Arc<rustls::Cli
                 path: key.clone(),
                 reason: pem_reason(&e, "a private key"),
             })?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(TlsError::ClientAuth)?
+            let certified = client_cert(chain, key_der, &provider).map_err(|e| match e {
+                ClientCertError::Key(reason) => TlsError::UnusableKey {
+                    path: key.clone(),
+                    reason,
+                },
+                ClientCertError::Mismatch => TlsError::KeyMismatch {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+            })?;
+            builder.with_client_cert_resolver(Arc::new(ClientCert(Arc::new(certified))))
         }
         _ => return Err(TlsError::CertWithoutKey),
     };
@@ -87,6 +99,101 @@ pub fn client_config(options: &TlsOptions, alpn: Alpn) -> Result<Arc<rustls::Cli
         Alpn::Http2 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
     };
     Ok(Arc::new(config))
+}
+
+enum ClientCertError {
+    Key(rustls::Error),
+    Mismatch,
+}
+
+/// The client certificate `chain` with its key, checked to fit. rustls's own check parses the
+/// certificate as a server would and refuses X.509 v1 certificates (what `openssl x509 -req` makes
+/// without an extensions file), which servers such as nginx accept from clients; so the public key is
+/// read from the certificate here, whatever its version, and the server judges the rest.
+fn client_cert(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, ClientCertError> {
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(ClientCertError::Key)?;
+    let certified = CertifiedKey::new(chain, signing);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
+        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => Err(ClientCertError::Mismatch),
+        // rustls could not parse the certificate: compare the keys from its DER directly.
+        Err(_) => {
+            let theirs = certified.cert.first().and_then(|c| spki_of(c));
+            match (theirs, certified.key.public_key()) {
+                (Some(cert_key), Some(key)) if cert_key != key.as_ref() => Err(ClientCertError::Mismatch),
+                _ => Ok(certified),
+            }
+        }
+    }
+}
+
+/// One DER element at the start of `der`: its tag, its whole encoding and what follows it.
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *der.first()?;
+    let first = *der.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let bytes = der.get(2..2 + count)?;
+        (
+            bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b)),
+            2 + count,
+        )
+    };
+    let end = header.checked_add(len)?;
+    Some((tag, der.get(..end)?, der.get(end..)?))
+}
+
+/// The `SubjectPublicKeyInfo` of an X.509 certificate of any version (RFC 5280, 4.1): the seventh
+/// field of the `TBSCertificate`, or the sixth when the optional version is absent (v1).
+fn spki_of(cert: &[u8]) -> Option<&[u8]> {
+    let (_, certificate, _) = der_element(cert)?;
+    let (_, tbs, _) = der_element(certificate.get(header_len(certificate)?..)?)?;
+    let mut rest = tbs.get(header_len(tbs)?..)?;
+    if rest.first() == Some(&0xa0) {
+        rest = der_element(rest)?.2;
+    }
+    // serialNumber, signature, issuer, validity, subject
+    for _ in 0..5 {
+        rest = der_element(rest)?.2;
+    }
+    let (tag, spki, _) = der_element(rest)?;
+    (tag == 0x30).then_some(spki)
+}
+
+/// The length of a DER element's header (tag and length).
+fn header_len(der: &[u8]) -> Option<usize> {
+    let first = *der.get(1)?;
+    Some(if first < 0x80 {
+        2
+    } else {
+        2 + usize::from(first & 0x7f)
+    })
+}
+
+/// Always presents the one client certificate.
+#[derive(Debug)]
+struct ClientCert(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// The system's trust store, plus the certificates in `cacert`.
@@ -216,6 +323,52 @@ mod tests {
             client_config(&half, Alpn::Http1),
             Err(TlsError::CertWithoutKey)
         ));
+    }
+
+    fn testdata(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("src/client/testdata")
+            .join(name)
+    }
+
+    #[test]
+    fn an_x509_v1_client_certificate_is_taken_and_checked_against_its_key() {
+        // Made by `openssl x509 -req` without an extensions file, as many guides do: version 1.
+        let with = |key: &str| TlsOptions {
+            insecure: true,
+            cert: Some(testdata("client-v1.pem")),
+            key: Some(testdata(key)),
+            ..TlsOptions::default()
+        };
+        let config = client_config(&with("client-v1.key"), Alpn::Http1);
+        assert!(config.is_ok(), "{:?}", config.err());
+        let e = client_config(&with("other.key"), Alpn::Http1).unwrap_err();
+        assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("does not fit --key"), "{e}");
+    }
+
+    #[test]
+    fn the_public_key_is_read_from_certificates_of_any_version() {
+        let v1 = CertificateDer::from_pem_file(testdata("client-v1.pem")).unwrap();
+        let key = PrivateKeyDer::from_pem_file(testdata("client-v1.key")).unwrap();
+        let signing = ring::default_provider()
+            .key_provider
+            .load_private_key(key)
+            .unwrap();
+        assert_eq!(spki_of(&v1), Some(signing.public_key().unwrap().as_ref()));
+        // A v3 certificate (the CA's, with extensions): the same field as rustls finds.
+        let v3 = CertificateDer::from_pem_file(testdata("ca.pem")).unwrap();
+        let parsed = rustls::server::ParsedCertificate::try_from(&v3).unwrap();
+        assert_eq!(spki_of(&v3), Some(parsed.subject_public_key_info().as_ref()));
+        // Nothing read past the end of something that is not a certificate.
+        for junk in [
+            &[][..],
+            &[0x30],
+            &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff],
+            &[0x30, 0x03, 0x30, 0x01],
+        ] {
+            assert_eq!(spki_of(junk), None);
+        }
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl Certs {
         let ext = dir.join("server.ext");
         std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
         std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-        let steps: [&[&str]; 7] = [
+        let steps: [&[&str]; 8] = [
             &[
                 "req",
                 "-x509",
@@ -221,6 +221,23 @@ impl Certs {
                 "2",
                 "-extfile",
                 "client.ext",
+            ],
+            // The same client key in an X.509 v1 certificate: what `openssl x509 -req` makes without an
+            // extensions file.
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client-v1.pem",
+                "-days",
+                "2",
             ],
             // A second CA that signed nothing the server presents: trusting it must not help.
             &[
@@ -426,6 +443,24 @@ fn a_client_certificate_opens_a_server_that_requires_one() {
     );
     assert_eq!(r.class("ok"), 20, "{}\n{}", r.totals(), r.output);
     assert_eq!(nginx.count("HTTP/1.1", 200), 20);
+
+    // The same key in a version 1 certificate, as curl and nginx take it.
+    let r = run(
+        "mtls-v1",
+        &url,
+        20,
+        1,
+        &[
+            "--cacert",
+            &ca,
+            "--cert",
+            &certs.path("client-v1.pem"),
+            "--key",
+            &certs.path("client.key"),
+        ],
+    );
+    assert_eq!(r.class("ok"), 20, "{}\n{}", r.totals(), r.output);
+    assert_eq!(nginx.count("HTTP/1.1", 200), 40);
 
     // Without it nginx answers 400 (its own record agrees).
     let r = run("mtls-none", &url, 20, 1, &["--cacert", &ca]);
