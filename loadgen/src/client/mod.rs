@@ -27,6 +27,8 @@ mod h1;
 mod h2_tests;
 pub mod tls;
 
+pub use h1::decode_answer;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

@@ -222,6 +222,22 @@ impl Own {
     }
 }
 
+/// What the client makes of `bytes` as the answer to one request: the status and the body bytes
+/// counted, or the class of the failure (a body past `body_cap` is `BodyTooLarge`). The answer is read from memory as it would be from a
+/// connection that ends after `bytes`; a parser entry point for fuzzing and property tests.
+pub fn decode_answer(bytes: &[u8], head_request: bool, body_cap: usize) -> Result<(u16, u64), Class> {
+    let mut stream = bytes;
+    let mut input = Input::default();
+    let read = read_answer(&mut stream, &mut input, head_request, body_cap);
+    let mut read = std::pin::pin!(read);
+    // Reading from memory never waits, so one poll finishes it.
+    match std::future::Future::poll(read.as_mut(), &mut Context::from_waker(std::task::Waker::noop())) {
+        Poll::Ready(Ok((answer, _))) if answer.too_large => Err(Class::BodyTooLarge),
+        Poll::Ready(result) => result.map(|(answer, _)| (answer.status, answer.bytes)),
+        Poll::Pending => Err(Class::Other),
+    }
+}
+
 /// How writing a request ended.
 enum Written {
     /// Every byte taken by the stream.
@@ -310,7 +326,7 @@ impl Input {
     }
 
     /// Reads more from `stream`; `Ok(0)` at the end of the stream.
-    async fn fill(&mut self, stream: &mut Stream) -> Result<usize, Class> {
+    async fn fill(&mut self, stream: &mut (impl AsyncRead + Unpin)) -> Result<usize, Class> {
         if self.start > 0 {
             self.data.drain(..self.start);
             self.start = 0;
@@ -325,7 +341,7 @@ impl Input {
     }
 
     /// Reads past the next `n` bytes.
-    async fn skip(&mut self, stream: &mut Stream, mut n: u64) -> Result<(), Class> {
+    async fn skip(&mut self, stream: &mut (impl AsyncRead + Unpin), mut n: u64) -> Result<(), Class> {
         while n > 0 {
             if self.is_empty() {
                 self.more(stream).await?;
@@ -338,7 +354,7 @@ impl Input {
     }
 
     /// Reads more, taking the end of the stream as a short answer.
-    async fn more(&mut self, stream: &mut Stream) -> Result<(), Class> {
+    async fn more(&mut self, stream: &mut (impl AsyncRead + Unpin)) -> Result<(), Class> {
         match self.fill(stream).await? {
             0 => Err(Class::Closed),
             _ => Ok(()),
@@ -365,7 +381,7 @@ struct Head {
 /// Reads one answer (skipping informational ones). Its figures, and whether the connection can be
 /// used again.
 async fn read_answer(
-    stream: &mut Stream,
+    stream: &mut (impl AsyncRead + Unpin),
     input: &mut Input,
     head_request: bool,
     body_cap: usize,
@@ -421,7 +437,7 @@ async fn read_answer(
 }
 
 /// Reads and parses a head, leaving what follows it in `input`.
-async fn read_head(stream: &mut Stream, input: &mut Input) -> Result<Head, Class> {
+async fn read_head(stream: &mut (impl AsyncRead + Unpin), input: &mut Input) -> Result<Head, Class> {
     loop {
         if !input.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -492,7 +508,7 @@ fn head_of(parsed: &httparse::Response<'_, '_>) -> Result<Head, Class> {
 /// Reads a chunked body, counting its data. Whether it ended cleanly (false past the cap, where
 /// reading stops).
 async fn read_chunked(
-    stream: &mut Stream,
+    stream: &mut (impl AsyncRead + Unpin),
     input: &mut Input,
     cap: u64,
     answer: &mut Answer,
@@ -534,7 +550,7 @@ async fn read_chunked(
 }
 
 /// Skips a chunked body's trailer section, up to and including the empty line that ends it.
-async fn read_trailers(stream: &mut Stream, input: &mut Input) -> Result<(), Class> {
+async fn read_trailers(stream: &mut (impl AsyncRead + Unpin), input: &mut Input) -> Result<(), Class> {
     let mut seen = 0;
     loop {
         if let Some(end) = input.unread().windows(2).position(|w| w == b"\r\n") {

@@ -457,3 +457,45 @@ async fn an_answer_that_comes_while_the_body_is_written_is_what_the_request_got(
     }
     assert_eq!(heads.load(Ordering::SeqCst), 3);
 }
+
+mod decode {
+    use proptest::prelude::*;
+
+    use crate::client::decode_answer;
+    use crate::shared::outcome::Class;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_give_an_answer_or_a_class_never_a_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode_answer(&bytes, false, 1 << 20);
+            let _ = decode_answer(&bytes, true, 0);
+        }
+
+        #[test]
+        fn a_framed_answer_is_counted_to_the_byte(status in prop_oneof![200u16..204, 205u16..304, 305u16..600], body in prop::collection::vec(any::<u8>(), 0..4096), chunk in 1usize..512) {
+            let mut framed = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            framed.extend_from_slice(&body);
+            prop_assert_eq!(decode_answer(&framed, false, 1 << 20), Ok((status, body.len() as u64)));
+            let mut chunked = format!("HTTP/1.1 {status} X\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+            for part in body.chunks(chunk) {
+                chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                chunked.extend_from_slice(part);
+                chunked.extend_from_slice(b"\r\n");
+            }
+            chunked.extend_from_slice(b"0\r\n\r\n");
+            prop_assert_eq!(decode_answer(&chunked, false, 1 << 20), Ok((status, body.len() as u64)));
+        }
+
+        #[test]
+        fn extreme_lengths_are_protocol_errors_or_short_answers(n in prop_oneof![Just(u64::MAX), Just(u64::MAX - 1), Just(1u64 << 63), any::<u64>()]) {
+            let length = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\nabc");
+            let got = decode_answer(length.as_bytes(), false, 1 << 20);
+            prop_assert!(matches!(got, Err(Class::Closed | Class::Protocol | Class::BodyTooLarge)) || got == Ok((200, 3)), "{got:?}");
+            let chunk = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\nabc");
+            let got = decode_answer(chunk.as_bytes(), false, 1 << 20);
+            prop_assert!(got.is_err(), "{got:?}");
+        }
+    }
+}
