@@ -40,20 +40,16 @@ pub async fn chaos(app: &Arc<App>, conn: &ConnInfo, req: Request<Incoming>) -> R
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let spec: ChaosSpec = match serde_json::from_slice(&body) {
+    let spec = match crate::chaos::json::read(&body) {
         Ok(spec) => spec,
-        Err(e) => {
+        Err(problems) => {
             return json(
                 StatusCode::BAD_REQUEST,
-                &json!({
-                    "error": "invalid chaos request; faults unchanged",
-                    "details": [{ "field": "body", "problem": format!("{e}") }],
-                }),
+                &json!({ "error": "invalid chaos request; faults unchanged", "details": problems }),
             )
         }
     };
-    let mut problems = spec.validate();
-    problems.extend(limits(&spec));
+    let problems = limits(&spec);
     if !problems.is_empty() {
         return json(
             StatusCode::BAD_REQUEST,

@@ -51,6 +51,7 @@ pub struct RawDefaults {
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub max_in_flight: Option<Spanned<i64>>,
     /// Headers sent with every request, e.g. `{ "user-agent" = "loadgen" }`; a request's own headers win.
+    /// Framing headers (`content-length`, `connection`, ...) are the client's and refused.
     #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub headers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
 }
@@ -73,7 +74,9 @@ pub struct RawRequest {
     /// percent-encoded (`{ type = "500", ms = 200 }`).
     #[schemars(with = "Option<RawQuery>")]
     pub query: Option<Spanned<RawQuery>>,
-    /// Headers of this request, added to (and overriding) `defaults.headers`.
+    /// Headers of this request, added to (and overriding) `defaults.headers`. The client sets the
+    /// framing headers (`content-length`, `transfer-encoding`, `connection`, `keep-alive`,
+    /// `proxy-connection`, `te`, `upgrade`): they are refused here. `host` replaces the target's.
     #[schemars(with = "Option<BTreeMap<String, String>>")]
     pub headers: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     /// Request body: a string sent as is, or a table sent as JSON with

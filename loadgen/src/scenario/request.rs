@@ -270,13 +270,72 @@ pub(super) fn percent_encode(text: &str, out: &mut String) {
     }
 }
 
+/// Headers that frame a request or manage its connection, and why the client must be the one to set
+/// them: a scenario that set them could put a malformed or smuggled request on the wire.
+const FRAMING: [(&str, &str); 7] = [
+    ("content-length", "it is written from the body"),
+    ("transfer-encoding", "bodies are sent with a `content-length`"),
+    (
+        "connection",
+        "connections are kept alive and closed by the client (see `--idle-timeout`)",
+    ),
+    (
+        "keep-alive",
+        "connections are kept alive and closed by the client (see `--idle-timeout`)",
+    ),
+    (
+        "proxy-connection",
+        "connections are kept alive and closed by the client (see `--idle-timeout`)",
+    ),
+    (
+        "te",
+        "the client takes answers chunked or with a length, and asks for nothing else",
+    ),
+    (
+        "upgrade",
+        "the client speaks HTTP/1.1 or HTTP/2 as the options say, and upgrades to nothing else",
+    ),
+];
+
 /// Checks header names and values, inserting them into `into` (replacing earlier values).
 pub(super) fn headers(
     raw: &BTreeMap<Spanned<String>, Spanned<String>>,
     into: &mut HeaderMap,
     ctx: &mut Ctx<'_>,
 ) {
-    for (name, value) in raw {
+    // Names are case-insensitive: `Host` and `host` in one table would be the same header twice.
+    let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+    let mut in_file_order: Vec<_> = raw.iter().collect();
+    in_file_order.sort_by_key(|(name, _)| name.span().start);
+    for (name, value) in in_file_order {
+        let lower = name.get_ref().to_ascii_lowercase();
+        if let Some((_, why)) = FRAMING.iter().find(|(framing, _)| *framing == lower) {
+            ctx.push(
+                Diagnostic::new(
+                    format!(
+                        "header `{}` is set by the client, not the scenario",
+                        name.get_ref()
+                    ),
+                    Some(name.span()),
+                )
+                .hint(format!("remove it: {why}")),
+            );
+            continue;
+        }
+        if let Some(first) = seen.get(&lower) {
+            let (line, column) = super::diag::line_col(ctx.source, first.start);
+            ctx.push(
+                Diagnostic::new(
+                    format!("header `{}` is given twice", name.get_ref()),
+                    Some(name.span()),
+                )
+                .hint(format!(
+                    "header names ignore case: keep one of the two (the other is at line {line}, column {column})"
+                )),
+            );
+            continue;
+        }
+        seen.insert(lower, name.span());
         let header = HeaderName::from_bytes(name.get_ref().as_bytes());
         if header.is_err() {
             ctx.push(

@@ -1,8 +1,10 @@
-//! Fault injection: the request format ([`spec`]) and the live state that applies it ([`state`]).
+//! Fault injection: the request format ([`spec`]), reading it from JSON with every bad field named
+//! ([`json`]), and the live state that applies it ([`state`]).
 //!
 //! Faults are shared state read on every request and changed only by the admin API; which request
 //! gets a fault is a pure function of (seed, fault, route, request number), so a run replays exactly.
 
+pub mod json;
 pub mod spec;
 pub mod state;
 

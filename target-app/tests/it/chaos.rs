@@ -97,6 +97,49 @@ async fn bad_requests_name_the_problem_and_keep_the_faults() {
 }
 
 #[tokio::test]
+async fn wrong_types_are_named_field_by_field_in_one_answer() {
+    let app = spawn(Role::App, |_| {}).await;
+    let good = r#"{"faults":[{"fault":"latency","delay":"5ms"}]}"#;
+    assert_eq!(put(&app.url("/admin/chaos"), good).await.status, 200);
+    let before = get(&app.url("/admin/chaos")).await.body;
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            r#"{"faults":[{"fault":"rate_limit","rps":-1,"burst":0}]}"#,
+            &["faults[0].rps", "faults[0].burst"],
+        ),
+        (
+            r#"{"seed":"7","faults":[{"fault":"cpu","threads":"4","utilization":2},{"fault":"outage","duration":90}]}"#,
+            &[
+                "faults[0].threads",
+                "faults[0].utilization",
+                "faults[1].duration",
+                "seed",
+            ],
+        ),
+        (
+            r#"{"faults":[{"fault":"latency","delay":"18446744073709551615s","jitter":"1s"}]}"#,
+            &["faults[0].delay"],
+        ),
+    ];
+    for (body, named) in cases {
+        let ans = put(&app.url("/admin/chaos"), body).await;
+        assert_eq!(ans.status, 400, "{body}: {}", ans.body);
+        let fields: Vec<String> = ans.json()["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(fields, named, "{body}: {}", ans.body);
+    }
+    assert_eq!(
+        get(&app.url("/admin/chaos")).await.body,
+        before,
+        "faults unchanged"
+    );
+}
+
+#[tokio::test]
 async fn writes_need_the_token_when_one_is_set() {
     let app = spawn(Role::App, |c| c.chaos_token = Some("s3cret".into())).await;
     let spec = r#"{"faults":[{"fault":"error"}]}"#;
