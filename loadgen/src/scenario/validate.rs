@@ -393,7 +393,10 @@ fn phase(
             None
         }
     };
-    let chaos = raw.chaos.map(|c| chaos(c, &path, ctx)).unwrap_or_default();
+    let chaos = raw
+        .chaos
+        .map(|c| chaos(c, &path, duration, ctx))
+        .unwrap_or_default();
     let expect = raw
         .expect
         .map(|e| expect::expectations(e, ctx))
@@ -410,7 +413,13 @@ fn phase(
     })
 }
 
-fn chaos(raw: Spanned<Vec<Spanned<Checked<Fault>>>>, path: &str, ctx: &mut Ctx<'_>) -> Vec<Fault> {
+/// The faults of the phase at `path`, lasting `duration` when that is valid.
+fn chaos(
+    raw: Spanned<Vec<Spanned<Checked<Fault>>>>,
+    path: &str,
+    duration: Option<std::time::Duration>,
+    ctx: &mut Ctx<'_>,
+) -> Vec<Fault> {
     let list_span = raw.span();
     let mut out = Vec::new();
     for (i, f) in raw.into_inner().into_iter().enumerate() {
@@ -431,6 +440,29 @@ fn chaos(raw: Spanned<Vec<Spanned<Checked<Fault>>>>, path: &str, ctx: &mut Ctx<'
                         None => format!("`{key}`: {what}"),
                     };
                     ctx.push(Diagnostic::new(message, Some(place)));
+                }
+                // An outage closes the target's listener, chaos API included: one that outlasts its
+                // phase leaves the next phase (or the run's end) unable to change or clear faults.
+                if let (Fault::Outage(o), Some(phase)) = (&fault, duration) {
+                    if o.duration >= phase {
+                        let place = ctx
+                            .doc
+                            .value_span(&format!("{at}.duration"))
+                            .unwrap_or(span.clone());
+                        ctx.push(
+                            Diagnostic::new(
+                                format!(
+                                    "an outage of {} outlasts its phase ({}): the target's chaos API is down \
+                                     with it, so the next phase could not set its faults and the run could \
+                                     not clear them",
+                                    target_app::duration::format(o.duration),
+                                    target_app::duration::format(phase)
+                                ),
+                                Some(place),
+                            )
+                            .hint("make the outage shorter than the phase, or make the phase longer"),
+                        );
+                    }
                 }
                 out.push(fault);
             }
