@@ -131,7 +131,52 @@ pub mod serde_text {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Durations as a user might type them: extreme numbers (0, 1, u64::MAX, hundreds of digits) with
+    /// every unit and some that are not, several parts, and arbitrary text.
+    fn typed() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            Just(0u64),
+            Just(1),
+            Just(u64::MAX),
+            Just(u64::MAX / 60),
+            Just(MAX.as_secs()),
+            Just(MAX.as_secs() + 1),
+            any::<u64>(),
+        ]
+        .prop_map(|n| n.to_string());
+        let digits = prop_oneof![number, "[0-9]{20,400}", Just("-1".to_owned())];
+        let unit = prop_oneof![
+            Just("ms"),
+            Just("s"),
+            Just("m"),
+            Just("h"),
+            Just(""),
+            Just("d"),
+            Just(".5s"),
+            Just(" s")
+        ];
+        let part = (digits, unit).prop_map(|(n, u)| format!("{n}{u}"));
+        prop_oneof![
+            prop::collection::vec(part, 1..4).prop_map(|parts| parts.concat()),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parsing_never_panics_and_stays_within_the_maximum(text in typed()) {
+            if let Ok(d) = parse(&text) {
+                prop_assert!(d <= MAX, "{text} gave {d:?}");
+                prop_assert_eq!(parse(&format(d)), Ok(d));
+            }
+        }
+    }
 
     #[test]
     fn parses_units_and_sums() {

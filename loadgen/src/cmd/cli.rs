@@ -238,6 +238,7 @@ fn parse_body_cap(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use proptest::prelude::*;
 
     use super::{Cli, Command};
     use crate::schedule::Shard;
@@ -264,6 +265,34 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["loadgen", "run", "s.toml"]).unwrap();
         assert!(matches!(cli.command, Command::Run(args) if args.shard.is_none()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Sizes and durations at the edges (0, 1, u64::MAX, past u128, negative, any text): each is
+        /// refused or within its maximum.
+        #[test]
+        fn flag_values_are_refused_or_within_the_maxima(
+            number in prop_oneof![
+                Just("0".to_owned()),
+                Just("1".to_owned()),
+                Just("-1".to_owned()),
+                Just(u64::MAX.to_string()),
+                Just((super::MAX_BODY_CAP + 1).to_string()),
+                "[0-9]{1,60}",
+                any::<u64>().prop_map(|n| n.to_string()),
+                any::<String>(),
+            ],
+            unit in prop::sample::select(vec!["", "ms", "s", "m", "h"]),
+        ) {
+            if let Ok(size) = super::parse_body_cap(&number) {
+                prop_assert!(size <= super::MAX_BODY_CAP, "{number}");
+            }
+            if let Ok(d) = super::parse_duration(&format!("{number}{unit}")) {
+                prop_assert!(d <= target_app::duration::MAX, "{number}{unit}");
+            }
+        }
     }
 
     fn run_error(args: &[&str]) -> String {

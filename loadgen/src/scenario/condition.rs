@@ -451,7 +451,43 @@ fn format_number(n: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Numbers at the edges, as text: 0, 1, u64::MAX, hundreds of digits, fractions, negatives.
+    fn extreme_number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("0".to_owned()),
+            Just("1".to_owned()),
+            Just(u64::MAX.to_string()),
+            Just("-1".to_owned()),
+            Just("0.0000001".to_owned()),
+            Just("1e9".to_owned()),
+            Just("NaN".to_owned()),
+            "[0-9]{16,400}",
+            "[0-9]{1,20}\\.[0-9]{1,20}",
+            any::<u64>().prop_map(|n| n.to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn values_are_finite_and_within_the_maxima(
+            metric in prop::sample::select(Metric::ALL.to_vec()),
+            op in prop::sample::select(vec!["<", "<=", ">", ">=", "==", "!="]),
+            number in extreme_number(),
+            unit in prop::sample::select(vec!["", "ms", "s", "m", "us", "%", "/s", "h"]),
+        ) {
+            let text = format!("{metric} {op} {number}{unit}");
+            if let Ok(c) = text.parse::<Condition>() {
+                prop_assert!(c.value.is_finite() && c.value >= 0.0, "{text}: {}", c.value);
+                prop_assert!(c.value <= max_for(metric.kind()), "{text}: {}", c.value);
+            }
+        }
+    }
 
     fn parse(text: &str) -> Condition {
         text.parse().unwrap_or_else(|e| panic!("{text}: {e:?}"))

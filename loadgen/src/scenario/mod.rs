@@ -113,7 +113,97 @@ fn strip_null(value: &mut serde_json::Value) {
 mod tests {
     use std::time::Duration;
 
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// A duration as a user might write one: 0, 1, u64::MAX, hundreds of digits, each unit.
+    fn extreme_duration() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            Just("0".to_owned()),
+            Just("1".to_owned()),
+            Just(u64::MAX.to_string()),
+            Just("31536000".to_owned()),
+            Just("31536001".to_owned()),
+            Just("-1".to_owned()),
+            "[0-9]{20,300}",
+            any::<u64>().prop_map(|n| n.to_string()),
+        ];
+        let unit = prop::sample::select(vec!["ms", "s", "m", "h", "", "d"]);
+        let ordinary =
+            prop::sample::select(vec!["1ms", "90s", "1h", "2190h", "8760h"]).prop_map(str::to_owned);
+        prop_oneof![
+            4 => ordinary,
+            1 => (number, unit).prop_map(|(n, u)| format!("{n}{u}")),
+        ]
+    }
+
+    fn extreme_integer() -> impl Strategy<Value = i64> {
+        let extreme = prop_oneof![
+            Just(0),
+            Just(-1),
+            Just(1_000_001),
+            Just(i64::MAX),
+            Just(i64::MIN),
+            any::<i64>(),
+        ];
+        prop_oneof![3 => Just(1), 3 => Just(1_000_000), 1 => extreme]
+    }
+
+    /// A rate as TOML: NaN, infinities, negatives, huge, and ordinary ones.
+    fn extreme_rate() -> impl Strategy<Value = String> {
+        let extreme = prop::sample::select(vec![
+            "nan",
+            "inf",
+            "-inf",
+            "-1.0",
+            "0",
+            "1e308",
+            "10000000",
+            "10000000.5",
+            "0.5",
+        ]);
+        prop_oneof![6 => Just("10"), 1 => extreme].prop_map(str::to_owned)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Extreme values in every duration, count, rate and size: never a panic, in parsing or in the
+        /// plan that follows; a scenario that validates is within the maxima, and each refusal is placed.
+        #[test]
+        fn extreme_values_are_refused_or_within_the_maxima(
+            durations in prop::collection::vec(extreme_duration(), 6),
+            integers in prop::collection::vec(extreme_integer(), 3),
+            rates in prop::collection::vec(extreme_rate(), 2),
+            body_len in prop_oneof![Just(0usize), Just(1), Just(10_000)],
+            latency in prop_oneof![4 => Just("1ms".to_owned()), 1 => "[0-9]{1,300}s"],
+        ) {
+            let text = format!(
+                "[defaults]\ntimeout = \"{}\"\nmax_in_flight = {}\n\
+                 [[mix]]\npath = \"/\"\nweight = {}\nbody = \"{}\"\n\
+                 [[phases]]\nduration = \"{}\"\nrate = {{ shape = \"constant\", rps = {} }}\n\
+                 [[phases]]\nrate = {{ shape = \"steps\", steps = [{{ rps = {}, duration = \"{}\" }}, {{ rps = 1, duration = \"{}\" }}] }}\n\
+                 [[phases]]\nduration = \"{}\"\nconcurrency = {}\nexpect = {{ p95 = \"< {latency}\", notify_within = \"{}\", alerts_notified = [\"A\"] }}\n",
+                durations[0], integers[0], integers[1], "x".repeat(body_len), durations[1], rates[0],
+                rates[1], durations[2], durations[3], durations[4], integers[2], durations[5],
+            );
+            match parse(&text, "p.toml") {
+                Ok(s) => {
+                    let max = target_app::duration::MAX;
+                    prop_assert!(s.duration() <= max, "{text}");
+                    prop_assert!(s.defaults.timeout <= max);
+                    prop_assert!(s.phases.iter().all(|p| !p.duration.is_zero() && p.duration <= max));
+                    let mut plan = Vec::new();
+                    prop_assert!(crate::report::plan::write_plan(&s, &mut plan).is_ok());
+                }
+                Err(d) => {
+                    prop_assert!(!d.is_empty());
+                    prop_assert!(d.items().iter().all(|item| item.span.is_some()), "{d}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_full_file_becomes_the_model() {

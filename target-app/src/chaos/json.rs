@@ -172,7 +172,88 @@ fn kind_of(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// JSON values at the edges: 0, 1, -1, the integer extremes, huge and tiny floats, durations past the
+    /// maximum, a huge string, and every other type.
+    fn extreme_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(0)),
+            Just(json!(1)),
+            Just(json!(-1)),
+            Just(json!(u64::MAX)),
+            Just(json!(i64::MIN)),
+            Just(json!(u32::MAX)),
+            Just(json!(f64::MAX)),
+            Just(json!(-f64::MAX)),
+            Just(json!(0.5)),
+            Just(json!(1.0000001)),
+            Just(json!(null)),
+            Just(json!(true)),
+            Just(json!("18446744073709551615s")),
+            Just(json!("8760h")),
+            Just(json!("1ms")),
+            Just(json!("/")),
+            Just(json!("x".repeat(10_000))),
+            Just(json!([])),
+            Just(json!(["/checkout", 7])),
+            Just(json!({})),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+        ]
+    }
+
+    const KEYS: &[&str] = &[
+        "status",
+        "ratio",
+        "routes",
+        "delay",
+        "jitter",
+        "hold",
+        "threads",
+        "utilization",
+        "mb_per_second",
+        "limit_mb",
+        "duration",
+        "rps",
+        "burst",
+        "zzz",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn reading_never_panics_and_names_the_fields_it_refuses(
+            kind in prop::sample::select(FAULT_KINDS),
+            fields in prop::collection::btree_map(prop::sample::select(KEYS), extreme_value(), 0..4),
+            seed in extreme_value(),
+        ) {
+            let mut fault = Map::new();
+            fault.insert("fault".to_owned(), json!(kind));
+            for (key, value) in &fields {
+                fault.insert((*key).to_owned(), value.clone());
+            }
+            let body = json!({ "seed": seed, "faults": [fault] }).to_string();
+            match read(body.as_bytes()) {
+                Ok(spec) => {
+                    prop_assert!(spec.validate().is_empty());
+                    prop_assert_eq!(spec.faults.len(), 1);
+                }
+                Err(errors) => {
+                    prop_assert!(!errors.is_empty());
+                    for e in &errors {
+                        prop_assert!(
+                            e.field == "seed" || e.field.starts_with("faults[0]"),
+                            "{} named for {}", e.field, body
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     fn fields(body: &str) -> Vec<(String, String)> {
         match read(body.as_bytes()) {
