@@ -29,13 +29,25 @@ async fn run(cli: Cli) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         stop_signal().await;
-        eprintln!("\nloadgen: stopping: finishing in-flight requests and clearing faults (Ctrl-C again to quit at once)");
+        eprintln!(
+            "\nloadgen: stopping: finishing in-flight requests and clearing faults (Ctrl-C again to cut \
+             the drain short)"
+        );
+        let _ = stop_tx.send(true);
+        stop_signal().await;
+        // Sent again, the same stop cuts the drain short: requests in flight are cancelled at once,
+        // and the faults are still cleared and the reports written.
+        eprintln!(
+            "loadgen: cutting the drain short: cancelling requests in flight, clearing faults (Ctrl-C \
+             again to quit at once)"
+        );
         let _ = stop_tx.send(true);
         stop_signal().await;
         eprintln!("loadgen: quitting at once");
         #[allow(
             clippy::exit,
-            reason = "a second Ctrl-C must end the process whatever the run is doing"
+            reason = "a third Ctrl-C must end the process whatever the run is doing; the private \
+                      Prometheus and Alertmanager die with it (PR_SET_PDEATHSIG)"
         )]
         std::process::exit(130);
     });

@@ -2,7 +2,7 @@
 //!
 //! Each runs in a process group of its own, so a Ctrl-C at the terminal reaches loadgen alone: loadgen
 //! drains the run and still reads its alert evidence, then stops them itself (on drop, on every path
-//! that returns). When loadgen dies without returning (a second Ctrl-C, SIGKILL, a crash) the kernel
+//! that returns). When loadgen dies without returning (a third Ctrl-C, SIGKILL, a crash) the kernel
 //! kills them: they are started through util-linux's `setpriv --pdeathsig KILL`, which asks Linux for
 //! `PR_SET_PDEATHSIG` before it becomes the program (no `unsafe` code in loadgen for it). Without
 //! `setpriv` on the PATH they still get their own group, and only the last case is not covered.

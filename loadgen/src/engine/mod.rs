@@ -8,7 +8,7 @@
 //!
 //! Stopping is bounded: after a stop (or the last phase), requests in flight get at most the drain
 //! time; those still running then are cancelled and counted as `cancelled`, so the run always ends
-//! within the drain time of the stop.
+//! within the drain time of the stop. A second stop (the stop channel sent again) cancels them at once.
 
 pub mod stats;
 
@@ -223,7 +223,11 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             let drain = self.drain;
             tokio::spawn(async move {
                 if stop.wait_for(|s| *s).await.is_ok() {
-                    tokio::time::sleep(drain).await;
+                    // A second stop (a second Ctrl-C) cuts the drain short.
+                    tokio::select! {
+                        () = tokio::time::sleep(drain) => {}
+                        _ = stop.changed() => {}
+                    }
                     let _ = cancel_tx.send(true);
                 }
             })
