@@ -35,3 +35,16 @@ pub async fn main(cli: Cli, stop: watch::Receiver<bool>) -> u8 {
         }
     }
 }
+
+/// Loads and checks the scenario at `path`, printing every problem; the exit code when it is bad.
+pub(crate) fn load(path: &std::path::Path) -> Result<scenario::Scenario, u8> {
+    let s = scenario::load(path).map_err(|d| {
+        eprint!("{d}");
+        exit::EXIT_USAGE
+    })?;
+    crate::schedule::check_size(&s).map_err(|problem| {
+        eprintln!("error: {problem}\n  --> {}", path.display());
+        exit::EXIT_USAGE
+    })?;
+    Ok(s)
+}

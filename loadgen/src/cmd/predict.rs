@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::alerts::predict::{contradictions, predict, Contradiction, Rules};
 use crate::cmd::exit::EXIT_USAGE;
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 
 /// Options shared by the predicting commands.
 #[derive(Debug, Clone, Args)]
@@ -92,10 +92,7 @@ pub(crate) fn rules(options: &PredictOptions) -> Result<Rules, u8> {
 
 /// Loads a scenario and its text (for positions), or prints its diagnostics.
 pub(crate) fn load(path: &Path) -> Result<(Scenario, String), u8> {
-    let s = scenario::load(path).map_err(|d| {
-        eprint!("{d}");
-        EXIT_USAGE
-    })?;
+    let s = crate::cmd::load(path)?;
     let text = std::fs::read_to_string(path).unwrap_or_default();
     Ok((s, text))
 }

@@ -1,13 +1,12 @@
 //! `loadgen validate`: every problem of every file, with file, line and column; the predicted
 //! alerts' contradictions as warnings.
 
-use crate::cmd::exit::{EXIT_PASS, EXIT_USAGE};
-use crate::scenario;
+use crate::cmd::exit::EXIT_PASS;
 
 pub fn validate(files: &[std::path::PathBuf]) -> u8 {
     let mut code = EXIT_PASS;
     for f in files {
-        match scenario::load(f) {
+        match crate::cmd::load(f) {
             Ok(s) => {
                 println!(
                     "{}: ok ({} phases, {})",
@@ -17,10 +16,7 @@ pub fn validate(files: &[std::path::PathBuf]) -> u8 {
                 );
                 crate::cmd::predict::validate_warnings(f, &s);
             }
-            Err(d) => {
-                eprint!("{d}");
-                code = EXIT_USAGE;
-            }
+            Err(bad) => code = bad,
         }
     }
     code

@@ -102,6 +102,22 @@ pub fn expected_requests(phase: &Phase) -> Option<f64> {
     }
 }
 
+/// Most requests a scenario may schedule in all. Its Poisson phases are counted by drawing every
+/// arrival before the run (and by `loadgen plan`), which takes seconds per billion.
+pub const MAX_SCHEDULED: f64 = 1e9;
+
+/// Whether `scenario` schedules at most [`MAX_SCHEDULED`] requests; if not, what to say.
+pub fn check_size(scenario: &Scenario) -> Result<(), String> {
+    let total: f64 = scenario.phases.iter().filter_map(expected_requests).sum();
+    if total <= MAX_SCHEDULED {
+        return Ok(());
+    }
+    Err(format!(
+        "the scenario schedules about {total:.3e} requests; at most {MAX_SCHEDULED:.0e} may be scheduled \
+         (lower a rate or a duration, or split it into several runs)"
+    ))
+}
+
 /// The exact number of scheduled requests of phase `index` (unsharded). Closed-loop phases have 0;
 /// a Poisson phase's gaps are drawn through to count them (nothing else: no times, no mix picks).
 pub fn arrival_count(scenario: &Scenario, index: usize) -> u64 {

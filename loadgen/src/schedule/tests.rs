@@ -288,3 +288,20 @@ fn shard_parses_from_text() {
         assert!(bad.parse::<Shard>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_scenario_may_schedule_at_most_a_billion_requests() {
+    let at = |rps: u64| {
+        crate::scenario::parse(
+            &format!(
+                "name = \"n\"\n[[mix]]\npath = \"/\"\n[[phases]]\nname = \"p\"\nduration = \"1000s\"\n\
+                 rate = {{ shape = \"constant\", rps = {rps} }}\narrivals = \"poisson\"\n"
+            ),
+            "n.toml",
+        )
+        .unwrap()
+    };
+    assert!(super::check_size(&at(1_000_000)).is_ok(), "exactly the most");
+    let e = super::check_size(&at(1_000_001)).unwrap_err();
+    assert!(e.contains("about 1.000e9 requests; at most 1e9"), "{e}");
+}

@@ -23,20 +23,12 @@ use crate::cmd::run::embedded::Embedded;
 use crate::engine::stats::Recorder;
 use crate::engine::{Ending, Engine, EngineError};
 use crate::report::{self, Summary};
-use crate::scenario::{self, Scenario};
 use alerting::{Alerting, Receiver};
 pub use plan::{RunPlan, Target};
 
-fn load(path: &std::path::Path) -> Result<Scenario, u8> {
-    scenario::load(path).map_err(|d| {
-        eprint!("{d}");
-        EXIT_USAGE
-    })
-}
-
 /// `loadgen run`: loads the scenario, checks the options against it, runs the plan.
 pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
-    let scenario = match load(&args.file) {
+    let scenario = match crate::cmd::load(&args.file) {
         Ok(s) => s,
         Err(code) => return code,
     };
