@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 /// Scenario-driven load and fault generator that checks alerts fire.
 ///
-/// Exit codes: 0 every expectation held; 1 an expectation failed; 2 bad scenario file or usage;
-/// 3 the run could not be carried out (target or chaos API unreachable); 130 interrupted.
+/// Every expectation ends PASS, FAIL or NOT VERIFIED. Exit codes: 0 every expectation was observed to
+/// hold; 1 an expectation was observed to fail; 2 bad scenario file or usage; 3 the run could not be
+/// carried out (the chaos API unreachable or refusing the faults); 4 none failed, but one or more are
+/// NOT VERIFIED (Prometheus unreachable or not installed, no request completed); 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, about, long_about)]
 pub struct Cli {
