@@ -223,10 +223,11 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             let drain = self.drain;
             tokio::spawn(async move {
                 if stop.wait_for(|s| *s).await.is_ok() {
-                    // A second stop (a second Ctrl-C) cuts the drain short.
+                    // A second stop (a second Ctrl-C) cuts the drain short; a stop channel whose sender
+                    // is gone sends nothing more.
                     tokio::select! {
                         () = tokio::time::sleep(drain) => {}
-                        _ = stop.changed() => {}
+                        Ok(()) = stop.changed() => {}
                     }
                     let _ = cancel_tx.send(true);
                 }

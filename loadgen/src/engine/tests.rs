@@ -137,15 +137,30 @@ async fn run_with<F: Faults, T: Transport>(
     drain: Duration,
     pacing: Pacing,
 ) -> Outcome {
+    run_stopped(scenario, transport, faults, stop_at.as_slice(), drain, pacing).await
+}
+
+/// [`run_with`], stopped at each of `stops` (times from the start, in order).
+async fn run_stopped<F: Faults, T: Transport>(
+    scenario: Arc<Scenario>,
+    transport: Arc<T>,
+    faults: Option<F>,
+    stops: &[Duration],
+    drain: Duration,
+    pacing: Pacing,
+) -> Outcome {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
-    if let Some(at) = stop_at {
-        tokio::spawn(async move {
-            tokio::time::sleep(at).await;
-            let _ = stop_tx.send(true);
-        });
-    } else {
+    if stops.is_empty() {
         std::mem::forget(stop_tx);
+    } else {
+        let (begun, stops) = (Instant::now(), stops.to_vec());
+        tokio::spawn(async move {
+            for at in stops {
+                tokio::time::sleep_until(begun + at).await;
+                let _ = stop_tx.send(true);
+            }
+        });
     }
     let start = Instant::now();
     let engine = Engine {
@@ -640,4 +655,30 @@ concurrency = 2
     // phase ends on time with the other worker's.
     assert!(of(1, Class::Panicked) >= 1, "{:?}", out.samples.len());
     assert!(out.took <= Duration::from_secs(2), "{:?}", out.took);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_stop_cancels_the_requests_in_flight_at_once() {
+    let text = r#"name = "stops"
+[[mix]]
+path = "/"
+[[phases]]
+duration = "10s"
+rate = { shape = "constant", rps = 10 }
+"#;
+    let transport = Scripted::new(Duration::from_secs(100));
+    let out = run_stopped(
+        scenario(text),
+        transport,
+        NO_FAULTS,
+        &[Duration::from_millis(550), Duration::from_millis(1500)],
+        Duration::from_secs(10),
+        Pacing::Timer,
+    )
+    .await;
+    assert_eq!(out.result.unwrap(), Ending::Interrupted);
+    assert_eq!(out.samples.len(), 6, "arrivals at 0, 100, ... 500 ms");
+    assert!(out.samples.iter().all(|s| s.class == Class::Cancelled));
+    // Cancelled at the second stop (1.5 s), not at the end of the first one's drain (10.55 s).
+    assert!(out.took < Duration::from_millis(1600), "{:?}", out.took);
 }
