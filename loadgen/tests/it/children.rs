@@ -162,3 +162,13 @@ fn ctrl_c_at_the_terminal_reaches_loadgen_alone_and_the_evidence_is_kept() {
     );
     all_gone(&pids);
 }
+
+#[test]
+fn sigterm_drains_like_ctrl_c_and_stops_the_children() {
+    let (child, pids, json) = start("children-term", "/health", "1s");
+    signal(&child.id().to_string(), "TERM");
+    let status = wait(child, Instant::now() + Duration::from_secs(30));
+    assert_eq!(status.and_then(|s| s.code()), Some(130));
+    assert_eq!(read_report(&json)["ending"], "interrupted");
+    all_gone(&pids);
+}
