@@ -26,13 +26,37 @@ pub struct TlsOptions {
     pub key: Option<PathBuf>,
     /// Accept any server certificate.
     pub insecure: bool,
+    /// The flag that gave `cacert`, for errors: `--cacert` for the target, `--prometheus-cacert` for
+    /// Prometheus.
+    pub cacert_flag: CaFlag,
+}
+
+/// Which flag gave a CA file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaFlag {
+    #[default]
+    Cacert,
+    PrometheusCacert,
+}
+
+impl std::fmt::Display for CaFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CaFlag::Cacert => "--cacert",
+            CaFlag::PrometheusCacert => "--prometheus-cacert",
+        })
+    }
 }
 
 /// Why the TLS options cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("--cacert {path}: {reason}")]
-    CaCert { path: PathBuf, reason: String },
+    #[error("{flag} {path}: {reason}")]
+    CaCert {
+        flag: CaFlag,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("--cert {path}: {reason}")]
     Cert { path: PathBuf, reason: String },
     #[error("--key {path}: {reason}")]
@@ -43,8 +67,8 @@ pub enum TlsError {
     UnusableKey { path: PathBuf, reason: rustls::Error },
     #[error("--cert {cert} does not fit --key {key}: the certificate's public key is not the key's")]
     KeyMismatch { cert: PathBuf, key: PathBuf },
-    #[error("no trusted CA certificates: none in the system's store and no --cacert (use --cacert FILE)")]
-    NoRoots,
+    #[error("no trusted CA certificates: none in the system's store and no {0} (use {0} FILE)")]
+    NoRoots(CaFlag),
 }
 
 /// The protocols offered by ALPN.
@@ -67,7 +91,7 @@ pub fn client_config(options: &TlsOptions, alpn: Alpn) -> Result<Arc<rustls::Cli
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider.clone())))
     } else {
-        builder.with_root_certificates(roots(options.cacert.as_deref())?)
+        builder.with_root_certificates(roots(options.cacert.as_deref(), options.cacert_flag)?)
     };
     let mut config = match (&options.cert, &options.key) {
         (None, None) => builder.with_no_client_auth(),
@@ -197,13 +221,14 @@ impl ResolvesClientCert for ClientCert {
 }
 
 /// The system's trust store, plus the certificates in `cacert`.
-fn roots(cacert: Option<&Path>) -> Result<RootCertStore, TlsError> {
+fn roots(cacert: Option<&Path>, flag: CaFlag) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     // Unreadable system certificates are skipped: one bad file must not stop every https run.
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
     if let Some(path) = cacert {
         let bad = |reason: String| TlsError::CaCert {
+            flag,
             path: path.to_owned(),
             reason,
         };
@@ -214,7 +239,7 @@ fn roots(cacert: Option<&Path>) -> Result<RootCertStore, TlsError> {
         }
     }
     if roots.is_empty() {
-        return Err(TlsError::NoRoots);
+        return Err(TlsError::NoRoots(flag));
     }
     Ok(roots)
 }
@@ -304,6 +329,14 @@ mod tests {
             e.contains("BEGIN CERTIFICATE") || e.contains("no PEM block"),
             "{e}"
         );
+
+        let prometheus = TlsOptions {
+            cacert: Some(temp("not-pem.txt", "hello\n")),
+            cacert_flag: CaFlag::PrometheusCacert,
+            ..TlsOptions::default()
+        };
+        let e = client_config(&prometheus, Alpn::Http1).unwrap_err().to_string();
+        assert!(e.starts_with("--prometheus-cacert "), "{e}");
 
         let missing = TlsOptions {
             cacert: Some(PathBuf::from("/nonexistent/ca.pem")),

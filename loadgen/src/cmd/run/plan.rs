@@ -49,6 +49,7 @@ impl Peers {
                 cert: args.cert.clone(),
                 key: args.key.clone(),
                 insecure: args.insecure,
+                cacert_flag: client::tls::CaFlag::Cacert,
             },
         };
         let chaos = client::Options {
@@ -63,6 +64,7 @@ impl Peers {
             tls: client::tls::TlsOptions {
                 cacert: args.prometheus_cacert.clone(),
                 insecure: args.prometheus_insecure,
+                cacert_flag: client::tls::CaFlag::PrometheusCacert,
                 ..client::tls::TlsOptions::default()
             },
             ..client::Options::default()

@@ -94,6 +94,37 @@ fn the_plan_holds_what_the_options_and_the_scenario_say() {
     assert_eq!(p.alerts.prometheus.as_deref(), Some("http://prom:9090"));
     assert!(matches!(&p.alerts.auth, Auth::Basic(pair) if pair == "me:pw"));
     assert_eq!(p.outputs.json.as_deref(), Some(std::path::Path::new("r.json")));
+    // The target's protocol reaches the target only; the chaos API on the same server keeps ALPN.
+    assert_eq!(p.peers.prometheus.protocol, Protocol::Http1);
+    assert_eq!(p.peers.chaos.protocol, Protocol::Http2);
+}
+
+#[test]
+fn each_peer_has_its_own_protocol_and_tls() {
+    let p = plan(&[
+        "--http2-prior-knowledge",
+        "--insecure",
+        "--cacert",
+        "target-ca.pem",
+        "--prometheus",
+        "https://prom:9090",
+        "--prometheus-cacert",
+        "prom-ca.pem",
+    ])
+    .unwrap();
+    assert_eq!(p.peers.target.protocol, Protocol::Http2PriorKnowledge);
+    assert_eq!(
+        p.peers.chaos.protocol,
+        Protocol::Http1,
+        "h2c is for the load only"
+    );
+    assert_eq!(p.peers.prometheus.protocol, Protocol::Http1);
+    assert!(p.peers.target.tls.insecure && !p.peers.prometheus.tls.insecure);
+    assert_eq!(p.peers.chaos.tls.cacert, p.peers.target.tls.cacert);
+    assert_eq!(
+        p.peers.prometheus.tls.cacert.as_deref(),
+        Some(std::path::Path::new("prom-ca.pem"))
+    );
 }
 
 #[test]
