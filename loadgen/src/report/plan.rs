@@ -260,6 +260,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_plan_at_the_maxima_is_drawn_without_overflow() {
+        // A year of phases at the highest rate: counts past 10^17, durations at the year's maximum.
+        let text = r#"
+            name = "edge"
+            [defaults]
+            timeout = "8760h"
+            [[mix]]
+            path = "/"
+            [[phases]]
+            duration = "8759h"
+            rate = { shape = "constant", rps = 10000000 }
+            [[phases]]
+            duration = "1h"
+            rate = { shape = "ramp", from = 10000000, to = 0 }
+        "#;
+        let s = crate::scenario::parse(text, "edge.toml").unwrap();
+        let mut out = Vec::new();
+        write_plan(&s, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("8759h"));
+    }
+
+    #[test]
     fn plan_shows_phases_counts_faults_and_chart() {
         let text = r#"
             name = "demo"

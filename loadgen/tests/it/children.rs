@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{read_report, scenario_file, wait};
+use crate::support::{get_metrics, metrics_addr, read_report, scenario_file, wait};
 
 const LONG: &str = r#"
 name = "long"
@@ -71,7 +71,7 @@ fn start(name: &str, path: &str, drain: &str) -> (Child, Vec<u32>, std::path::Pa
     command
         .arg("run")
         .arg(&file)
-        .args(["--drain", drain, "--json"])
+        .args(["--drain", drain, "--metrics-addr", "127.0.0.1:0", "--json"])
         .arg(&json)
         .env_remove("CHAOS_TOKEN")
         .stdin(Stdio::null())
@@ -120,9 +120,18 @@ fn a_second_ctrl_c_cuts_the_drain_short_and_still_cleans_up() {
     // Requests to /slow take 1 to 3 s, and the drain may last 20 s: only a cut drain cancels them.
     let (child, pids, json) = start("children-twice", "/slow", "20s");
     let pid = child.id().to_string();
-    signal(&pid, "INT");
+    // Stopped once requests are in flight, as loadgen's own /metrics tells.
     let err = json.with_extension("err");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = metrics_addr(&err, deadline);
+    while !get_metrics(&addr)
+        .lines()
+        .any(|l| l.starts_with("loadgen_in_flight ") && !l.ends_with(" 0"))
+    {
+        assert!(Instant::now() < deadline, "no request ever in flight");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&pid, "INT");
     while !std::fs::read_to_string(&err)
         .unwrap_or_default()
         .contains("loadgen: stopping")
@@ -148,6 +157,13 @@ fn a_second_ctrl_c_cuts_the_drain_short_and_still_cleans_up() {
 #[test]
 fn ctrl_c_at_the_terminal_reaches_loadgen_alone_and_the_evidence_is_kept() {
     let (child, pids, json) = start("children-group", "/health", "1s");
+    // Interrupted once the phase runs, as loadgen's own /metrics tells.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let addr = metrics_addr(&json.with_extension("err"), deadline);
+    while !get_metrics(&addr).contains("loadgen_phase_info{") {
+        assert!(Instant::now() < deadline, "the phase never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // What a terminal does on Ctrl-C: SIGINT to the foreground process group.
     signal(&format!("-{}", child.id()), "INT");
     let status = wait(child, Instant::now() + Duration::from_secs(30));

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+use std::io::Read;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -37,4 +39,30 @@ pub fn wait(mut child: Child, deadline: Instant) -> Option<ExitStatus> {
             }
         }
     }
+}
+
+/// Reads the line naming loadgen's `/metrics` address from its stderr file.
+pub fn metrics_addr(err: &Path, deadline: Instant) -> String {
+    loop {
+        let text = std::fs::read_to_string(err).unwrap_or_default();
+        if let Some(rest) = text.split("loadgen: metrics at http://").nth(1) {
+            return rest.split('/').next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no metrics address:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn get_metrics(addr: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = std::io::Write::write_all(
+        &mut s,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text
 }

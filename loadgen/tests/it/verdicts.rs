@@ -2,8 +2,6 @@
 //! for which Prometheus answered, NOT VERIFIED (exit 4) when it did not, FAIL when what was observed
 //! contradicts it; `alerts_resolved` needs a firing; each peer speaks its own protocol.
 
-use std::io::Read;
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +10,7 @@ use loadgen::alerts::prometheus::LocalPrometheus;
 use loadgen::cmd::run::embedded::Embedded;
 use serde_json::Value;
 
-use crate::support::{read_report, scenario_file, wait};
+use crate::support::{get_metrics, metrics_addr, read_report, scenario_file, wait};
 
 /// Runs `loadgen run FILE ARGS --quiet --json REPORT` to its end; its exit code, report and output.
 fn run(file: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
@@ -142,32 +140,6 @@ expect = { alerts_resolved = ["HighErrorRate"] }
         stderr.contains("phase `healthy` expects HighErrorRate resolved, but the prediction disagrees"),
         "{stderr}"
     );
-}
-
-/// Reads the line naming loadgen's `/metrics` address from its stderr file.
-fn metrics_addr(err: &Path, deadline: Instant) -> String {
-    loop {
-        let text = std::fs::read_to_string(err).unwrap_or_default();
-        if let Some(rest) = text.split("loadgen: metrics at http://").nth(1) {
-            return rest.split('/').next().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "no metrics address:\n{text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn get_metrics(addr: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = std::io::Write::write_all(
-        &mut s,
-        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text
 }
 
 #[test]
