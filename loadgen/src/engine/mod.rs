@@ -151,45 +151,46 @@ struct Shared {
     cancel: watch::Receiver<bool>,
 }
 
-/// A request in flight, owned by the task that sends it: counted in `in_flight` while it lives and given
-/// back when dropped, however that task ends. A request dropped before its result was recorded is
-/// recorded then: `panicked` when its task panicked, `cancelled` when its task was dropped. So no count
-/// is ever left for the drain to wait on.
+/// The request a task has in flight, owned by that task: counted in `in_flight` from [`InFlight::start`]
+/// to [`InFlight::done`], and given back when dropped, however the task ends. A request dropped before
+/// its result was recorded is recorded then: `panicked` when its task panicked, `cancelled` when its
+/// task was dropped. So no count is ever left for the drain to wait on. A closed-loop worker keeps one
+/// for all its requests; an open-loop request has one of its own.
 struct InFlight {
     shared: Arc<Shared>,
     samples: Arc<dyn Record>,
-    /// Phase, request of the mix, intended and actual send time.
-    request: (usize, usize, Instant, Option<Instant>),
-    recorded: bool,
+    /// Phase, request of the mix, intended and actual send time, while one is in flight.
+    request: Option<(usize, usize, Instant, Option<Instant>)>,
 }
 
 impl InFlight {
-    fn new(
-        shared: &Arc<Shared>,
-        samples: &Arc<dyn Record>,
-        request: (usize, usize, Instant, Option<Instant>),
-    ) -> Self {
-        shared.in_flight.fetch_add(1, Ordering::Relaxed);
-        shared.sent.fetch_add(1, Ordering::Relaxed);
+    fn new(shared: Arc<Shared>, samples: Arc<dyn Record>) -> Self {
         InFlight {
-            shared: shared.clone(),
-            samples: samples.clone(),
-            request,
-            recorded: false,
+            shared,
+            samples,
+            request: None,
         }
     }
 
-    /// Records what became of the request; it is no longer in flight once dropped.
-    fn done(mut self, sample: Sample) {
+    /// A request goes out.
+    fn start(&mut self, request: (usize, usize, Instant, Option<Instant>)) {
+        self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.shared.sent.fetch_add(1, Ordering::Relaxed);
+        self.request = Some(request);
+    }
+
+    /// Records what became of the request in flight; it is no longer in flight.
+    fn done(&mut self, sample: Sample) {
         self.samples.record(sample);
-        self.recorded = true;
+        if self.request.take().is_some() {
+            self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if !self.recorded {
-            let (index, which, intended, sent) = self.request;
+        if let Some((index, which, intended, sent)) = self.request.take() {
             let class = if std::thread::panicking() {
                 Class::Panicked
             } else {
@@ -197,8 +198,8 @@ impl Drop for InFlight {
             };
             self.samples
                 .record(Sample::unanswered(index, which, intended, sent, class));
+            self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
-        self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -375,14 +376,15 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         for _ in 0..concurrency {
             let scenario = self.scenario.clone();
             let client = self.client.clone();
-            let samples = self.samples.clone();
-            let shared = shared.clone();
             let numbers = numbers.clone();
             let stop = self.stop.clone();
+            let mut cancel = shared.cancel.clone();
+            // The worker's request in flight, if any, when the drain cancels it (or a panic ends the
+            // task) is recorded as the guard drops.
+            let mut in_flight = InFlight::new(shared.clone(), self.samples.clone());
             workers.push(tokio::spawn(async move {
                 let phase = &scenario.phases[index];
                 let timeout = scenario.defaults.timeout;
-                let mut cancel = shared.cancel.clone();
                 let work = async {
                     let mut own = Own::default();
                     // One clock reading per request: when an answer ends, the next request starts.
@@ -392,8 +394,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                         let which = crate::schedule::pick(&phase.mix, scenario.seed, number);
                         let request = &phase.mix.requests()[which];
                         let sent = now;
-                        // Dropped with `work` when the drain cancels it: recorded as cancelled then.
-                        let in_flight = InFlight::new(&shared, &samples, (index, which, sent, Some(sent)));
+                        in_flight.start((index, which, sent, Some(sent)));
                         let r = client
                             .send_own(&mut own, request, later(sent, timeout).min(later(end, timeout)))
                             .await;
@@ -557,14 +558,13 @@ impl<T: Transport> Launch<T> {
         };
         let scenario = self.scenario.clone();
         let client = self.client.clone();
-        let samples = self.samples.clone();
-        let mut in_flight = InFlight::new(&self.shared, &samples, (index, which, intended, None));
-        let shared = self.shared.clone();
+        let mut cancel = self.shared.cancel.clone();
+        let mut in_flight = InFlight::new(self.shared.clone(), self.samples.clone());
+        in_flight.start((index, which, intended, None));
         handle.spawn(async move {
             let request = &scenario.phases[index].mix.requests()[which];
             let sent = Instant::now();
-            in_flight.request.3 = Some(sent);
-            let mut cancel = shared.cancel.clone();
+            in_flight.request = Some((index, which, intended, Some(sent)));
             // The request's own end first: when its timeout falls on the same tick as the
             // cancellation, it ended by itself and is recorded so.
             let sample = tokio::select! {
