@@ -156,23 +156,26 @@ pub fn check(scenario: &Scenario, timeline: &Timeline, observed: &Observations) 
     checks
 }
 
-/// Every alert expectation of the scenario (state checks, and notification checks when `notified`),
-/// unmade, with `verdict` and the reason.
-pub fn unmade(scenario: &Scenario, notified: bool, verdict: Verdict, why: &str) -> Vec<AlertCheck> {
+/// Every alert state expectation of the scenario, unmade, with `verdict` and the reason (the
+/// `alerts_notified` ones: [`delivery::unmade`]).
+pub fn unmade(scenario: &Scenario, verdict: Verdict, why: &str) -> Vec<AlertCheck> {
     let mut checks = Vec::new();
     for phase in &scenario.phases {
         let e = &phase.expect;
-        let mut lists = vec![
-            (Expect::Firing.name(), &e.alerts_firing),
-            (Expect::Inactive.name(), &e.alerts_inactive),
-            (Expect::Resolved.name(), &e.alerts_resolved),
+        let lists = [
+            (Expect::Firing, &e.alerts_firing),
+            (Expect::Inactive, &e.alerts_inactive),
+            (Expect::Resolved, &e.alerts_resolved),
         ];
-        if notified {
-            lists.push(("notified", &e.alerts_notified));
-        }
         for (expect, alerts) in lists {
             for alert in alerts {
-                checks.push(AlertCheck::unmade(&phase.name, alert, expect, verdict, why));
+                checks.push(AlertCheck::unmade(
+                    &phase.name,
+                    alert,
+                    expect.name(),
+                    verdict,
+                    why,
+                ));
             }
         }
     }

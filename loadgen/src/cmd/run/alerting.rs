@@ -235,7 +235,7 @@ impl Alerting {
                 (Some(why), false) => (Verdict::NotVerified, why.clone()),
                 (None, false) => (Verdict::NotVerified, "no Prometheus was asked".to_owned()),
             };
-            let mut checks = alerts::unmade(scenario, false, verdict, &why);
+            let mut checks = alerts::unmade(scenario, verdict, &why);
             checks.extend(crate::alerts::delivery::unmade(
                 scenario,
                 if options.skip_notifications {
