@@ -455,6 +455,9 @@ impl<T: Transport> Pacer<T> {
                     _ = self.stop.changed() => return true,
                 }
             }
+            if *self.stop.borrow() {
+                return true;
+            }
             let Some(permit) = self.slot().await else {
                 return true;
             };
@@ -490,6 +493,11 @@ impl<T: Transport> Pacer<T> {
             let now = Instant::now();
             if now < intended {
                 std::thread::sleep(intended - now);
+            }
+            // A stop that came during the wait on the OS clock: a request sent now would have its
+            // deadline after the drain's end, and be cancelled instead of timing out.
+            if *self.stop.borrow() {
+                return true;
             }
             let permit = match self.slots.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),

@@ -592,6 +592,57 @@ rate = { shape = "constant", rps = 1000 }
     }
 }
 
+/// A stop that lands while the precise pacer waits on the OS clock for the next deadline sends
+/// nothing more: a request sent after the stop would have its deadline after the drain's end (the
+/// drain here is the timeout) and end cancelled instead of timed out. Whenever the stop lands, no
+/// request is due after it and every request sent ends by its own timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_stop_during_the_precise_wait_sends_nothing_due_after_it() {
+    let text = r#"name = "stop-in-fine-wait"
+[defaults]
+timeout = "200ms"
+[[mix]]
+path = "/"
+[[phases]]
+duration = "5s"
+rate = { shape = "constant", rps = 1000 }
+"#;
+    let scenario = scenario(text);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop) = watch::channel(false);
+    let start = Instant::now();
+    let stopped = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let _ = stop_tx.send(true);
+        // The stop was set before this instant.
+        Instant::now()
+    });
+    let engine = Engine {
+        starts: PhaseStarts::new(&scenario),
+        scenario,
+        client: Scripted::new(Duration::from_secs(3600)),
+        chaos: NO_FAULTS,
+        shard: Shard::WHOLE,
+        samples: Arc::new(tx),
+        stop,
+        position: watch::channel(Default::default()).0,
+        start,
+        drain: Duration::from_millis(200),
+        pacing: Pacing::Precise,
+    };
+    let (result, _) = engine.run().await;
+    assert_eq!(result.unwrap(), Ending::Interrupted);
+    let stopped = stopped.await.unwrap();
+    let mut samples = Vec::new();
+    while let Ok(s) = rx.try_recv() {
+        samples.push(s);
+    }
+    assert!(!samples.is_empty());
+    let late = samples.iter().filter(|s| s.intended > stopped).count();
+    assert_eq!(late, 0, "requests due after the stop, of {}", samples.len());
+    assert!(samples.iter().all(|s| s.class == Class::Timeout));
+}
+
 /// Panics on `/boom`, answers everything else at once.
 struct Panicky;
 
