@@ -410,3 +410,75 @@ fn the_series_model_matches_a_real_targets_metrics() {
         );
     }
 }
+
+/// A scenario whose alert fires right at its phase's end when the alert group reads the recorded
+/// ratio of the same step, and one evaluation later when it reads the ratio of the step before
+/// (promtool, like Prometheus, may run the groups either way): the prediction is the same every time,
+/// gives both times, and the expectation does not hold, since it fails in one of the orders.
+#[test]
+fn one_file_gives_one_prediction_every_time_with_both_orders_of_the_rule_groups() {
+    let path = scenario_file(
+        "edge-of-order",
+        r#"name = "edge-of-order"
+seed = 1
+[[mix]]
+path = "/"
+
+[[phases]]
+name = "calm"
+duration = "20s"
+rate = { shape = "constant", rps = 40 }
+
+[[phases]]
+name = "errors"
+duration = "25s"
+rate = { shape = "constant", rps = 40 }
+chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
+expect = { alerts_firing = ["HighErrorRate"] }
+"#,
+    );
+    let dir = temp_dir("orders");
+    let mut seen = Vec::new();
+    for round in 0..6 {
+        let json = dir.join(format!("p{round}.json"));
+        let out = loadgen(&[
+            "plan",
+            "--predict",
+            path.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        seen.push((text(&out), std::fs::read_to_string(&json).unwrap()));
+    }
+    assert!(seen.iter().all(|s| *s == seen[0]), "every round the same");
+    let (output, json) = &seen[0];
+    assert!(
+        output.contains("HighErrorRate           pending at 30-35s, firing at 45s or never"),
+        "{output}"
+    );
+    assert!(
+        output.contains("phase `errors` expects HighErrorRate firing, but the prediction disagrees")
+            && output.contains("with the rule groups in the other order"),
+        "{output}"
+    );
+    let json: Value = serde_json::from_str(json).unwrap();
+    let alert = json["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "HighErrorRate")
+        .unwrap();
+    assert_eq!(alert["firing"][0][0], 45.0);
+    assert_eq!(alert["other_order"]["firing"], Value::Array(vec![]));
+    assert_eq!(
+        json["group_order"],
+        serde_json::json!([
+            "golden-signals",
+            "slo-availability",
+            "service-alerts",
+            "slo-alerts"
+        ])
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -10,7 +10,10 @@
 
 pub mod coverage;
 pub mod live;
+pub mod margin;
+pub mod promql;
 pub mod promtool;
+pub mod rulefile;
 pub mod series;
 
 use std::io::{self, Write};
@@ -59,10 +62,25 @@ pub struct Prediction {
     pub interval_s: f64,
     /// Where the rules came from.
     pub rules: String,
+    /// The rule groups in the order evaluated at each step for `alerts`: each group after the
+    /// groups whose recorded series it reads.
+    pub group_order: Vec<String>,
     /// Every alerting rule of the rule files, in file order, with its predicted intervals.
     pub alerts: Vec<AlertPrediction>,
     /// State changes, in time order (the same shape a live run records).
     #[serde(skip)]
+    pub transitions: Vec<Transition>,
+    /// The same under the other orders of the rule groups that matter (see [`rulefile`]): a live
+    /// Prometheus may evaluate the groups either way.
+    #[serde(skip)]
+    pub other_orders: Vec<Ordering>,
+}
+
+/// The prediction under one order of the rule groups.
+#[derive(Debug, Clone)]
+pub struct Ordering {
+    pub group_order: Vec<String>,
+    pub alerts: Vec<AlertPrediction>,
     pub transitions: Vec<Transition>,
 }
 
@@ -70,6 +88,17 @@ pub struct Prediction {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AlertPrediction {
     pub name: String,
+    pub pending: Vec<[f64; 2]>,
+    pub firing: Vec<[f64; 2]>,
+    /// The intervals with the rule groups in the other order, when they differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_order: Option<Intervals>,
+}
+
+/// Pending and firing intervals.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Intervals {
+    pub group_order: Vec<String>,
     pub pending: Vec<[f64; 2]>,
     pub firing: Vec<[f64; 2]>,
 }
@@ -101,22 +130,84 @@ impl Prediction {
     pub fn alert(&self, name: &str) -> Option<&AlertPrediction> {
         self.alerts.iter().find(|a| a.name == name)
     }
+
+    /// Every order's transitions, the first order's first.
+    pub fn every_order(&self) -> impl Iterator<Item = (&[AlertPrediction], &[Transition])> {
+        std::iter::once((self.alerts.as_slice(), self.transitions.as_slice())).chain(
+            self.other_orders
+                .iter()
+                .map(|o| (o.alerts.as_slice(), o.transitions.as_slice())),
+        )
+    }
+
+    /// Builds a prediction from the states promtool reported under each order of the groups; `names`
+    /// are the alerts to list (more are added as they appear).
+    pub fn from_orders(
+        names: &[String],
+        origin: &str,
+        ordered: &[promtool::Ordered],
+        interval: f64,
+        end: f64,
+    ) -> Prediction {
+        let mut orders = ordered.iter().map(|o| {
+            let (alerts, transitions) = from_states(names, &o.states, interval, end);
+            Ordering {
+                group_order: o.order.clone(),
+                alerts,
+                transitions,
+            }
+        });
+        let first = orders.next().unwrap_or(Ordering {
+            group_order: Vec::new(),
+            alerts: Vec::new(),
+            transitions: Vec::new(),
+        });
+        let other_orders: Vec<Ordering> = orders.collect();
+        let mut alerts = first.alerts;
+        for a in &mut alerts {
+            for o in &other_orders {
+                if let Some(b) = o.alerts.iter().find(|b| b.name == a.name) {
+                    if (&b.pending, &b.firing) != (&a.pending, &a.firing) && a.other_order.is_none() {
+                        a.other_order = Some(Intervals {
+                            group_order: o.group_order.clone(),
+                            pending: b.pending.clone(),
+                            firing: b.firing.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Prediction {
+            interval_s: interval,
+            rules: origin.to_owned(),
+            group_order: first.group_order,
+            alerts,
+            transitions: first.transitions,
+            other_orders,
+        }
+    }
 }
 
 /// Predicts `scenario` under `rules`, for a Prometheus that scrapes and evaluates as `scrapes` says.
 pub fn predict(scenario: &Scenario, rules: &Rules, scrapes: Scrapes) -> Result<Prediction, PredictError> {
     let series = series::build(scenario, scrapes);
-    let states = promtool::evaluate(rules, &series)?;
-    Ok(from_states(
-        rules,
-        &states,
+    let ordered = promtool::evaluate(rules, &series)?;
+    Ok(Prediction::from_orders(
+        &rules.alerts,
+        &rules.origin,
+        &ordered,
         series.interval,
         scenario.duration().as_secs_f64(),
     ))
 }
 
-fn from_states(rules: &Rules, states: &promtool::States, interval: f64, end: f64) -> Prediction {
-    let mut names = rules.alerts.clone();
+fn from_states(
+    names: &[String],
+    states: &promtool::States,
+    interval: f64,
+    end: f64,
+) -> (Vec<AlertPrediction>, Vec<Transition>) {
+    let mut names = names.to_vec();
     for s in states {
         for name in s.keys() {
             if !names.contains(name) {
@@ -155,15 +246,11 @@ fn from_states(rules: &Rules, states: &promtool::States, interval: f64, end: f64
             name,
             pending,
             firing,
+            other_order: None,
         });
     }
     transitions.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-    Prediction {
-        interval_s: interval,
-        rules: rules.origin.clone(),
-        alerts,
-        transitions,
-    }
+    (alerts, transitions)
 }
 
 fn close(intervals: &mut [[f64; 2]], t: f64) {
@@ -175,8 +262,28 @@ fn close(intervals: &mut [[f64; 2]], t: f64) {
 }
 
 /// The scenario's alert expectations judged on the prediction, exactly as a live run judges them on
-/// what Prometheus reported, phases taken at their planned times.
+/// what Prometheus reported, phases taken at their planned times. An expectation holds only when it
+/// holds under every order of the rule groups; otherwise its check is the first order's that fails.
 pub fn check(scenario: &Scenario, prediction: &Prediction) -> Vec<AlertCheck> {
+    let mut checks = check_order(scenario, &prediction.transitions);
+    for other in &prediction.other_orders {
+        let theirs = check_order(scenario, &other.transitions);
+        for (mine, theirs) in checks.iter_mut().zip(theirs) {
+            if mine.verdict == Verdict::Pass && theirs.verdict != Verdict::Pass {
+                *mine = theirs;
+                mine.detail = format!(
+                    "{} (rule groups evaluated in the order {})",
+                    mine.detail,
+                    other.group_order.join(", ")
+                );
+            }
+        }
+    }
+    checks
+}
+
+/// The expectations judged on one order's transitions.
+fn check_order(scenario: &Scenario, transitions: &[Transition]) -> Vec<AlertCheck> {
     let phases = (0..scenario.phases.len())
         .map(|i| {
             let start = scenario.phase_start(i);
@@ -190,7 +297,7 @@ pub fn check(scenario: &Scenario, prediction: &Prediction) -> Vec<AlertCheck> {
     // The prediction knows every instant: from before the first phase to past the last.
     let end = timeline.phases.last().map_or(0.0, |(_, end)| end.as_secs_f64()) + SLACK_S;
     let observed = Observations {
-        transitions: prediction.transitions.clone(),
+        transitions: transitions.to_vec(),
         known: vec![Span {
             from_s: f64::NEG_INFINITY,
             to_s: end,
@@ -273,12 +380,87 @@ fn describe(alert: Option<&AlertPrediction>, start: f64, end: f64) -> String {
             parts.push(format!("{what} {}-{}", secs(*from), secs(*to)));
         }
     }
-    format!(
+    let mut text = format!(
         "predicted {} (phase runs {}-{})",
         parts.join(", "),
         secs(start),
         secs(end)
-    )
+    );
+    if let Some(o) = &a.other_order {
+        let other = AlertPrediction {
+            name: a.name.clone(),
+            pending: o.pending.clone(),
+            firing: o.firing.clone(),
+            other_order: None,
+        };
+        let theirs = describe(Some(&other), start, end);
+        let theirs = theirs.strip_prefix("predicted ").unwrap_or(&theirs);
+        text.push_str(&format!("; with the rule groups in the other order, {theirs}"));
+    }
+    text
+}
+
+/// One alert's predicted first transitions; where the orders of the rule groups disagree, the
+/// earliest and latest time of each (`pending at 25-30s, firing at 40s or never`).
+pub fn summary(a: &AlertPrediction, end: f64) -> String {
+    let mut views = vec![(a.pending.as_slice(), a.firing.as_slice())];
+    if let Some(o) = &a.other_order {
+        views.push((o.pending.as_slice(), o.firing.as_slice()));
+    }
+    let first = |list: &[[f64; 2]]| list.first().map(|p| p[0]);
+    let pending: Vec<Option<f64>> = views
+        .iter()
+        .map(|(p, f)| match (first(p), first(f)) {
+            (Some(p), Some(f)) => Some(p.min(f)),
+            (p, f) => p.or(f),
+        })
+        .collect();
+    let firing: Vec<Option<f64>> = views.iter().map(|(_, f)| first(f)).collect();
+    if pending.iter().all(Option::is_none) {
+        return "inactive throughout".to_owned();
+    }
+    let mut text = format!("pending at {}", span(&pending));
+    if firing.iter().all(Option::is_none) {
+        text.push_str(", never firing");
+        return text;
+    }
+    text.push_str(&format!(", firing at {}", span(&firing)));
+    let resolved: Vec<Option<f64>> = views
+        .iter()
+        .filter(|(_, f)| !f.is_empty())
+        .map(|(_, f)| f.first().map(|p| p[1]).filter(|t| *t < end))
+        .collect();
+    if resolved.iter().all(Option::is_none) {
+        text.push_str(", still firing at the end");
+    } else {
+        let known: Vec<Option<f64>> = resolved.iter().filter(|r| r.is_some()).copied().collect();
+        text.push_str(&format!(", resolved at {}", span(&known)));
+        if resolved.iter().any(Option::is_none) {
+            text.push_str(" or still firing at the end");
+        }
+    }
+    if a.firing.len() > 1 {
+        text.push_str(&format!(" (fires {} times)", a.firing.len()));
+    }
+    text
+}
+
+/// `25s`, `25-30s`, `25s or never`, `25-30s or never`: the range of the times given.
+fn span(times: &[Option<f64>]) -> String {
+    let known: Vec<f64> = times.iter().flatten().copied().collect();
+    let low = known.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = known.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut text = if known.is_empty() {
+        "never".to_owned()
+    } else if low == high {
+        secs(low)
+    } else {
+        format!("{}-{}", secs(low).trim_end_matches('s'), secs(high))
+    };
+    if !known.is_empty() && known.len() < times.len() {
+        text.push_str(" or never");
+    }
+    text
 }
 
 fn secs(s: f64) -> String {
@@ -299,25 +481,7 @@ pub fn write_timeline(scenario: &Scenario, p: &Prediction, out: &mut impl Write)
     )?;
     let width = p.alerts.iter().map(|a| a.name.len()).max().unwrap_or(0).max(5);
     for a in &p.alerts {
-        let text = match (a.first_pending(), a.first_firing()) {
-            (None, None) => "inactive throughout".to_owned(),
-            (Some(pend), None) => format!("pending at {}, never firing", secs(pend)),
-            (pend, Some(fire)) => {
-                let mut t = format!(
-                    "pending at {}, firing at {}",
-                    secs(pend.unwrap_or(fire)),
-                    secs(fire)
-                );
-                match a.first_resolved(end) {
-                    Some(r) => t.push_str(&format!(", resolved at {}", secs(r))),
-                    None => t.push_str(", still firing at the end"),
-                }
-                if a.firing.len() > 1 {
-                    t.push_str(&format!(" (fires {} times)", a.firing.len()));
-                }
-                t
-            }
-        };
+        let text = summary(a, end);
         writeln!(out, "  {:<width$}  {text}", a.name)?;
     }
     let active: Vec<&AlertPrediction> = p
@@ -370,6 +534,7 @@ pub fn to_json(scenario: &Scenario, p: &Prediction) -> serde_json::Value {
         "duration_s": scenario.duration().as_secs_f64(),
         "interval_s": p.interval_s,
         "rules": p.rules,
+        "group_order": p.group_order,
         "alerts": p.alerts,
     })
 }

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use crate::shared::State;
 
+use super::rulefile::Group;
 use super::series::Series;
 
 /// Why a prediction could not be made.
@@ -40,6 +41,9 @@ pub struct Rules {
     pub alerts: Vec<String>,
     /// Where they came from, for reports.
     pub origin: String,
+    /// The groups of every file, in file order (none when a file does not read as rules: promtool
+    /// then says what is wrong with it).
+    pub groups: Vec<Group>,
 }
 
 impl Rules {
@@ -99,10 +103,12 @@ impl Rules {
                 }
             }
         }
+        let groups = super::rulefile::groups(&files).unwrap_or_default();
         Rules {
             files,
             alerts,
             origin,
+            groups,
         }
     }
 }
@@ -131,8 +137,18 @@ pub fn installed() -> bool {
 /// seconds from 0 to the last scrape).
 pub type States = Vec<BTreeMap<String, State>>;
 
-/// Evaluates `rules` on `series` with promtool, every `series.interval`.
-pub fn evaluate(rules: &Rules, series: &Series) -> Result<States, PredictError> {
+/// The states under one order of evaluation of the rule groups.
+#[derive(Debug, Clone)]
+pub struct Ordered {
+    /// The group names, in the order they were evaluated at each step (empty: promtool's own order,
+    /// for rules whose groups could not be read).
+    pub order: Vec<String>,
+    pub states: States,
+}
+
+/// Evaluates `rules` on `series` with promtool, every `series.interval`, once for each order of the
+/// rule groups that matters ([`super::rulefile::orders`]), all in one promtool process.
+pub fn evaluate(rules: &Rules, series: &Series) -> Result<Vec<Ordered>, PredictError> {
     if !installed() {
         return Err(PredictError::NoPromtool);
     }
@@ -150,23 +166,42 @@ pub fn evaluate(rules: &Rules, series: &Series) -> Result<States, PredictError> 
             names.push(name);
         }
         let steps = series.scrapes();
-        std::fs::write(dir.join("test.yml"), test_file(&names, series, steps)).map_err(io)?;
+        let mut orders = super::rulefile::orders(&rules.groups);
+        if orders.is_empty() {
+            orders.push(Vec::new());
+        }
+        let mut tests = Vec::new();
+        for (o, order) in orders.iter().enumerate() {
+            let name = format!("test-{o}.yml");
+            std::fs::write(dir.join(&name), test_file(&names, order, o, series, steps)).map_err(io)?;
+            tests.push(name);
+        }
         let output = Command::new("promtool")
-            .args(["test", "rules", "test.yml"])
+            .args(["test", "rules"])
+            .args(&tests)
             .current_dir(&dir)
             .output()
             .map_err(PredictError::Spawn)?;
         let text =
             String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        let ordered = |states: Vec<States>| {
+            orders
+                .iter()
+                .zip(states)
+                .map(|(order, states)| Ordered {
+                    order: order.clone(),
+                    states,
+                })
+                .collect()
+        };
         if output.status.success() {
-            return Ok(vec![BTreeMap::new(); steps]);
+            return Ok(ordered(vec![vec![BTreeMap::new(); steps]; orders.len()]));
         }
-        let states = parse(&text, steps);
         if !text.contains("got:") {
             let text = text.replace(&dir.display().to_string(), "");
             return Err(PredictError::Promtool(text.trim().to_owned()));
         }
-        Ok(states)
+        Ok(ordered(parse(&text, orders.len(), steps)))
     })();
     // LOADGEN_PREDICT_KEEP=DIR keeps the generated promtool test there, to inspect or rerun by hand.
     match std::env::var_os("LOADGEN_PREDICT_KEEP") {
@@ -181,11 +216,14 @@ pub fn evaluate(rules: &Rules, series: &Series) -> Result<States, PredictError> 
     result
 }
 
-fn test_file(rule_files: &[String], series: &Series, steps: usize) -> String {
+fn test_file(rule_files: &[String], order: &[String], o: usize, series: &Series, steps: usize) -> String {
     let seconds = |s: f64| format!("{}ms", (s * 1000.0).round() as u64);
     let mut out = String::new();
     let _ = writeln!(out, "rule_files: {rule_files:?}");
     let _ = writeln!(out, "evaluation_interval: {}", seconds(series.interval));
+    if !order.is_empty() {
+        let _ = writeln!(out, "group_eval_order: {order:?}");
+    }
     let _ = writeln!(
         out,
         "tests:\n  - interval: {}\n    input_series:",
@@ -203,7 +241,7 @@ fn test_file(rule_files: &[String], series: &Series, steps: usize) -> String {
         let ms = (k as f64 * series.interval * 1000.0).round() as u64;
         let _ = writeln!(
             out,
-            "      - expr: 'label_replace(count by (alertname, alertstate) (ALERTS), \"step\", \"{k}\", \"\", \"\")'\n        eval_time: {ms}ms"
+            "      - expr: 'label_replace(label_replace(count by (alertname, alertstate) (ALERTS), \"step\", \"{k}\", \"\", \"\"), \"order\", \"{o}\", \"\", \"\")'\n        eval_time: {ms}ms"
         );
     }
     out
@@ -256,9 +294,9 @@ pub fn notation(values: &[Option<f64>]) -> String {
     parts.join(" ")
 }
 
-/// Reads the `got:` lines of promtool's report into states per step.
-fn parse(text: &str, steps: usize) -> States {
-    let mut states = vec![BTreeMap::new(); steps];
+/// Reads the `got:` lines of promtool's report into states per order and step.
+fn parse(text: &str, orders: usize, steps: usize) -> Vec<States> {
+    let mut states = vec![vec![BTreeMap::new(); steps]; orders];
     for line in text.lines().filter_map(|l| l.trim_start().strip_prefix("got:")) {
         for sample in line.split('{').skip(1) {
             let labels = sample.split('}').next().unwrap_or("");
@@ -271,6 +309,10 @@ fn parse(text: &str, steps: usize) -> States {
             let (Some(name), Some(state), Some(step)) =
                 (label("alertname"), label("alertstate"), label("step"))
             else {
+                continue;
+            };
+            let o = label("order").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
+            let Some(states) = states.get_mut(o) else {
                 continue;
             };
             let state = match state.as_str() {
@@ -312,10 +354,11 @@ mod tests {
 
     #[test]
     fn got_lines_become_states() {
-        let text = "  FAILED:\n    expr: \"x\", time: 2s,\n        exp: nil\n        got: {alertname=\"A\", alertstate=\"pending\", step=\"2\"} 1E+00, {alertname=\"B\", alertstate=\"firing\", step=\"2\"} 1E+00\n";
-        let states = parse(text, 3);
-        assert_eq!(states[2]["A"], State::Pending);
-        assert_eq!(states[2]["B"], State::Firing);
-        assert!(states[1].is_empty());
+        let text = "  FAILED:\n    expr: \"x\", time: 2s,\n        exp: nil\n        got: {alertname=\"A\", alertstate=\"pending\", order=\"1\", step=\"2\"} 1E+00, {alertname=\"B\", alertstate=\"firing\", order=\"1\", step=\"2\"} 1E+00\n";
+        let states = parse(text, 2, 3);
+        assert_eq!(states[1][2]["A"], State::Pending);
+        assert_eq!(states[1][2]["B"], State::Firing);
+        assert!(states[1][1].is_empty());
+        assert!(states[0].iter().all(BTreeMap::is_empty));
     }
 }
