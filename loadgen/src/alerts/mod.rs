@@ -111,6 +111,13 @@ pub struct Predicted {
     /// Observed minus predicted, in seconds, for the time the check is about (firing for
     /// `firing`, resolved for `resolved`); absent when either is missing.
     pub drift_s: Option<f64>,
+    /// Seconds of room the prediction gave the expectation before its phase boundary
+    /// ([`predict::margin`]); absent when nothing bounds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin_s: Option<f64>,
+    /// Whether that room is under the prediction's known error: a run may land either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fragile: bool,
 }
 
 /// The phases that ran, as seconds from the run's start, with their scenario phases.
@@ -250,8 +257,13 @@ pub fn predicted_text(expect: &str, p: &Predicted) -> String {
             Some(t) => format!("predicted pending after {t:.0}s"),
         },
     };
-    match p.drift_s {
+    let main = match p.drift_s {
         Some(d) => format!("{main} (observed {d:+.1}s)"),
         None => main,
+    };
+    match (p.margin_s, p.fragile) {
+        (Some(m), true) => format!("{main}; margin {m:.0}s, fragile: under the prediction's known error"),
+        (Some(m), false) => format!("{main}; margin {m:.0}s"),
+        (None, _) => main,
     }
 }

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use crate::alerts::predict::{contradictions, coverage, predict, Prediction};
+use crate::alerts::predict::{contradictions, coverage, mutants, predict, Prediction};
 use crate::cmd::exit::{EXIT_FAIL, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE};
-use crate::cmd::predict::{load, rules, CoverageArgs};
+use crate::cmd::predict::{load, margin_sets, rules, warn_fragile, CoverageArgs};
 
 /// `loadgen coverage`.
 pub fn coverage(args: &CoverageArgs) -> u8 {
@@ -37,11 +37,17 @@ pub fn coverage(args: &CoverageArgs) -> u8 {
             results
         });
     let mut items = Vec::new();
+    let mut margins = Vec::new();
     for ((f, s, text), result) in loaded.into_iter().zip(results) {
-        match result {
-            Ok(p) => {
+        let made = result.and_then(|p| {
+            let sets = margin_sets(&s, &rules, args.options.scrapes(), &p)?;
+            Ok((p, sets))
+        });
+        match made {
+            Ok((p, sets)) => {
                 let file = f.display().to_string();
                 let c = contradictions(&s, &p, &file, &text);
+                margins.push((f.clone(), sets));
                 items.push((s, file, p, c));
             }
             Err(e) => {
@@ -59,15 +65,96 @@ pub fn coverage(args: &CoverageArgs) -> u8 {
         target_app::duration::format(args.options.interval)
     );
     let _ = coverage::write_text(&matrix, &mut out);
+    let fragile: usize = margins
+        .iter()
+        .map(|(_, sets)| sets.iter().map(|s| s.fragile().count()).sum::<usize>())
+        .sum();
+    let smallest = margins
+        .iter()
+        .flat_map(|(f, sets)| {
+            sets.iter().flat_map(move |set| {
+                set.margins
+                    .iter()
+                    .filter(|m| m.holds)
+                    .filter_map(move |m| Some((m.seconds?, set.interval_s, f, m)))
+            })
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some((room, interval, f, m)) = smallest {
+        let _ = writeln!(
+            out,
+            "smallest margin: {room}s at {interval}s intervals ({}: phase {} expects {} {}); {fragile} fragile",
+            f.display(),
+            m.phase,
+            m.alert,
+            m.expect
+        );
+    }
+    let _ = out.flush();
+    for (f, sets) in &margins {
+        warn_fragile(f, sets);
+    }
+    let report = if args.mutants {
+        let scenarios: Vec<(String, crate::scenario::Scenario)> = items
+            .iter()
+            .map(|(s, file, _, _)| (file.clone(), s.clone()))
+            .collect();
+        let started = std::time::Instant::now();
+        match mutants::run(
+            &rules,
+            mutants::generate(&rules),
+            &scenarios,
+            args.options.scrapes(),
+        ) {
+            Ok(report) => {
+                let _ = writeln!(out);
+                let _ = mutants::write_text(&report, &mut out);
+                let _ = writeln!(
+                    out,
+                    "\n{} mutants against {} scenarios in {:.1}s",
+                    report.total,
+                    scenarios.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                Some(report)
+            }
+            Err(e) => {
+                eprintln!("loadgen: cannot evaluate the mutants: {e}");
+                return EXIT_RUN_ERROR;
+            }
+        }
+    } else {
+        None
+    };
     let _ = out.flush();
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&matrix).unwrap_or_default();
+        let mut json = serde_json::to_value(&matrix).unwrap_or_default();
+        json["margins"] = serde_json::Value::Array(
+            margins
+                .iter()
+                .map(|(f, sets)| serde_json::json!({ "file": f.display().to_string(), "sets": sets }))
+                .collect(),
+        );
+        if let Some(report) = &report {
+            json["mutants"] = serde_json::to_value(report).unwrap_or_default();
+        }
+        let json = serde_json::to_string_pretty(&json).unwrap_or_default();
         if let Err(e) = std::fs::write(path, json + "\n") {
             eprintln!("loadgen: cannot write {}: {e}", path.display());
             return EXIT_RUN_ERROR;
         }
     }
-    if args.strict && !matrix.strict_ok() {
+    let below = match (args.min_score, &report) {
+        (Some(min), Some(r)) if r.score < min => {
+            eprintln!(
+                "loadgen: mutation score {:.3} is below --min-score {min}",
+                r.score
+            );
+            true
+        }
+        _ => false,
+    };
+    if (args.strict && (!matrix.strict_ok() || fragile > 0)) || below {
         EXIT_FAIL
     } else {
         EXIT_PASS

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::alerts::predict::{contradictions, predict, to_json, write_timeline};
 use crate::cmd::exit::{EXIT_PASS, EXIT_RUN_ERROR};
-use crate::cmd::predict::{load, rules, warn, PlanPredict};
+use crate::cmd::predict::{load, margin_sets, rules, warn, warn_fragile, PlanPredict};
 
 /// `loadgen plan FILE [--predict ...]`: the plan, then the predicted alerts.
 pub fn plan(file: &Path, args: &PlanPredict) -> u8 {
@@ -35,7 +35,19 @@ pub fn plan(file: &Path, args: &PlanPredict) -> u8 {
     };
     let _ = writeln!(out);
     let _ = write_timeline(&s, &prediction, &mut out);
+    let sets = match margin_sets(&s, &rules, args.options.scrapes(), &prediction) {
+        Ok(sets) => sets,
+        Err(e) => {
+            eprintln!("loadgen: cannot predict alerts: {e}");
+            return EXIT_RUN_ERROR;
+        }
+    };
+    if sets.first().is_some_and(|s| !s.margins.is_empty()) {
+        let _ = writeln!(out);
+        let _ = crate::alerts::predict::margin::write_table(&sets, &mut out);
+    }
     let _ = out.flush();
+    warn_fragile(file, &sets);
     warn(&contradictions(
         &s,
         &prediction,
@@ -43,7 +55,9 @@ pub fn plan(file: &Path, args: &PlanPredict) -> u8 {
         &text,
     ));
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&to_json(&s, &prediction)).unwrap_or_default();
+        let mut json = to_json(&s, &prediction);
+        json["margins"] = serde_json::to_value(&sets).unwrap_or_default();
+        let json = serde_json::to_string_pretty(&json).unwrap_or_default();
         if let Err(e) = std::fs::write(path, json + "\n") {
             eprintln!("loadgen: cannot write {}: {e}", path.display());
             return EXIT_RUN_ERROR;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::alerts::predict::margin::{self, MarginSet};
 use crate::alerts::predict::{contradictions, predict, Contradiction, Rules};
 use crate::cmd::exit::EXIT_USAGE;
 use crate::scenario::Scenario;
@@ -67,9 +68,73 @@ pub struct CoverageArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
-    /// Exit 1 when a rule is uncovered or a prediction contradicts an expectation.
+    /// Exit 1 when a rule is uncovered, a prediction contradicts an expectation, or an expectation
+    /// holds by less than the prediction's known error (fragile).
     #[arg(long)]
     pub strict: bool,
+
+    /// Also change every alerting rule in documented ways (mutants) and score the scenarios by how
+    /// many of the changes some expectation notices.
+    #[arg(long)]
+    pub mutants: bool,
+
+    /// With `--mutants`: exit 1 when the share of mutants killed is below this (0 to 1).
+    #[arg(long, value_name = "SCORE", requires = "mutants", value_parser = parse_score)]
+    pub min_score: Option<f64>,
+}
+
+fn parse_score(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a score between 0 and 1")),
+    }
+}
+
+/// The margins of `s` under the stack's and the private Prometheus' intervals (and under `scrapes`,
+/// first, when it is neither), reusing `prediction`, made for `scrapes`.
+pub(crate) fn margin_sets(
+    s: &Scenario,
+    rules: &Rules,
+    scrapes: crate::alerts::predict::Scrapes,
+    prediction: &crate::alerts::predict::Prediction,
+) -> Result<Vec<MarginSet>, crate::alerts::predict::PredictError> {
+    use crate::alerts::predict::Scrapes;
+    let mut wanted = vec![Scrapes::STACK, Scrapes::PRIVATE];
+    if !wanted.contains(&scrapes) {
+        wanted.insert(0, scrapes);
+    }
+    let mut sets = Vec::new();
+    for w in wanted {
+        let margins = if w == scrapes {
+            margin::margins(s, prediction)
+        } else {
+            margin::margins(s, &predict(s, rules, w)?)
+        };
+        sets.push(MarginSet {
+            interval_s: w.interval.as_secs_f64(),
+            margins,
+        });
+    }
+    Ok(sets)
+}
+
+/// Prints a warning for each fragile expectation.
+pub fn warn_fragile(file: &Path, sets: &[MarginSet]) {
+    for set in sets {
+        for m in set.fragile() {
+            eprintln!(
+                "warning: {}: phase `{}` expects {} {} with a margin of {}s at {}s intervals, under the \
+                 prediction's known error ({}s): a run may land either way",
+                file.display(),
+                m.phase,
+                m.alert,
+                m.expect,
+                m.seconds.unwrap_or(0.0),
+                set.interval_s,
+                margin::threshold(set.interval_s)
+            );
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

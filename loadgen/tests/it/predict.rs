@@ -71,8 +71,21 @@ fn coverage(extra: &[&str], json: &Path) -> (Output, Value) {
 #[test]
 fn every_shipped_rule_is_covered_and_every_prediction_agrees_with_its_scenario() {
     let dir = temp_dir("coverage");
-    let (out, report) = coverage(&[], &dir.join("coverage.json"));
+    // The shipped suite's mutation score is the floor: a weakened scenario fails the build.
+    let (out, report) = coverage(
+        &["--mutants", "--min-score", SHIPPED_MUTATION_SCORE],
+        &dir.join("coverage.json"),
+    );
     assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("; 0 fragile"),
+        "no shipped expectation is fragile\n{stdout}"
+    );
+    let mutants = &report["mutants"];
+    for rule in mutants["rules"].as_array().unwrap() {
+        assert!(rule["total"].as_u64().unwrap() >= 5, "{rule}");
+    }
     let rules: Vec<&str> = report["rules"]
         .as_array()
         .unwrap()
@@ -99,6 +112,110 @@ fn every_shipped_rule_is_covered_and_every_prediction_agrees_with_its_scenario()
         );
     }
     assert!(String::from_utf8_lossy(&out.stdout).contains("7 of 7 alerting rules covered"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The share of mutants of the stack's rules the shipped scenarios kill (docs/alert-prediction.md).
+const SHIPPED_MUTATION_SCORE: &str = "0.22";
+
+/// An alert whose threshold no scenario comes near, checked only as inactive: lowering its threshold
+/// goes unnoticed (a surviving mutant, with the scenario that came closest), flipping its comparison
+/// makes it fire where the scenario expects it quiet (killed).
+#[test]
+fn mutants_of_a_rule_no_scenario_comes_near_survive_and_are_listed() {
+    let dir = temp_dir("far");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let stack = repo_dir().join("stack/prometheus/rules");
+    std::fs::copy(stack.join("recording.yml"), rules.join("recording.yml")).unwrap();
+    std::fs::write(
+        rules.join("alerts.yml"),
+        "groups:\n  - name: far\n    rules:\n      - alert: FarAway\n        expr: job:http_request_errors:ratio_rate1m > 0.9\n        for: 15s\n",
+    )
+    .unwrap();
+    let scenario = scenario_file(
+        "far",
+        r#"name = "far"
+[[mix]]
+path = "/"
+
+[[phases]]
+name = "errors"
+duration = "90s"
+rate = { shape = "constant", rps = 20 }
+chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
+expect = { alerts_inactive = ["FarAway"] }
+"#,
+    );
+    let json = dir.join("coverage.json");
+    let out = loadgen(&[
+        "coverage",
+        "--mutants",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        scenario.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let far = &report["mutants"]["rules"][0];
+    assert_eq!(far["alert"], "FarAway");
+    let mutants = far["mutants"].as_array().unwrap();
+    let by = |op: &str| {
+        mutants
+            .iter()
+            .find(|m| m["operator"] == op)
+            .unwrap_or_else(|| panic!("{op}: {far}"))
+    };
+    assert!(by("comparison flipped")["killed_by"]
+        .as_str()
+        .unwrap()
+        .contains("phase errors expects FarAway inactive"));
+    let lowered = by("threshold x0.5");
+    assert_eq!(lowered["killed_by"], Value::Null);
+    assert_eq!(lowered["expr"], "job:http_request_errors:ratio_rate1m > 0.45");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("surviving mutants of FarAway:")
+            && stdout.contains("job:http_request_errors:ratio_rate1m > 0.45")
+            && stdout.contains("closest: "),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Fewer scenarios kill fewer mutants, and `--min-score` turns that into a failure.
+#[test]
+fn removing_a_scenario_lowers_the_mutation_score_below_the_floor() {
+    let dir = temp_dir("floor");
+    let run = |files: &[&str], min: Option<&str>| {
+        let json = dir.join("m.json");
+        let mut args = vec!["coverage", "--mutants", "--json", json.to_str().unwrap()];
+        if let Some(min) = min {
+            args.extend(["--min-score", min]);
+        }
+        let files: Vec<String> = files
+            .iter()
+            .map(|f| repo_dir().join("scenarios").join(f).display().to_string())
+            .collect();
+        args.extend(files.iter().map(String::as_str));
+        let out = loadgen(&args);
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap())
+            .unwrap_or_else(|_| panic!("{}", text(&out)));
+        (out, report["mutants"]["score"].as_f64().unwrap())
+    };
+    let (both, full) = run(&["baseline.toml", "slow-burn.toml"], None);
+    assert_eq!(both.status.code(), Some(0), "{}", text(&both));
+    let (one, fewer) = run(&["baseline.toml"], None);
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one));
+    assert!(fewer < full, "baseline alone {fewer}, with slow-burn {full}");
+    let floor = format!("{full}");
+    let (failed, _) = run(&["baseline.toml"], Some(&floor));
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("is below --min-score"));
+    let (passed, _) = run(&["baseline.toml", "slow-burn.toml"], Some(&floor));
+    assert_eq!(passed.status.code(), Some(0), "{}", text(&passed));
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -47,6 +47,7 @@ pub fn transitions(prediction: &Option<Result<Prediction, PredictError>>) -> Vec
 /// Adds the predicted times to every check of `report`.
 pub fn annotate(report: &mut AlertReport, scenario: &Scenario, prediction: Prediction) {
     let predicted = super::check(scenario, &prediction);
+    let margins = super::margin::margins(scenario, &prediction);
     for c in &mut report.checks {
         let Some(p) = predicted
             .iter()
@@ -57,7 +58,12 @@ pub fn annotate(report: &mut AlertReport, scenario: &Scenario, prediction: Predi
         let drift = |observed: Option<f64>, predicted: Option<f64>| {
             Some(((observed? - predicted?) * 10.0).round() / 10.0)
         };
+        let margin = margins
+            .iter()
+            .find(|m| m.phase == c.phase && m.alert == c.alert && m.expect == c.expect);
         c.predicted = Some(Predicted {
+            margin_s: margin.and_then(|m| m.seconds),
+            fragile: margin.is_some_and(|m| m.fragile(prediction.interval_s)),
             pending_after_s: p.pending_after_s,
             firing_after_s: p.firing_after_s,
             resolved_after_s: p.resolved_after_s,

@@ -49,6 +49,86 @@ impl Margin {
     }
 }
 
+/// The margins of one scenario under one scrape and evaluation interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarginSet {
+    pub interval_s: f64,
+    pub margins: Vec<Margin>,
+}
+
+impl MarginSet {
+    /// The expectations that hold by less than the known error.
+    pub fn fragile(&self) -> impl Iterator<Item = &Margin> {
+        self.margins.iter().filter(|m| m.fragile(self.interval_s))
+    }
+}
+
+/// Writes one line per expectation with its margin under each set (`!` marks a fragile one, `-` an
+/// expectation the prediction does not hold, `inf` one nothing bounds).
+pub fn write_table(sets: &[MarginSet], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let Some(first) = sets.first() else {
+        return Ok(());
+    };
+    if first.margins.is_empty() {
+        return Ok(());
+    }
+    let limits: Vec<String> = sets
+        .iter()
+        .map(|s| format!("{}s at {}s intervals", threshold(s.interval_s), s.interval_s))
+        .collect();
+    writeln!(
+        out,
+        "margins (seconds between the predicted transition and the phase boundary; fragile, marked !, under {})",
+        limits.join(", ")
+    )?;
+    let phase_w = first
+        .margins
+        .iter()
+        .map(|m| m.phase.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let alert_w = first
+        .margins
+        .iter()
+        .map(|m| m.alert.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let heads: String = sets
+        .iter()
+        .map(|s| format!("{:>8}", format!("{}s", s.interval_s)))
+        .collect();
+    writeln!(
+        out,
+        "  {:<phase_w$}  {:<alert_w$}  {:<8}{heads}",
+        "phase", "alert", "expect"
+    )?;
+    for (i, m) in first.margins.iter().enumerate() {
+        let cells: String = sets
+            .iter()
+            .map(|s| {
+                let cell = s
+                    .margins
+                    .get(i)
+                    .map_or("?".to_owned(), |x| match (x.holds, x.seconds) {
+                        (false, _) => "-".to_owned(),
+                        (true, None) => "inf".to_owned(),
+                        (true, Some(v)) if x.fragile(s.interval_s) => format!("{v:.0}!"),
+                        (true, Some(v)) => format!("{v:.0}"),
+                    });
+                format!("{cell:>8}")
+            })
+            .collect();
+        writeln!(
+            out,
+            "  {:<phase_w$}  {:<alert_w$}  {:<8}{cells}",
+            m.phase, m.alert, m.expect
+        )?;
+    }
+    Ok(())
+}
+
 /// Every alert state expectation of `scenario` with its margin under `prediction`.
 pub fn margins(scenario: &Scenario, prediction: &Prediction) -> Vec<Margin> {
     let checks = super::check(scenario, prediction);

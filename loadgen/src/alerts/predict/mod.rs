@@ -11,6 +11,7 @@
 pub mod coverage;
 pub mod live;
 pub mod margin;
+pub mod mutants;
 pub mod promql;
 pub mod promtool;
 pub mod rulefile;

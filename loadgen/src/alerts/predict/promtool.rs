@@ -94,6 +94,18 @@ impl Rules {
         Ok(Rules::new(files, origin))
     }
 
+    /// These rules and one more file, whose alerts are evaluated but not listed.
+    pub fn with_file(&self, name: &str, text: String) -> Rules {
+        let mut files = self.files.clone();
+        files.push((name.to_owned(), text));
+        Rules {
+            groups: super::rulefile::groups(&files).unwrap_or_default(),
+            files,
+            alerts: self.alerts.clone(),
+            origin: self.origin.clone(),
+        }
+    }
+
     fn new(files: Vec<(String, String)>, origin: String) -> Rules {
         let mut alerts = Vec::new();
         for (_, text) in &files {

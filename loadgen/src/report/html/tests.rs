@@ -113,6 +113,7 @@ fn summary() -> Summary {
                     firing_after_s: Some(2.0),
                     resolved_after_s: None,
                     drift_s: Some(-1.0),
+                    ..Default::default()
                 }),
             }],
             failed_polls: 0,
