@@ -76,7 +76,7 @@ fi
 since=$(date +%s)
 echo "==> loadgen run scenarios/error-spike.toml against the stack (about 4.5 minutes)"
 if timeout 900 "${LOADGEN[@]}" run scenarios/error-spike.toml \
-    --target http://127.0.0.1:8080 --prometheus http://127.0.0.1:9090 \
+    --stack stack \
     --quiet --json "$OUT/error-spike.json"; then
     row "loadgen: error-spike expectations met" pass "report: $OUT/error-spike.json"
 else

@@ -7,6 +7,7 @@
 mod alerting;
 pub mod embedded;
 pub mod plan;
+pub mod stack;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -32,7 +33,21 @@ pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let plan = match RunPlan::new(args, scenario) {
+    let mut args = args.clone();
+    let stack = match &args.stack {
+        Some(dir) => match stack::Stack::read(dir, args.chaos_token.is_none()) {
+            Ok(stack) => {
+                let given = stack.apply(&mut args);
+                Some((stack, given))
+            }
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    let plan = match RunPlan::new(&args, scenario) {
         Ok(plan) => plan,
         Err(errors) => {
             for e in errors {
@@ -41,6 +56,13 @@ pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if let Some((stack, given)) = stack {
+        if let Err(e) = stack.check_up(&args, std::time::Duration::from_secs(3)).await {
+            eprintln!("loadgen: {e}");
+            return EXIT_RUN_ERROR;
+        }
+        eprintln!("loadgen: {}", stack.describe(&given));
+    }
     exit_code(&run(plan, cancel).await)
 }
 
