@@ -1,5 +1,6 @@
 //! One invocation of loadgen, from parsed arguments to an exit code. `loadgen run` loads the scenario,
-//! checks it with the options into a [`RunPlan`] ([`plan`]), and [`run`] carries the plan out: sets up
+//! fills in what `--stack` gives ([`stack`]: the bundled stack's addresses and chaos token), checks it
+//! with the options into a [`RunPlan`] ([`plan`]), and [`run`] carries the plan out: sets up
 //! the target and (when alerts are expected) Prometheus (`alerting`), runs the engine beside the
 //! recorder, the live displays and the alert watcher, then writes the reports. Printing to the
 //! terminal happens here and nowhere below; exit codes are chosen here only.
