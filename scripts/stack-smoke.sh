@@ -9,7 +9,10 @@
 #      then resolved, in Prometheus; target-app error lines with a trace_id in Loki; that trace, and a
 #      trace with spans of both services, in Tempo; CPU samples of target-app in Pyroscope; every
 #      provisioned datasource healthy and every dashboard loading in Grafana; Alertmanager's firing and
-#      resolved notifications at the webhook.
+#      resolved notifications at the webhook; and one probe per correlation: a span-metrics latency
+#      exemplar's trace in Tempo, span-metrics series of both services and the service-graph edge
+#      target-app → downstream in Prometheus, a trace's lines of both services in Loki by its trace id,
+#      and a /generate-load span's profile id returning CPU samples from Pyroscope.
 #
 # Prints a pass/fail table and exits 1 when anything failed. Without a Docker engine (`docker info`
 # fails) it prints "skipped: no Docker engine" and exits 0. The stack keeps running afterwards for a
@@ -76,7 +79,7 @@ fi
 since=$(date +%s)
 echo "==> loadgen run scenarios/error-spike.toml against the stack (about 4.5 minutes)"
 if timeout 900 "${LOADGEN[@]}" run scenarios/error-spike.toml \
-    --target http://127.0.0.1:8080 --prometheus http://127.0.0.1:9090 \
+    --stack stack \
     --quiet --json "$OUT/error-spike.json"; then
     row "loadgen: error-spike expectations met" pass "report: $OUT/error-spike.json"
 else

@@ -11,6 +11,10 @@ Probes, each a row of the pass/fail table it prints:
   - Loki: target-app error lines since the run started, carrying a trace_id;
   - Tempo: the trace of such a line, and a trace with spans of both target-app and downstream;
   - Pyroscope: CPU samples (process_cpu) of target-app;
+  - correlations: an exemplar of the span-metrics latency histogram names a trace Tempo returns;
+    span metrics have series for both services and the service graph the edge target-app →
+    downstream (Prometheus); the lines of a trace of both services are in Loki by its trace id; a
+    /generate-load span's pyroscope.profile.id returns CPU samples from Pyroscope's span selector;
   - Grafana: /api/datasources/uid/<uid>/health OK for every provisioned datasource, every
     dashboard of dashboards/ loading by uid (admin credentials from GRAFANA_ADMIN_USER and
     GRAFANA_ADMIN_PASSWORD);
@@ -107,10 +111,7 @@ def parse_loki_trace_ids(body):
             line = _get(entry, 1)
             trace_id = labels.get("trace_id", "")
             if not TRACE_ID.match(trace_id):
-                try:
-                    trace_id = str(json.loads(line).get("trace_id", ""))
-                except (ValueError, AttributeError):
-                    trace_id = ""
+                trace_id = _line_trace_id(line)
             if TRACE_ID.match(trace_id):
                 found.append((trace_id, line))
     return found
@@ -119,18 +120,9 @@ def parse_loki_trace_ids(body):
 def parse_trace_services(body):
     """Tempo trace by id (v2 `{"trace": {"resourceSpans": …}}` or v1 `{"batches": …}`, OTLP JSON):
     the number of spans per service.name."""
-    if "trace" in body:
-        resource_spans = _get(body, "trace").get("resourceSpans", [])
-    elif "batches" in body or "resourceSpans" in body:
-        resource_spans = body.get("batches", body.get("resourceSpans"))
-    else:
-        raise ProbeError("expected a trace: no 'trace', 'batches' or 'resourceSpans' key")
     spans = collections.Counter()
-    for rs in resource_spans:
-        service = "?"
-        for attr in rs.get("resource", {}).get("attributes", []):
-            if attr.get("key") == "service.name":
-                service = attr.get("value", {}).get("stringValue", "?")
+    for rs in _resource_spans(body):
+        service = _attribute(rs.get("resource", {}).get("attributes"), "service.name") or "?"
         for scope in rs.get("scopeSpans", rs.get("instrumentationLibrarySpans", [])):
             spans[service] += len(scope.get("spans", []))
     return dict(spans)
@@ -152,6 +144,107 @@ def parse_flamebearer_ticks(body):
         raise ProbeError(f"flamebearer.numTicks is not a number: {ticks!r}")
     names = [n for n in _get(fb, "names") if n != "total"]
     return ticks, names
+
+
+def parse_exemplar_trace_ids(body):
+    """Prometheus `/api/v1/query_exemplars`: the trace ids of the exemplars, newest series first as
+    returned, each once. The label is `trace_id` (what Tempo's metrics-generator writes here) or
+    `traceID` (Grafana's default); ids that are not 32 hex digits are left out."""
+    if _get(body, "status") != "success":
+        raise ProbeError(f"Prometheus answered status {body.get('status')!r}: {body.get('error', '')}")
+    data = _get(body, "data")
+    if not isinstance(data, list):
+        raise ProbeError("data is not a list of series with exemplars")
+    ids = []
+    for series in data:
+        _get(series, "seriesLabels")
+        for exemplar in _get(series, "exemplars"):
+            labels = _get(exemplar, "labels")
+            trace_id = labels.get("trace_id", labels.get("traceID", ""))
+            if TRACE_ID.match(trace_id) and trace_id not in ids:
+                ids.append(trace_id)
+    return ids
+
+
+def parse_label_values(body, label):
+    """Instant query: the values of `label` over the result's series."""
+    return {_get(sample, "metric").get(label) for sample in _prometheus_result(body, "vector")} - {None}
+
+
+def parse_service_graph_edges(body):
+    """Instant query of `traces_service_graph_request_total` (summed by client and server): the
+    (client, server) edges of the service graph that have a non-zero count."""
+    edges = set()
+    for sample in _prometheus_result(body, "vector"):
+        metric = _get(sample, "metric")
+        if float(_get(sample, "value", 1)) > 0:
+            edges.add((_get(metric, "client"), _get(metric, "server")))
+    return edges
+
+
+def parse_trace_log_services(body, trace_id):
+    """Loki query_range of the lines of one trace: the number of lines per service_name. A line that
+    carries another trace id means the trace filter did not hold."""
+    services = collections.Counter()
+    found = parse_loki_trace_ids(body)
+    for got, _ in found:
+        if got != trace_id:
+            raise ProbeError(f"asked for the lines of trace {trace_id}, got one of {got}")
+    for stream in _get(body, "data", "result"):
+        labels = _get(stream, "stream")
+        lines = [e for e in _get(stream, "values") if trace_id in (labels.get("trace_id", ""), _line_trace_id(_get(e, 1)))]
+        if lines:
+            services[labels.get("service_name", "?")] += len(lines)
+    return dict(services)
+
+
+def _line_trace_id(line):
+    try:
+        return str(json.loads(line).get("trace_id", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _resource_spans(body):
+    if "trace" in body:
+        return _get(body, "trace").get("resourceSpans", [])
+    if "batches" in body or "resourceSpans" in body:
+        return body.get("batches", body.get("resourceSpans"))
+    raise ProbeError("expected a trace: no 'trace', 'batches' or 'resourceSpans' key")
+
+
+def _attribute(attributes, key):
+    for attr in attributes or []:
+        if attr.get("key") == key:
+            value = attr.get("value", {})
+            return value.get("stringValue", value.get("intValue"))
+    return None
+
+
+def parse_span_profile_ids(body):
+    """Tempo trace by id: (service.name, span name, profile id) of every span that carries
+    `pyroscope.profile.id`, the attribute Grafana's "Profiles for this span" follows."""
+    found = []
+    for rs in _resource_spans(body):
+        service = _attribute(rs.get("resource", {}).get("attributes"), "service.name") or "?"
+        for scope in rs.get("scopeSpans", rs.get("instrumentationLibrarySpans", [])):
+            for span in scope.get("spans", []):
+                profile_id = _attribute(span.get("attributes"), "pyroscope.profile.id")
+                if profile_id:
+                    found.append((service, span.get("name", ""), str(profile_id)))
+    return found
+
+
+def parse_span_profile(body):
+    """Pyroscope `SelectMergeSpanProfile` (Connect, JSON): the flame graph's total (samples' value;
+    proto3 JSON writes int64 as a string) and its function names."""
+    flamegraph = _get(body, "flamegraph")
+    total = flamegraph.get("total", 0)
+    try:
+        total = int(total)
+    except (TypeError, ValueError):
+        raise ProbeError(f"flamegraph.total is not a number: {total!r}") from None
+    return total, [n for n in flamegraph.get("names", []) if n != "total"]
 
 
 def parse_datasource_health(body):
@@ -271,6 +364,7 @@ class Probes:
         self.a = args
         self.rows = []
         self.error_traces = []
+        self.both_trace = None
 
     def row(self, name, ok, detail):
         self.rows.append((name, ok, detail))
@@ -332,8 +426,72 @@ class Probes:
         for trace_id in candidates:
             services = self.trace(trace_id)
             if services.get("target-app") and services.get("downstream"):
+                self.both_trace = trace_id
                 return True, f"trace {trace_id}: {services}"
         return False, f"none of {len(candidates)} traces holds spans of both services"
+
+    # Correlations ---------------------------------------------------------------------------
+    def prom(self, expr):
+        return http_json(self.q(self.a.prometheus, "/api/v1/query", query=expr))
+
+    def exemplar_trace(self):
+        """An exemplar of the span-metrics request-duration histogram leads to a trace Tempo has."""
+        expr = 'traces_spanmetrics_latency_bucket{service="target-app"}'
+        body = http_json(self.q(self.a.prometheus, "/api/v1/query_exemplars", query=expr,
+                                start=self.a.since, end=time.time()))
+        ids = parse_exemplar_trace_ids(body)
+        if not ids:
+            return False, "no exemplar with a trace_id on traces_spanmetrics_latency_bucket"
+        for trace_id in ids[:5]:
+            services = self.trace(trace_id)
+            if services.get("target-app"):
+                return True, f"{len(ids)} exemplars; trace {trace_id}: {services}"
+        return False, f"none of the first {min(len(ids), 5)} exemplar traces found in Tempo"
+
+    def span_metrics(self):
+        services = parse_label_values(self.prom(
+            'count by (service) (traces_spanmetrics_calls_total{service=~"target-app|downstream"})'), "service")
+        ok = {"target-app", "downstream"} <= services
+        return ok, f"series for {', '.join(sorted(services)) or 'no service'}"
+
+    def service_graph(self):
+        edges = parse_service_graph_edges(self.prom("sum by (client, server) (traces_service_graph_request_total)"))
+        ok = ("target-app", "downstream") in edges
+        return ok, ", ".join(f"{c} → {s}" for c, s in sorted(edges)) or "no edge"
+
+    def trace_logs(self):
+        if not self.both_trace:
+            return False, "no trace of both services to look up"
+        query = f'{{service_name=~"target-app|downstream", source="docker"}} | trace_id="{self.both_trace}"'
+        body = http_json(self.q(self.a.loki, "/loki/api/v1/query_range", query=query,
+                                start=f"{int(self.a.since)}000000000", end=f"{int(time.time() + 1)}000000000",
+                                limit=100))
+        services = parse_trace_log_services(body, self.both_trace)
+        ok = bool(services.get("target-app")) and bool(services.get("downstream"))
+        return ok, f"trace {self.both_trace}: lines {services or 'none'}"
+
+    def span_profile(self):
+        """A /generate-load span's profile id returns CPU samples from Pyroscope's span selector."""
+        query = '{ resource.service.name = "target-app" && span.http.route = "/generate-load" }'
+        body = http_json(self.q(self.a.tempo, "/api/search", q=query, limit=5,
+                                start=int(self.a.since), end=int(time.time()) + 1))
+        tried = 0
+        for trace_id in parse_search_trace_ids(body)[:5]:
+            for service, name, profile_id in parse_span_profile_ids(
+                    http_json(f"{self.a.tempo}/api/v2/traces/{trace_id}")):
+                tried += 1
+                request = {"profileTypeID": CPU, "labelSelector": f'{{service_name="{service}"}}',
+                           "spanSelector": [profile_id], "start": str(int(self.a.since * 1000)),
+                           "end": str(int(time.time() * 1000) + 1000)}
+                profile = http_json(f"{self.a.pyroscope}/querier.v1.QuerierService/SelectMergeSpanProfile",
+                                    data=json.dumps(request).encode(),
+                                    headers={"Content-Type": "application/json"})
+                total, names = parse_span_profile(profile)
+                if total > 0:
+                    return True, f"span {profile_id} ({name}): {total} ns of CPU, {len(names)} functions"
+        if not tried:
+            return False, "no /generate-load span with pyroscope.profile.id"
+        return False, f"{tried} spans with a profile id, none with samples in Pyroscope"
 
     # Pyroscope ------------------------------------------------------------------------------
     def cpu_samples(self):
@@ -402,6 +560,11 @@ def main(argv=None):
     probes.run("tempo: the trace of an error line", probes.error_trace, w)
     probes.run("tempo: a trace with spans of both services", probes.both_services, w)
     probes.run("pyroscope: CPU samples of target-app", probes.cpu_samples, w)
+    probes.run("exemplar → trace: a span-metrics latency exemplar's trace in Tempo", probes.exemplar_trace, w)
+    probes.run("span metrics: series for target-app and downstream", probes.span_metrics, w)
+    probes.run("service graph: edge target-app → downstream", probes.service_graph, w)
+    probes.run("trace → logs: both services' lines of a trace in Loki", probes.trace_logs, w)
+    probes.run("trace → profile: a /generate-load span's CPU samples", probes.span_profile, w)
     try:
         ds, dash = datasources(args.datasources), dashboard_uids(args.dashboards)
     except (OSError, ValueError, ProbeError) as e:

@@ -81,6 +81,55 @@ class PyroscopeTest(unittest.TestCase):
         self.assertEqual(p.parse_flamebearer_ticks(fixture("pyroscope-render-empty.json")), (0, []))
 
 
+class CorrelationTest(unittest.TestCase):
+    def test_exemplar_trace_ids(self):
+        # Each id once, in the order given; the docs' non-hex id is left out.
+        self.assertEqual(
+            p.parse_exemplar_trace_ids(fixture("prometheus-exemplars.json")),
+            ["4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"],
+        )
+        self.assertEqual(p.parse_exemplar_trace_ids(fixture("prometheus-exemplars-empty.json")), [])
+        with self.assertRaisesRegex(p.ProbeError, "status 'error'"):
+            p.parse_exemplar_trace_ids(fixture("prometheus-error.json"))
+        with self.assertRaisesRegex(p.ProbeError, "not a list"):
+            p.parse_exemplar_trace_ids(fixture("prometheus-alerts-instant.json"))
+
+    def test_span_metrics_services(self):
+        self.assertEqual(
+            p.parse_label_values(fixture("prometheus-spanmetrics-services.json"), "service"),
+            {"target-app", "downstream"},
+        )
+        self.assertEqual(p.parse_label_values(fixture("prometheus-alerts-instant-empty.json"), "service"), set())
+
+    def test_service_graph_edges(self):
+        edges = p.parse_service_graph_edges(fixture("prometheus-service-graph.json"))
+        self.assertEqual(edges, {("target-app", "downstream"), ("user", "target-app")})
+
+    def test_lines_of_a_trace_per_service(self):
+        trace = "0af7651916cd43dd8448eb211c80319c"
+        self.assertEqual(p.parse_trace_log_services(fixture("loki-trace-lines.json"), trace), {"target-app": 2, "downstream": 1})
+        # Lines of other traces mean the filter did not hold.
+        with self.assertRaisesRegex(p.ProbeError, "asked for the lines of trace"):
+            p.parse_trace_log_services(fixture("loki-query-range-streams.json"), trace)
+
+    def test_span_profile_ids(self):
+        self.assertEqual(
+            p.parse_span_profile_ids(fixture("tempo-trace-generate-load.json")),
+            [("target-app", "GET /generate-load", "9a517183f26a089d")],
+        )
+        # Spans without the attribute: no profile to follow.
+        self.assertEqual(p.parse_span_profile_ids(fixture("tempo-trace-v2.json")), [])
+
+    def test_span_profile(self):
+        total, names = p.parse_span_profile(fixture("pyroscope-span-profile.json"))
+        self.assertEqual(total, 200_000_000)
+        self.assertIn("target_app::work::price_baskets", names)
+        self.assertNotIn("total", names)
+        self.assertEqual(p.parse_span_profile(fixture("pyroscope-span-profile-empty.json")), (0, []))
+        with self.assertRaisesRegex(p.ProbeError, "flamegraph"):
+            p.parse_span_profile({"code": "invalid_argument", "message": "bad selector"})
+
+
 class GrafanaTest(unittest.TestCase):
     def test_datasource_health(self):
         self.assertEqual(p.parse_datasource_health(fixture("grafana-datasource-health-ok.json")), (True, "Successfully queried the Prometheus API."))

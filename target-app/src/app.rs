@@ -112,9 +112,11 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
         let parent = app.propagator.extract(&HeaderExtractor(req.headers()));
         let _ = span.set_parent(parent);
     }
-    if app.telemetry.profiling() && route == Route::GenerateLoad {
-        // The one route whose work owns a thread, so its samples can be labelled (see profiles); the
-        // label must be known before the work starts.
+    // Only the one route whose work owns a thread has span profiles: its samples can be labelled
+    // (see telemetry::profiles); the label must be known before the work starts. Other spans do not
+    // carry the profile id, so Grafana offers no "Profiles for this span" that would open empty.
+    let span_profile = app.telemetry.profiling() && route == Route::GenerateLoad;
+    if span_profile {
         req.extensions_mut().insert(ProfileId {
             span_id: hex_id(span.context().span().span_context().span_id()),
             span_name: span_name(method, route).to_owned(),
@@ -142,7 +144,7 @@ async fn observe(app: &Arc<App>, conn: &ConnInfo, route: Route, mut req: Request
         let otel = cx.span();
         let sc = otel.span_context();
         let mut attributes: [Option<KeyValue>; 3] = [None, None, None];
-        if app.telemetry.profiling() {
+        if span_profile {
             // This span is the local root: its id names the profile of the request's work.
             let id = hex_id(sc.span_id());
             attributes[0] = Some(KeyValue::new(PROFILE_ID_ATTRIBUTE, id));

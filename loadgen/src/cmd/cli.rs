@@ -64,7 +64,7 @@ pub struct MergeArgs {
 }
 
 /// Options of `loadgen run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Scenario file.
     pub file: PathBuf,
@@ -73,6 +73,14 @@ pub struct RunArgs {
     /// downstream are started embedded on loopback ports.
     #[arg(long)]
     pub target: Option<String>,
+
+    /// The bundled stack, started with `docker compose up -d` in DIR (`stack` when no DIR is given):
+    /// its target-app and Prometheus at their published ports, the chaos token from DIR/.env, and a
+    /// listener on the port its Alertmanager notifies (`host.docker.internal` in
+    /// DIR/alertmanager/alertmanager.yml), each unless its own flag gives it. Refused with a reason
+    /// when a file is missing or the stack does not answer.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = crate::cmd::run::stack::DEFAULT_DIR)]
+    pub stack: Option<PathBuf>,
 
     /// Bearer token for the target's chaos API.
     #[arg(long, env = "CHAOS_TOKEN", hide_env_values = true)]
@@ -235,6 +243,21 @@ fn parse_body_cap(text: &str) -> Result<usize, String> {
         .ok()
         .filter(|n| *n <= MAX_BODY_CAP)
         .ok_or_else(|| format!("at most {MAX_BODY_CAP} bytes (1 GiB)"))
+}
+
+/// The options of `loadgen run s.toml FLAGS…`, for tests of what reads them.
+#[cfg(test)]
+pub(crate) fn run_args(flags: &[&str]) -> RunArgs {
+    let argv = ["loadgen", "run", "s.toml"]
+        .into_iter()
+        .chain(flags.iter().copied());
+    match Cli::try_parse_from(argv)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .command
+    {
+        Command::Run(args) => *args,
+        other => panic!("{other:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -17,5 +17,6 @@ mod run;
 mod scenario;
 mod scope;
 mod shard;
+mod stack;
 mod support;
 mod verdicts;

@@ -151,14 +151,19 @@ fn bad_files_and_usage_exit_2() {
 }
 
 /// A target-app on a loopback port, in this test process, on its own runtime thread.
-struct Target {
-    url: String,
+pub struct Target {
+    pub url: String,
     rt: tokio::runtime::Runtime,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Target {
     fn start() -> Target {
+        Target::start_with(|_| {})
+    }
+
+    /// A target whose configuration `tweak` changes first.
+    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> Target {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -170,6 +175,7 @@ impl Target {
             let addr = listener.local_addr().unwrap();
             let mut config = Config::embedded(Role::App);
             config.listen = addr;
+            tweak(&mut config);
             tokio::spawn(target_app::serve(listener, config, async move {
                 let _ = rx.await;
             }));
@@ -182,7 +188,7 @@ impl Target {
         }
     }
 
-    fn faults(&self) -> serde_json::Value {
+    pub fn faults(&self) -> serde_json::Value {
         let url = format!("{}/admin/chaos", self.url);
         self.rt.block_on(async move {
             use http_body_util::BodyExt;

@@ -589,8 +589,19 @@ async fn profiles_carry_the_profile_id_of_their_root_span() {
             "the root span names its profile by its own id"
         );
     }
+    // Only spans whose samples carry their id say they have a profile: the index's work is not
+    // labelled, so its span offers none (Grafana's "Profiles for this span" would open empty).
     let index = spans.iter().find(|s| s.name == "GET /").expect("span of GET /");
-    assert_eq!(index.attr("pyroscope.profile.id"), Some(index.span_id.as_str()));
+    assert_eq!(index.attr("pyroscope.profile.id"), None);
+    let claiming: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.attr("pyroscope.profile.id").is_some())
+        .collect();
+    assert_eq!(
+        claiming.len(),
+        roots.len(),
+        "only the /generate-load spans claim a profile"
+    );
 
     let tagged: Vec<&CpuSample> = samples.iter().filter(|s| s.label("span_id").is_some()).collect();
     for sample in &tagged {
@@ -602,6 +613,15 @@ async fn profiles_carry_the_profile_id_of_their_root_span() {
         if does_work(sample) {
             assert_eq!(sample.label("span_name"), Some("GET /generate-load"));
         }
+    }
+    for root in &roots {
+        assert!(
+            tagged
+                .iter()
+                .any(|s| s.label("span_id") == Some(root.span_id.as_str())),
+            "span {} claims a profile, and no sample carries its id",
+            root.span_id
+        );
     }
     let linked = tagged.iter().filter(|s| does_work(s)).count();
     assert!(

@@ -1,5 +1,6 @@
 //! One invocation of loadgen, from parsed arguments to an exit code. `loadgen run` loads the scenario,
-//! checks it with the options into a [`RunPlan`] ([`plan`]), and [`run`] carries the plan out: sets up
+//! fills in what `--stack` gives ([`stack`]: the bundled stack's addresses and chaos token), checks it
+//! with the options into a [`RunPlan`] ([`plan`]), and [`run`] carries the plan out: sets up
 //! the target and (when alerts are expected) Prometheus (`alerting`), runs the engine beside the
 //! recorder, the live displays and the alert watcher, then writes the reports. Printing to the
 //! terminal happens here and nowhere below; exit codes are chosen here only.
@@ -7,6 +8,7 @@
 mod alerting;
 pub mod embedded;
 pub mod plan;
+pub mod stack;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -32,7 +34,21 @@ pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let plan = match RunPlan::new(args, scenario) {
+    let mut args = args.clone();
+    let stack = match &args.stack {
+        Some(dir) => match stack::Stack::read(dir, args.chaos_token.is_none()) {
+            Ok(stack) => {
+                let given = stack.apply(&mut args);
+                Some((stack, given))
+            }
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    let plan = match RunPlan::new(&args, scenario) {
         Ok(plan) => plan,
         Err(errors) => {
             for e in errors {
@@ -41,6 +57,13 @@ pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if let Some((stack, given)) = stack {
+        if let Err(e) = stack.check_up(&args, std::time::Duration::from_secs(3)).await {
+            eprintln!("loadgen: {e}");
+            return EXIT_RUN_ERROR;
+        }
+        eprintln!("loadgen: {}", stack.describe(&given));
+    }
     exit_code(&run(plan, cancel).await)
 }
 

@@ -39,14 +39,16 @@ const CLASS_COLOURS: [(&str, &str); 13] = [
     ("panicked", "#000000"),
 ];
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 12px}\
+// Long words (URLs, label sets, the scope's notes) wrap anywhere rather than widen the page.
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 12px;overflow-wrap:anywhere}\
+pre{white-space:pre-wrap}\
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 6px}\
 .verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-weight:600}\
 .pass{background:#2e7d32}.fail{background:#c62828}.verdict.unverified{background:#b26a00}.muted{color:#666}\
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}\
 th,td{padding:3px 8px;border-bottom:1px solid #e3e3e3;text-align:right}th:first-child,td:first-child{text-align:left}\
 tr.sub td:first-child{padding-left:22px;color:#555}td.ok{color:#2e7d32;font-weight:600}td.bad{color:#c62828;font-weight:600}td.unverified{color:#b26a00;font-weight:600}td.skip{color:#666}\
-svg{display:block;width:100%;height:auto;background:#fff}svg text{font:11px system-ui,sans-serif;fill:#555}\
+svg{display:block;width:100%;height:auto;background:#fff}svg text{font:11px system-ui,sans-serif;fill:#555}svg text.alertname{fill:#222;font-weight:600}\
 .axis line{stroke:#ccc}.grid{stroke:#eee}.band{fill:#f4f6fa}.band.odd{fill:#fff}.bandname{fill:#333;font-weight:600}\
 .fault{fill:#e53935;fill-opacity:.09}.faultbar{fill:#e53935;fill-opacity:.7}\
 .line{fill:none;stroke-width:1.6}.dash{stroke-dasharray:5 3}.hidden{display:none}\
@@ -447,7 +449,9 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
     names.extend(alerts.checks.iter().map(|c| c.alert.as_str()));
     names.sort_unstable();
     names.dedup();
-    let row = 22.0;
+    // Each row: the alert's whole name on a line of its own, its states on a bar under it, so names of
+    // any length stay whole and distinct (SLOErrorBudgetBurnFast and SLOErrorBudgetBurnSlow).
+    let row = 36.0;
     let chart = Chart {
         height: TOP + BOTTOM + row * names.len().max(1) as f64,
         length,
@@ -474,10 +478,11 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
         let y = TOP + row * i as f64;
         let _ = write!(
             h,
-            "<text x=\"4\" y=\"{:.1}\">{}</text>",
-            y + 15.0,
-            esc(&trim(name, 9))
+            "<text class=\"alertname\" data-alert-name=\"\" x=\"{LEFT}\" y=\"{:.1}\">{}</text>",
+            y + 12.0,
+            esc(name)
         );
+        let y = y + 15.0;
         let mine: Vec<_> = alerts.transitions.iter().filter(|t| t.alert == *name).collect();
         for (j, t) in mine.iter().enumerate() {
             let end = mine.get(j + 1).map_or(length, |n| n.at_s);

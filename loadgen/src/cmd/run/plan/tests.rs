@@ -1,10 +1,8 @@
 use std::time::Duration;
 
-use clap::Parser;
-
 use super::{PlanError, RunPlan, Target};
 use crate::client::{Auth, Protocol};
-use crate::cmd::cli::{Cli, Command, RunArgs};
+use crate::cmd::cli::run_args as args;
 use crate::schedule::Shard;
 
 const SCENARIO: &str = r#"
@@ -20,19 +18,6 @@ name = "calm"
 duration = "5s"
 rate = { shape = "constant", rps = 10 }
 "#;
-
-fn args(flags: &[&str]) -> RunArgs {
-    let argv = ["loadgen", "run", "s.toml"]
-        .into_iter()
-        .chain(flags.iter().copied());
-    match Cli::try_parse_from(argv)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .command
-    {
-        Command::Run(args) => *args,
-        other => panic!("{other:?}"),
-    }
-}
 
 fn plan(flags: &[&str]) -> Result<RunPlan, Vec<PlanError>> {
     let scenario = crate::scenario::parse(SCENARIO, "s.toml").expect("valid scenario");
