@@ -115,6 +115,8 @@ struct Outcome {
     result: Result<Ending, EngineError>,
     samples: Vec<Sample>,
     took: Duration,
+    /// For each stop, an instant by which it had been sent.
+    stopped: Vec<Instant>,
 }
 
 /// Runs `scenario` on `transport` and `faults`, with a stop at `stop_at` when given, paced on
@@ -151,17 +153,21 @@ async fn run_stopped<F: Faults, T: Transport>(
 ) -> Outcome {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop_tx, stop) = watch::channel(false);
-    if stops.is_empty() {
+    let stopped = if stops.is_empty() {
         std::mem::forget(stop_tx);
+        None
     } else {
         let (begun, stops) = (Instant::now(), stops.to_vec());
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
+            let mut sent = Vec::new();
             for at in stops {
                 tokio::time::sleep_until(begun + at).await;
                 let _ = stop_tx.send(true);
+                sent.push(Instant::now());
             }
-        });
-    }
+            sent
+        }))
+    };
     let start = Instant::now();
     let engine = Engine {
         starts: PhaseStarts::new(&scenario),
@@ -182,10 +188,15 @@ async fn run_stopped<F: Faults, T: Transport>(
     while let Ok(s) = rx.try_recv() {
         samples.push(s);
     }
+    let stopped = match stopped {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     Outcome {
         result,
         samples,
         took,
+        stopped,
     }
 }
 
@@ -607,40 +618,21 @@ path = "/"
 duration = "5s"
 rate = { shape = "constant", rps = 1000 }
 "#;
-    let scenario = scenario(text);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (stop_tx, stop) = watch::channel(false);
-    let start = Instant::now();
-    let stopped = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let _ = stop_tx.send(true);
-        // The stop was set before this instant.
-        Instant::now()
-    });
-    let engine = Engine {
-        starts: PhaseStarts::new(&scenario),
-        scenario,
-        client: Scripted::new(Duration::from_secs(3600)),
-        chaos: NO_FAULTS,
-        shard: Shard::WHOLE,
-        samples: Arc::new(tx),
-        stop,
-        position: watch::channel(Default::default()).0,
-        start,
-        drain: Duration::from_millis(200),
-        pacing: Pacing::Precise,
-    };
-    let (result, _) = engine.run().await;
-    assert_eq!(result.unwrap(), Ending::Interrupted);
-    let stopped = stopped.await.unwrap();
-    let mut samples = Vec::new();
-    while let Ok(s) = rx.try_recv() {
-        samples.push(s);
-    }
-    assert!(!samples.is_empty());
-    let late = samples.iter().filter(|s| s.intended > stopped).count();
-    assert_eq!(late, 0, "requests due after the stop, of {}", samples.len());
-    assert!(samples.iter().all(|s| s.class == Class::Timeout));
+    let out = run_with(
+        scenario(text),
+        Scripted::new(Duration::from_secs(3600)),
+        NO_FAULTS,
+        Some(Duration::from_millis(150)),
+        Duration::from_millis(200),
+        Pacing::Precise,
+    )
+    .await;
+    assert_eq!(out.result.unwrap(), Ending::Interrupted);
+    let stopped = out.stopped[0];
+    assert!(!out.samples.is_empty());
+    let late = out.samples.iter().filter(|s| s.intended > stopped).count();
+    assert_eq!(late, 0, "requests due after the stop, of {}", out.samples.len());
+    assert!(out.samples.iter().all(|s| s.class == Class::Timeout));
 }
 
 /// Panics on `/boom`, answers everything else at once.
