@@ -105,7 +105,13 @@ pub fn coverage(args: &CoverageArgs) -> u8 {
             mutants::generate(&rules),
             &scenarios,
             args.options.scrapes(),
-        ) {
+        )
+        .and_then(|mut report| {
+            if args.near_misses {
+                mutants::search_near_misses(&rules, &mut report, &scenarios, args.options.scrapes())?;
+            }
+            Ok(report)
+        }) {
             Ok(report) => {
                 let _ = writeln!(out);
                 let _ = mutants::write_text(&report, &mut out);

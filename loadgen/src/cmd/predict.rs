@@ -78,6 +78,13 @@ pub struct CoverageArgs {
     #[arg(long)]
     pub mutants: bool,
 
+    /// With `--mutants`: for each surviving mutant, search the smallest change to one phase of a
+    /// scenario that checks its alert (rate, failing faults' ratio or duration, x1/3 to x3) that
+    /// would kill it while the scenario still holds, or say why none does. Slower: many
+    /// predictions per scenario.
+    #[arg(long, requires = "mutants")]
+    pub near_misses: bool,
+
     /// With `--mutants`: exit 1 when the share of mutants killed is below this (0 to 1).
     #[arg(long, value_name = "SCORE", requires = "mutants", value_parser = parse_score)]
     pub min_score: Option<f64>,

@@ -599,3 +599,95 @@ expect = { alerts_firing = ["HighErrorRate"] }
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The near-miss search: the smallest change that kills a survivor while the scenario still holds,
+/// and why there is none for the others.
+#[test]
+fn near_misses_name_the_smallest_change_that_kills_a_survivor_or_why_none_does() {
+    let dir = temp_dir("near");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let stack = repo_dir().join("stack/prometheus/rules");
+    std::fs::copy(stack.join("recording.yml"), rules.join("recording.yml")).unwrap();
+    std::fs::write(
+        rules.join("alerts.yml"),
+        "groups:\n  - name: near\n    rules:\n      - alert: Near\n        expr: job:http_request_errors:ratio_rate1m > 0.8\n        for: 15s\n      - alert: Unchecked\n        expr: job:http_request_errors:ratio_rate1m > 0.5\n",
+    )
+    .unwrap();
+    let scenario = scenario_file(
+        "near",
+        r#"name = "near"
+[[mix]]
+path = "/"
+
+[[phases]]
+name = "errors"
+duration = "90s"
+rate = { shape = "constant", rps = 20 }
+chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
+expect = { alerts_inactive = ["Near"] }
+"#,
+    );
+    let json = dir.join("coverage.json");
+    let out = loadgen(&[
+        "coverage",
+        "--mutants",
+        "--near-misses",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        scenario.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rule = |name: &str| {
+        report["mutants"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["alert"] == name)
+            .unwrap_or_else(|| panic!("{name}: {report}"))
+            .clone()
+    };
+    let near = rule("Near");
+    let by = |op: &str| {
+        near["mutants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["operator"] == op)
+            .unwrap_or_else(|| panic!("{op}: {near}"))
+            .clone()
+    };
+    // > 0.4 instead of > 0.8: 45% errors fire it, and the rule stays quiet.
+    let halved = by("threshold x0.5");
+    assert_eq!(halved["killed_by"], Value::Null);
+    let change = &halved["near_miss"]["change"];
+    assert_eq!(change["phase"], "errors", "{halved}");
+    assert_eq!(change["what"], "error ratio 0.3 -> 0.45", "{halved}");
+    assert_eq!(change["killed_by"], "phase errors expects Near inactive");
+    // > 0.72: only 90% errors tell it apart, and they fire the rule too, so the scenario would no
+    // longer hold: no change counts.
+    let lowered = by("threshold x0.9");
+    assert_eq!(lowered["near_miss"]["change"], Value::Null, "{lowered}");
+    let why = lowered["near_miss"]["why"].as_str().unwrap();
+    assert!(why.starts_with("of the "), "{why}");
+    assert!(lowered["near_miss"]["tried"].as_u64().unwrap() > 0);
+    // No scenario checks Unchecked: no change to traffic can reach its mutants.
+    for m in rule("Unchecked")["mutants"].as_array().unwrap() {
+        let why = m["near_miss"]["why"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with("no scenario has an expectation about Unchecked"),
+            "{m}"
+        );
+        assert_eq!(m["near_miss"]["tried"], 0);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("near miss: ")
+            && stdout.contains("error ratio 0.3 -> 0.45 (then phase errors expects Near inactive)"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -36,6 +36,7 @@ use super::rulefile::{Group, Rule, RuleFile};
 use super::{margin, series, Prediction, Scrapes};
 use crate::scenario::Scenario;
 use crate::shared::Verdict;
+pub use near_miss::{search_near_misses, NearMiss};
 
 /// One changed rule suite.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +55,9 @@ pub struct Mutant {
     pub killed_by: Option<String>,
     /// For a survivor: the expectation about the alert that held with the least room with it.
     pub closest: Option<String>,
+    /// For a survivor, when searched: the smallest change to a scenario that kills it, or why none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub near_miss: Option<NearMiss>,
     /// The copies of rules it needs, by original group name, and the name of its alert.
     #[serde(skip)]
     copies: Vec<(String, Rule)>,
@@ -132,6 +136,7 @@ pub fn generate(rules: &Rules) -> Vec<Mutant> {
                     for_,
                     killed_by: None,
                     closest: None,
+                    near_miss: None,
                     copies: Vec::new(),
                     renamed: String::new(),
                 });
@@ -293,18 +298,35 @@ fn mutant_file(groups: &[Group], mutants: &[Mutant]) -> RuleFile {
     RuleFile { groups: out }
 }
 
-/// Judges every mutant against every scenario. `scenarios` are the loaded scenarios with their
-/// names for the report.
-pub fn run(
+/// One scenario evaluated by promtool with mutants beside the original rules.
+pub(super) struct Evaluated {
+    /// The prediction with the original rules.
+    pub original: Prediction,
+    ordered: Vec<Ordered>,
+    interval: f64,
+    end: f64,
+}
+
+/// What one scenario says of one mutant.
+pub(super) enum Judged {
+    /// An expectation that holds with the original rules fails with the mutant: `(phase, expect)`.
+    Killed(String, String),
+    /// Every expectation about the alert that holds with the original holds with the mutant; the
+    /// smallest margin among them, with its text.
+    Survived(Option<(f64, String)>),
+}
+
+/// Evaluates every scenario with `mutants` beside `rules`: one promtool process per scenario, two
+/// at a time.
+pub(super) fn evaluate(
     rules: &Rules,
-    mut mutants: Vec<Mutant>,
+    mutants: &[Mutant],
     scenarios: &[(String, Scenario)],
     scrapes: Scrapes,
-) -> Result<Report, PredictError> {
-    let file = mutant_file(&rules.groups, &mutants);
+) -> Result<Vec<Evaluated>, PredictError> {
+    let file = mutant_file(&rules.groups, mutants);
     let text = serde_norway::to_string(&file).map_err(|e| PredictError::Promtool(e.to_string()))?;
     let with = rules.with_file("mutants.yml", text);
-    // One promtool process per scenario, two at a time.
     let evaluated: Vec<Result<(Vec<Ordered>, f64), PredictError>> = std::thread::scope(|scope| {
         let mut out = Vec::new();
         for chunk in scenarios.chunks(2) {
@@ -322,74 +344,131 @@ pub fn run(
         }
         out
     });
-    let mut closest: BTreeMap<usize, (f64, String)> = BTreeMap::new();
-    for ((name, s), result) in scenarios.iter().zip(evaluated) {
-        let (ordered, interval) = result?;
-        let end = s.duration().as_secs_f64();
-        let original = Prediction::from_orders(&rules.alerts, &rules.origin, &ordered, interval, end);
-        let original_checks = super::check(s, &original);
-        for (k, m) in mutants.iter_mut().enumerate() {
-            let holding: Vec<_> = original_checks
-                .iter()
-                .filter(|c| c.alert == m.alert && c.verdict == Verdict::Pass)
-                .collect();
-            if holding.is_empty() || m.killed_by.is_some() {
-                continue;
-            }
-            let only: Vec<Ordered> = ordered
-                .iter()
-                .map(|o| Ordered {
-                    order: o.order.clone(),
-                    states: o
-                        .states
-                        .iter()
-                        .map(|step| {
-                            step.get(&m.renamed)
-                                .map(|state| BTreeMap::from([(m.alert.clone(), *state)]))
-                                .unwrap_or_default()
-                        })
-                        .collect(),
-                })
-                .collect();
-            let changed = Prediction::from_orders(
-                std::slice::from_ref(&m.alert),
-                &rules.origin,
-                &only,
+    scenarios
+        .iter()
+        .zip(evaluated)
+        .map(|((_, s), result)| {
+            let (ordered, interval) = result?;
+            let end = s.duration().as_secs_f64();
+            let original = Prediction::from_orders(&rules.alerts, &rules.origin, &ordered, interval, end);
+            Ok(Evaluated {
+                original,
+                ordered,
                 interval,
                 end,
-            );
-            let checks = super::check(s, &changed);
-            let failed = holding.iter().find(|h| {
-                checks.iter().any(|c| {
-                    c.phase == h.phase
-                        && c.alert == h.alert
-                        && c.expect == h.expect
-                        && c.verdict != Verdict::Pass
-                })
-            });
-            if let Some(h) = failed {
-                m.killed_by = Some(format!(
-                    "{name}: phase {} expects {} {}",
-                    h.phase, h.alert, h.expect
-                ));
+            })
+        })
+        .collect()
+}
+
+impl Evaluated {
+    /// The prediction of the mutant's alert with the mutant in place of the rule.
+    fn with_mutant(&self, rules: &Rules, m: &Mutant) -> Prediction {
+        let only: Vec<Ordered> = self
+            .ordered
+            .iter()
+            .map(|o| Ordered {
+                order: o.order.clone(),
+                states: o
+                    .states
+                    .iter()
+                    .map(|step| {
+                        step.get(&m.renamed)
+                            .map(|state| BTreeMap::from([(m.alert.clone(), *state)]))
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            })
+            .collect();
+        Prediction::from_orders(
+            std::slice::from_ref(&m.alert),
+            &rules.origin,
+            &only,
+            self.interval,
+            self.end,
+        )
+    }
+
+    /// The scale of the evaluation steps, in seconds.
+    pub(super) fn interval(&self) -> f64 {
+        self.interval
+    }
+
+    /// Judges `m` on scenario `s` (the one evaluated), given the checks of the original prediction.
+    /// `None` when no expectation about the mutant's alert holds with the original rules.
+    pub(super) fn judge(
+        &self,
+        rules: &Rules,
+        m: &Mutant,
+        s: &Scenario,
+        original_checks: &[super::AlertCheck],
+    ) -> Option<Judged> {
+        let holding: Vec<_> = original_checks
+            .iter()
+            .filter(|c| c.alert == m.alert && c.verdict == Verdict::Pass)
+            .collect();
+        if holding.is_empty() {
+            return None;
+        }
+        let changed = self.with_mutant(rules, m);
+        let checks = super::check(s, &changed);
+        let failed = holding.iter().find(|h| {
+            checks.iter().any(|c| {
+                c.phase == h.phase && c.alert == h.alert && c.expect == h.expect && c.verdict != Verdict::Pass
+            })
+        });
+        if let Some(h) = failed {
+            return Some(Judged::Killed(
+                h.phase.clone(),
+                format!("{} {}", h.alert, h.expect),
+            ));
+        }
+        let mut closest: Option<(f64, String)> = None;
+        for mg in margin::margins(s, &changed) {
+            if mg.alert != m.alert || !mg.holds {
                 continue;
             }
-            for mg in margin::margins(s, &changed) {
-                if mg.alert != m.alert || !mg.holds {
-                    continue;
+            let room = mg.seconds.unwrap_or(f64::INFINITY);
+            let by = match mg.seconds {
+                Some(room) => format!("holds by {room}s"),
+                None => "the alert is never active near the phase".to_owned(),
+            };
+            if closest.as_ref().is_none_or(|(best, _)| room < *best) {
+                let text = format!("phase {} expects {} {} ({by})", mg.phase, mg.alert, mg.expect);
+                closest = Some((room, text));
+            }
+        }
+        Some(Judged::Survived(closest))
+    }
+}
+
+/// Judges every mutant against every scenario. `scenarios` are the loaded scenarios with their
+/// names for the report.
+pub fn run(
+    rules: &Rules,
+    mut mutants: Vec<Mutant>,
+    scenarios: &[(String, Scenario)],
+    scrapes: Scrapes,
+) -> Result<Report, PredictError> {
+    let evaluated = evaluate(rules, &mutants, scenarios, scrapes)?;
+    let mut closest: BTreeMap<usize, (f64, String)> = BTreeMap::new();
+    for ((name, s), ev) in scenarios.iter().zip(&evaluated) {
+        let original_checks = super::check(s, &ev.original);
+        for (k, m) in mutants.iter_mut().enumerate() {
+            if m.killed_by.is_some() {
+                continue;
+            }
+            match ev.judge(rules, m, s, &original_checks) {
+                None => {}
+                Some(Judged::Killed(phase, expect)) => {
+                    m.killed_by = Some(format!("{name}: phase {phase} expects {expect}"));
                 }
-                let room = mg.seconds.unwrap_or(f64::INFINITY);
-                let by = match mg.seconds {
-                    Some(room) => format!("holds by {room}s"),
-                    None => "the alert is never active near the phase".to_owned(),
-                };
-                if closest.get(&k).is_none_or(|(best, _)| room < *best) {
-                    let text = format!(
-                        "{name}: phase {} expects {} {} ({by})",
-                        mg.phase, mg.alert, mg.expect
-                    );
-                    closest.insert(k, (room, text));
+                Some(Judged::Survived(Some((room, text))))
+                    if closest.get(&k).is_none_or(|(best, _)| room < *best) =>
+                {
+                    closest.insert(k, (room, format!("{name}: {text}")));
                 }
+                Some(Judged::Survived(_)) => {}
             }
         }
     }
@@ -403,16 +482,7 @@ pub fn run(
         let mine: Vec<Mutant> = mutants.iter().filter(|m| m.alert == *alert).cloned().collect();
         let checked_by = scenarios
             .iter()
-            .filter(|(_, s)| {
-                s.phases.iter().any(|p| {
-                    let e = &p.expect;
-                    e.alerts_firing
-                        .iter()
-                        .chain(&e.alerts_inactive)
-                        .chain(&e.alerts_resolved)
-                        .any(|a| a == alert)
-                })
-            })
+            .filter(|(_, s)| last_check(s, alert).is_some())
             .map(|(name, _)| name.clone())
             .collect();
         scores.push(Score {
@@ -434,6 +504,19 @@ pub fn run(
         rules: scores,
         total,
         killed,
+    })
+}
+
+/// The last phase of `s` with an expectation about the state of `alert` (the only expectations
+/// that can kill its mutants).
+pub(super) fn last_check(s: &Scenario, alert: &str) -> Option<usize> {
+    s.phases.iter().rposition(|p| {
+        let e = &p.expect;
+        e.alerts_firing
+            .iter()
+            .chain(&e.alerts_inactive)
+            .chain(&e.alerts_resolved)
+            .any(|a| a == alert)
     })
 }
 
@@ -475,6 +558,18 @@ pub fn write_text(r: &Report, out: &mut impl std::io::Write) -> std::io::Result<
                 Some(c) => writeln!(out, "      closest: {c}")?,
                 None if s.checked_by.is_empty() => writeln!(out, "      no scenario checks {}", s.alert)?,
                 None => writeln!(out, "      no expectation about it holds with the mutant")?,
+            }
+            match &m.near_miss {
+                Some(NearMiss { change: Some(c), .. }) => writeln!(
+                    out,
+                    "      near miss: {} phase {}: {} (then phase {})",
+                    c.scenario,
+                    c.phase,
+                    c.what,
+                    c.killed_by.trim_start_matches("phase ")
+                )?,
+                Some(NearMiss { why: Some(why), .. }) => writeln!(out, "      no near miss: {why}")?,
+                _ => {}
             }
         }
     }
@@ -762,5 +857,6 @@ fn split_matchers(inner: &str) -> Vec<&str> {
     parts.into_iter().filter(|p| !p.trim().is_empty()).collect()
 }
 
+mod near_miss;
 #[cfg(test)]
 mod tests;
