@@ -118,34 +118,47 @@ fn every_shipped_rule_is_covered_and_every_prediction_agrees_with_its_scenario()
 /// The share of mutants of the stack's rules the shipped scenarios kill (docs/alert-prediction.md).
 const SHIPPED_MUTATION_SCORE: &str = "0.22";
 
-/// An alert whose threshold no scenario comes near, checked only as inactive: lowering its threshold
-/// goes unnoticed (a surviving mutant, with the scenario that came closest), flipping its comparison
-/// makes it fire where the scenario expects it quiet (killed).
-#[test]
-fn mutants_of_a_rule_no_scenario_comes_near_survive_and_are_listed() {
-    let dir = temp_dir("far");
+/// A directory with the stack's recording rules and a group `name` of `alerts` (rule lines), and a
+/// scenario of one 90 s phase at 20 rps with 30% errors that expects `quiet` inactive.
+fn errors_inactive(name: &str, alerts: &str, quiet: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = temp_dir(name);
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     let stack = repo_dir().join("stack/prometheus/rules");
     std::fs::copy(stack.join("recording.yml"), rules.join("recording.yml")).unwrap();
     std::fs::write(
         rules.join("alerts.yml"),
-        "groups:\n  - name: far\n    rules:\n      - alert: FarAway\n        expr: job:http_request_errors:ratio_rate1m > 0.9\n        for: 15s\n",
+        format!("groups:\n  - name: {name}\n    rules:\n{alerts}"),
     )
     .unwrap();
     let scenario = scenario_file(
-        "far",
-        r#"name = "far"
+        name,
+        &format!(
+            r#"name = "{name}"
 [[mix]]
 path = "/"
 
 [[phases]]
 name = "errors"
 duration = "90s"
-rate = { shape = "constant", rps = 20 }
-chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
-expect = { alerts_inactive = ["FarAway"] }
-"#,
+rate = {{ shape = "constant", rps = 20 }}
+chaos = [{{ fault = "error", status = 500, ratio = 0.3 }}]
+expect = {{ alerts_inactive = ["{quiet}"] }}
+"#
+        ),
+    );
+    (dir, rules, scenario)
+}
+
+/// An alert whose threshold no scenario comes near, checked only as inactive: lowering its threshold
+/// goes unnoticed (a surviving mutant, with the scenario that came closest), flipping its comparison
+/// makes it fire where the scenario expects it quiet (killed).
+#[test]
+fn mutants_of_a_rule_no_scenario_comes_near_survive_and_are_listed() {
+    let (dir, rules, scenario) = errors_inactive(
+        "far",
+        "      - alert: FarAway\n        expr: job:http_request_errors:ratio_rate1m > 0.9\n        for: 15s\n",
+        "FarAway",
     );
     let json = dir.join("coverage.json");
     let out = loadgen(&[
@@ -604,29 +617,10 @@ expect = { alerts_firing = ["HighErrorRate"] }
 /// and why there is none for the others.
 #[test]
 fn near_misses_name_the_smallest_change_that_kills_a_survivor_or_why_none_does() {
-    let dir = temp_dir("near");
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    let stack = repo_dir().join("stack/prometheus/rules");
-    std::fs::copy(stack.join("recording.yml"), rules.join("recording.yml")).unwrap();
-    std::fs::write(
-        rules.join("alerts.yml"),
-        "groups:\n  - name: near\n    rules:\n      - alert: Near\n        expr: job:http_request_errors:ratio_rate1m > 0.8\n        for: 15s\n      - alert: Unchecked\n        expr: job:http_request_errors:ratio_rate1m > 0.5\n",
-    )
-    .unwrap();
-    let scenario = scenario_file(
+    let (dir, rules, scenario) = errors_inactive(
         "near",
-        r#"name = "near"
-[[mix]]
-path = "/"
-
-[[phases]]
-name = "errors"
-duration = "90s"
-rate = { shape = "constant", rps = 20 }
-chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
-expect = { alerts_inactive = ["Near"] }
-"#,
+        "      - alert: Near\n        expr: job:http_request_errors:ratio_rate1m > 0.8\n        for: 15s\n      - alert: Unchecked\n        expr: job:http_request_errors:ratio_rate1m > 0.5\n",
+        "Near",
     );
     let json = dir.join("coverage.json");
     let out = loadgen(&[
