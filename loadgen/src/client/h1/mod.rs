@@ -34,6 +34,14 @@ const MAX_HEADERS: usize = 100;
 /// Most bytes of a chunked body's trailer section.
 const MAX_TRAILERS: usize = 16 * 1024;
 
+/// A connection's input buffer at first: the head of a small answer and its body fit, so ten
+/// thousand idle connections hold 20 MiB of buffers, not 160.
+const INPUT_FIRST: usize = 2 * 1024;
+
+/// The most the input buffer grows to, doubling each time a read fills all of it: larger bodies are
+/// read through it this much at a time.
+const INPUT_MOST: usize = 64 * 1024;
+
 /// A connection idle for longer than this is checked for a close by the server before it is used.
 const PROBE_AFTER: Duration = Duration::from_millis(1);
 
@@ -302,6 +310,8 @@ async fn write_watching(stream: &mut Stream, out: &[u8], input: &mut Input) -> W
 struct Input {
     data: Vec<u8>,
     start: usize,
+    /// The last read took all the room the buffer had.
+    filled: bool,
 }
 
 impl Input {
@@ -331,13 +341,27 @@ impl Input {
             self.data.drain(..self.start);
             self.start = 0;
         }
-        if self.data.capacity() - self.data.len() < 4096 {
-            self.data.reserve(16 * 1024);
+        let capacity = self.data.capacity();
+        let len = self.data.len();
+        if capacity == 0 {
+            self.data.reserve_exact(INPUT_FIRST);
+        } else if len == capacity || (self.filled && capacity < INPUT_MOST) {
+            // Full, or the last read filled all the room there was: the server sends more at once
+            // than the buffer holds. Double it (past the most only when a head needs it).
+            let more = if capacity < INPUT_MOST {
+                capacity.min(INPUT_MOST - capacity)
+            } else {
+                INPUT_FIRST
+            };
+            self.data.reserve_exact(capacity - len + more);
         }
-        stream
+        let room = self.data.capacity() - self.data.len();
+        let n = stream
             .read_buf(&mut self.data)
             .await
-            .map_err(|e| classify_error(&e))
+            .map_err(|e| classify_error(&e))?;
+        self.filled = n == room;
+        Ok(n)
     }
 
     /// Reads past the next `n` bytes.

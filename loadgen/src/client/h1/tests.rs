@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use super::{Input, INPUT_FIRST, INPUT_MOST};
 use crate::client::{Client, Options, Own, Response, Version};
 use crate::scenario::Request;
 use crate::shared::outcome::Class;
@@ -498,4 +499,29 @@ mod decode {
             prop_assert!(got.is_err(), "{got:?}");
         }
     }
+}
+
+/// Ten thousand connections cost what their answers need: the input buffer starts at 2 KiB for a
+/// small answer and doubles, up to 64 KiB, only while reads fill it.
+#[tokio::test]
+async fn the_input_buffer_starts_small_and_grows_only_while_reads_fill_it() {
+    let mut input = Input::default();
+    let small = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+    input.fill(&mut &small[..]).await.unwrap();
+    assert_eq!(input.data.capacity(), INPUT_FIRST);
+    input.clear();
+    input.fill(&mut &small[..]).await.unwrap();
+    assert_eq!(
+        input.data.capacity(),
+        INPUT_FIRST,
+        "an answer that fits does not grow it"
+    );
+    input.clear();
+    let body = vec![b'x'; 300 * 1024];
+    input.skip(&mut &body[..], body.len() as u64).await.unwrap();
+    assert_eq!(
+        input.data.capacity(),
+        INPUT_MOST,
+        "a large body grows it to the most"
+    );
 }
