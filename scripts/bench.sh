@@ -10,6 +10,11 @@
 #                                # (ROUNDS=N rounds, default 2)
 #   scripts/bench.sh accuracy    # open loop at 5k and 20k rps for 30 s, pinned: each pacer, and oha
 #   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
+#   scripts/bench.sh conns [N] [BEFORE]  # closed loop over N connections (default 10000), pinned: loadgen
+#                                # beside wrk and oha, requests per CPU-second and peak RSS (and BEFORE, an
+#                                # older loadgen binary, beside them)
+#   scripts/bench.sh h2          # HTTP/2 h2c, one connection, 50 streams, pinned: loadgen beside h2load
+#                                # (Debian's nghttp2-client)
 #   scripts/bench.sh protocols [BEFORE]  # closed loop over http, https and h2 (nginx), pinned; with
 #                                # BEFORE (an older loadgen binary), http (and h2, if it speaks it) before and after
 #
@@ -212,9 +217,10 @@ pinned_nginx() {
     mkdir -p "$dir"
     cat > "$dir/nginx.conf" <<CONF
 worker_processes 1;
+worker_rlimit_nofile ${NGINX_NOFILE:-8192};
 pid $dir/nginx.pid;
 error_log $dir/error.log;
-events { worker_connections 4096; }
+events { worker_connections ${NGINX_CONNECTIONS:-4096}; }
 http {
     access_log off;
     keepalive_requests 1000000;
@@ -230,6 +236,22 @@ CONF
 # One closed-loop run of `tool` pinned to core 0 against $2, 50 connections for 10 s. Prints
 # "requests requests_per_s cpu_seconds": the tool's own count of answers and rate, and its user + system
 # CPU time from /usr/bin/time.
+# A closed-loop scenario in $1: $2 at a time for $3 against / (the target is given on the command line).
+closed_scenario() {
+    cat > "$1" <<TOML
+name = "closed-$2"
+[defaults]
+timeout = "10s"
+max_in_flight = $(( $2 > 1000 ? $2 : 1000 ))
+[[mix]]
+path = "/"
+[[phases]]
+name = "max"
+duration = "$3"
+concurrency = $2
+TOML
+}
+
 measure() { # tool url
     local tool=$1 url=$2 out="$WORK/out.txt" times="$WORK/time.txt" reqs rps
     local timed=(/usr/bin/time -f '%U %S' -o "$times" taskset -c 0)
@@ -243,17 +265,7 @@ measure() { # tool url
              reqs=$(awk '/\[[0-9]+\].*responses/ {gsub(/\t/," "); s+=$2} END {print s+0}' "$out")
              rps=$(awk '/Requests\/sec/ {print $2}' "$out") ;;
         loadgen)
-             cat > "$WORK/closed.toml" <<TOML
-name = "closed-50"
-[defaults]
-timeout = "5s"
-[[mix]]
-path = "/"
-[[phases]]
-name = "max"
-duration = "10s"
-concurrency = 50
-TOML
+             closed_scenario "$WORK/closed.toml" 50 10s
              "${timed[@]}" $BIN/loadgen run "$WORK/closed.toml" --quiet --target "${url%/}" --json "$WORK/r.json" > /dev/null 2>&1 || true
              read -r reqs rps < <(python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["phases"][0]["totals"]; print(t["requests"], t["rps"])' "$WORK/r.json") ;;
     esac
@@ -395,17 +407,7 @@ bench_protocols() {
             -extfile ext 2>/dev/null)
     pinned_nginx "$dir" "$port" "server { listen 127.0.0.1:$tls_port ssl http2; ssl_certificate $dir/srv.pem;
         ssl_certificate_key $dir/srv.key; location / { return 200 \"ok\\n\"; } }"
-    cat > "$WORK/closed.toml" <<TOML
-name = "closed-50"
-[defaults]
-timeout = "5s"
-[[mix]]
-path = "/"
-[[phases]]
-name = "max"
-duration = "10s"
-concurrency = 50
-TOML
+    closed_scenario "$WORK/closed.toml" 50 10s
     run_loadgen() { # binary url flags...
         local bin=$1 url=$2; shift 2
         taskset -c 0 "$bin" run "$WORK/closed.toml" --quiet --target "$url" --json "$WORK/p.json" "$@" > /dev/null 2>&1 || true
@@ -432,12 +434,89 @@ TOML
     done
 }
 
+# One pinned closed-loop run of $1 (wrk, oha, loadgen or a loadgen binary's path) with $2 connections
+# against $3 for $4: prints "requests cpu_s rss_kib".
+closed_run() {
+    local tool=$1 conns=$2 url=$3 secs=$4 out="$WORK/out.txt" times="$WORK/time.txt" reqs
+    local timed=(/usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0)
+    case $tool in
+        wrk) "${timed[@]}" wrk -t1 -c"$conns" -d"$secs" "$url" > "$out"
+             reqs=$(awk '/requests in/ {print $1}' "$out") ;;
+        oha) "${timed[@]}" oha --no-tui -c "$conns" -z "$secs" "$url" > "$out"
+             reqs=$(awk '/\[[0-9]+\].*responses/ {gsub(/\t/," "); s+=$2} END {print s+0}' "$out") ;;
+        *)   local bin=$tool
+             [ "$tool" = loadgen ] && bin=$BIN/loadgen
+             closed_scenario "$WORK/conns.toml" "$conns" "$secs"
+             "${timed[@]}" "$bin" run "$WORK/conns.toml" --quiet --target "${url%/}" --json "$WORK/c.json" > /dev/null 2>&1 || true
+             reqs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["totals"]["requests"])' "$WORK/c.json") ;;
+    esac
+    echo "$reqs $(awk '{print $1 + $2, $3}' "$times")"
+}
+
+bench_conns() {
+    local conns=${1:-10000} before=${2:-} have_oha=yes
+    ensure_oha || { have_oha=no; echo "oha could not be installed: no oha row" >&2; }
+    ulimit -n "$(ulimit -Hn)"
+    local port; port=$(free_port)
+    NGINX_CONNECTIONS=$((conns + 100)) NGINX_NOFILE=$((conns * 2 + 200)) pinned_nginx "$WORK/conns" "$port"
+    local url="http://127.0.0.1:$port/"
+    echo "closed loop, $conns connections, 10 s; generator on core 0 (taskset -c 0), nginx (1 worker, return 200) on core 1"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '%-6s %-16s %10s %7s %11s %9s %8s %9s\n' round tool requests cpu_s per_core_s rss_mib vs_wrk rss/wrk
+    local tools=(wrk loadgen)
+    [ "$have_oha" = yes ] && tools+=(oha)
+    [ -n "$before" ] && tools+=("$before")
+    for round in $(seq "${ROUNDS:-2}"); do
+        local -A req=() cpu=() rss=() eff=()
+        for tool in "${tools[@]}"; do
+            read -r "req[$tool]" "cpu[$tool]" "rss[$tool]" < <(closed_run "$tool" "$conns" "$url" 10s)
+            eff[$tool]=$(echo "${req[$tool]} / ${cpu[$tool]}" | bc -l)
+        done
+        for tool in "${tools[@]}"; do
+            local name=$tool
+            [ "$tool" = "$before" ] && name="loadgen before"
+            printf '%-6s %-16s %10d %7.2f %11.0f %9.1f %8.2f %9.2f\n' "$round" "$name" "${req[$tool]}" "${cpu[$tool]}" \
+                "${eff[$tool]}" "$(echo "${rss[$tool]} / 1024" | bc -l)" "$(echo "${eff[$tool]} / ${eff[wrk]}" | bc -l)" \
+                "$(echo "${rss[$tool]} / ${rss[wrk]}" | bc -l)"
+        done
+    done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+bench_h2() {
+    command -v h2load >/dev/null || { echo "h2load is missing: apt-get install nghttp2-client" >&2; exit 2; }
+    local port; port=$(free_port)
+    local h2port; h2port=$(free_port)
+    pinned_nginx "$WORK/h2" "$port" "server { listen 127.0.0.1:$h2port http2; location / { return 200 \"ok\\n\"; } }"
+    closed_scenario "$WORK/h2.toml" 50 10s
+    local times="$WORK/time.txt"
+    echo "HTTP/2 h2c (prior knowledge), one connection, 50 streams at a time, 10 s; generator on core 0, nginx on core 1"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '%-6s %-10s %10s %7s %11s %8s\n' round tool requests cpu_s per_core_s vs_h2load
+    for round in $(seq "${ROUNDS:-2}"); do
+        /usr/bin/time -f '%U %S' -o "$times" taskset -c 0 h2load -c1 -m50 -t1 -D10 "http://127.0.0.1:$h2port/" > "$WORK/h2load.txt" 2>&1 || true
+        local h_req h_cpu l_req l_cpu
+        h_req=$(awk '/^requests:/ {print $8}' "$WORK/h2load.txt")
+        h_cpu=$(awk '{print $1 + $2}' "$times")
+        /usr/bin/time -f '%U %S' -o "$times" taskset -c 0 $BIN/loadgen run "$WORK/h2.toml" --quiet \
+            --target "http://127.0.0.1:$h2port" --http2-prior-knowledge --json "$WORK/h2.json" > /dev/null 2>&1 || true
+        l_req=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["totals"]["requests"])' "$WORK/h2.json")
+        l_cpu=$(awk '{print $1 + $2}' "$times")
+        local h_eff l_eff; h_eff=$(echo "$h_req / $h_cpu" | bc -l); l_eff=$(echo "$l_req / $l_cpu" | bc -l)
+        printf '%-6s %-10s %10d %7.2f %11.0f %8.2f\n' "$round" h2load "$h_req" "$h_cpu" "$h_eff" 1
+        printf '%-6s %-10s %10d %7.2f %11.0f %8.2f\n' "$round" loadgen "$l_req" "$l_cpu" "$l_eff" "$(echo "$l_eff / $h_eff" | bc -l)"
+    done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 case "${1:-}" in
+    conns) shift; bench_conns "${1:-10000}" "${2:-}" ;;
+    h2) bench_h2 ;;
     protocols) shift; bench_protocols "${1:-}" ;;
     target) bench_target ;;
     signals) bench_signals ;;
     generator) bench_generator ;;
     accuracy) bench_accuracy ;;
     soak) bench_soak "${2:-10}" ;;
-    *) sed -n '2,10p' "$0"; exit 2 ;;
+    *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
