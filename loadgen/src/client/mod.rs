@@ -304,7 +304,9 @@ impl Client {
     /// targets share the pool's connection instead.
     pub async fn send_own(&self, own: &mut Own, req: &Request, deadline: Instant) -> Response {
         if self.wants_h2 {
-            return self.send(req, deadline).await;
+            // Boxed, as the connect below: a worker's future is kept as small as its common path
+            // (one per connection, ten thousand of them).
+            return Box::pin(self.send(req, deadline)).await;
         }
         let mut handshake = None;
         let mut timer = own.take_timer(deadline);
@@ -327,7 +329,7 @@ impl Client {
                     Some(stream) => stream,
                     None => {
                         let begun = Instant::now();
-                        match self.endpoint.open().await {
+                        match Box::pin(self.endpoint.open()).await {
                             Ok(stream) => {
                                 *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
                                 stream

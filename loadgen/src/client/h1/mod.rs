@@ -35,8 +35,8 @@ const MAX_HEADERS: usize = 100;
 const MAX_TRAILERS: usize = 16 * 1024;
 
 /// A connection's input buffer at first: the head of a small answer and its body fit, so ten
-/// thousand idle connections hold 20 MiB of buffers, not 160.
-const INPUT_FIRST: usize = 2 * 1024;
+/// thousand connections hold 10 MiB of buffers, not 160.
+const INPUT_FIRST: usize = 1024;
 
 /// The most the input buffer grows to, doubling each time a read fills all of it: larger bodies are
 /// read through it this much at a time.
