@@ -30,6 +30,7 @@ pub mod tls;
 pub use h1::decode_answer;
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -224,6 +225,10 @@ pub struct Client {
     /// Whether the server answered HTTP/2 when offered (`None` until a connection tells).
     speaks_h2: Mutex<Option<bool>>,
     wants_h2: bool,
+    /// HTTP/1.1 requests sent one by one (the open loop's) take a connection of the client's own
+    /// from here, as a closed-loop worker keeps its one, and give it back when its answer ended
+    /// cleanly: most recently used first, at most `max_idle` kept.
+    owns: Mutex<Vec<Own>>,
 }
 
 /// The HTTP/2 connection requests share, numbered so that one that refused a stream is not taken
@@ -260,6 +265,7 @@ impl Client {
             h2_connecting: tokio::sync::Mutex::new(()),
             speaks_h2: Mutex::new(None),
             wants_h2: options.protocol != Protocol::Http1,
+            owns: Mutex::new(Vec::new()),
         })
     }
 
@@ -268,8 +274,49 @@ impl Client {
         self.tls_failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Sends `req`, giving up at `deadline`.
+    /// Sends `req`, giving up at `deadline`. Over HTTP/1.1 on a connection of the client's own (as
+    /// [`Client::send_own`], with the same rules for reuse and resending); over HTTP/2, or when
+    /// HTTP/2 was asked for, through the pool.
     pub async fn send(&self, req: &Request, deadline: Instant) -> Response {
+        if !self.wants_h2 {
+            let taken = self.owns.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut own = taken.unwrap_or_default();
+            let response = self.send_own(&mut own, req, deadline).await;
+            self.keep(own);
+            return response;
+        }
+        self.send_pooled(req, deadline).await
+    }
+
+    /// Keeps `own` for the next request when its connection can carry one.
+    fn keep(&self, own: Own) {
+        if own.has_conn() {
+            let mut owns = self.owns.lock().unwrap_or_else(|e| e.into_inner());
+            if owns.len() < self.max_idle {
+                owns.push(own);
+            }
+        }
+    }
+
+    /// Opens up to `n` HTTP/1.1 connections (at most `max_idle`) before they are needed, so that the
+    /// first requests of an open loop wait for no handshake; returns how many opened. Nothing for
+    /// HTTP/2, whose one connection opens with the first request.
+    pub async fn warm(&self, n: usize) -> usize {
+        if self.wants_h2 {
+            return 0;
+        }
+        let n = n.min(self.max_idle);
+        let opened = join_all((0..n).map(|_| self.endpoint.open())).await;
+        let mut count = 0;
+        for stream in opened.into_iter().flatten() {
+            self.keep(Own::opened(stream));
+            count += 1;
+        }
+        count
+    }
+
+    /// Sends `req` through the pool of hyper connections, giving up at `deadline`.
+    async fn send_pooled(&self, req: &Request, deadline: Instant) -> Response {
         let target = if self.prefix.is_empty() {
             req.path_and_query.as_str().to_owned()
         } else {
@@ -306,7 +353,7 @@ impl Client {
         if self.wants_h2 {
             // Boxed, as the connect below: a worker's future is kept as small as its common path
             // (one per connection, ten thousand of them).
-            return Box::pin(self.send(req, deadline)).await;
+            return Box::pin(self.send_pooled(req, deadline)).await;
         }
         let mut handshake = None;
         let mut timer = own.take_timer(deadline);
@@ -722,4 +769,28 @@ async fn read_h2_body(mut body: h2::RecvStream, cap: usize) -> Result<Option<Byt
         }
     }
     Ok(Some(if joined.is_empty() { first } else { joined.freeze() }))
+}
+
+/// Polls every future of `futures` together until all are done; their outputs in order.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (f, slot) in pending.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

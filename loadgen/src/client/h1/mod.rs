@@ -150,6 +150,22 @@ impl Own {
         self.timer = Some(timer);
     }
 
+    /// A worker's state around a connection just opened.
+    pub(super) fn opened(stream: Stream) -> Own {
+        Own {
+            conn: Some(Conn {
+                stream,
+                idle_since: Instant::now(),
+            }),
+            ..Own::default()
+        }
+    }
+
+    /// Whether it keeps a connection for the next request.
+    pub(super) fn has_conn(&self) -> bool {
+        self.conn.is_some()
+    }
+
     /// The connection to send on, if it is still usable: not idle for `limit` or more and, when idle
     /// for a while, not closed by the server meanwhile.
     pub(super) fn take_conn(&mut self, limit: Duration) -> Option<Stream> {
