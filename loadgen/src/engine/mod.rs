@@ -425,6 +425,32 @@ impl<T: Transport, F: Faults> Engine<T, F> {
 /// timer (where a stop can interrupt it).
 const FINE_WAIT: Duration = Duration::from_millis(2);
 
+/// The precise pacer wakes at most once in this long, sending every arrival due by then: at high
+/// rates a wake-up (and the runtime's) per request cost more than the request; this bounds what
+/// batching adds to a request's lag.
+const BATCH: Duration = Duration::from_micros(500);
+
+/// When the precise pacer wakes: at an arrival's deadline, but at most once every [`BATCH`]; an
+/// arrival already due when its turn comes is sent without a wait.
+struct Batch {
+    woke: Instant,
+}
+
+impl Batch {
+    fn new(now: Instant) -> Batch {
+        Batch { woke: now }
+    }
+
+    /// When to wake for an arrival due at `intended`, seen at `now`; `None` to send it at once.
+    fn wake(&self, intended: Instant, now: Instant) -> Option<Instant> {
+        (now < intended).then(|| intended.max(later(self.woke, BATCH)))
+    }
+
+    fn woke(&mut self, at: Instant) {
+        self.woke = at;
+    }
+}
+
 /// Hands one phase's open-loop arrivals to the runtime at their deadlines.
 struct Pacer<T: Transport> {
     launch: Launch<T>,
@@ -473,12 +499,18 @@ impl<T: Transport> Pacer<T> {
     fn on_thread(mut self) -> bool {
         let scenario = self.launch.scenario.clone();
         let mut next_position = Instant::now();
+        let mut batch = Batch::new(Instant::now());
         for arrival in self.arrivals(&scenario) {
             let intended = later(self.started, arrival.offset);
             if *self.stop.borrow() {
                 return true;
             }
-            if let Some(early) = intended.checked_sub(FINE_WAIT).filter(|&t| Instant::now() < t) {
+            // `None`: due already, sent at once with the others of this wake-up.
+            let wake = batch.wake(intended, Instant::now());
+            if let Some(early) = wake
+                .and_then(|w| w.checked_sub(FINE_WAIT))
+                .filter(|&t| Instant::now() < t)
+            {
                 let mut stop = self.stop.clone();
                 let stopped = self.handle.block_on(async {
                     tokio::select! {
@@ -490,9 +522,12 @@ impl<T: Transport> Pacer<T> {
                     return true;
                 }
             }
-            let now = Instant::now();
-            if now < intended {
-                std::thread::sleep(intended - now);
+            if let Some(wake) = wake {
+                let now = Instant::now();
+                if now < wake {
+                    std::thread::sleep(wake - now);
+                }
+                batch.woke(Instant::now());
             }
             // A stop that came during the wait on the OS clock: a request sent now would have its
             // deadline after the drain's end, and be cancelled instead of timing out.

@@ -725,3 +725,37 @@ rate = { shape = "constant", rps = 10 }
     // Cancelled at the second stop (1.5 s), not at the end of the first one's drain (10.55 s).
     assert!(out.took < Duration::from_millis(1600), "{:?}", out.took);
 }
+
+/// The precise pacer's wake-ups, simulated: every wait ends when it was asked to (the OS clock's
+/// own lateness aside), so the schedule of wake-ups and sends is exact.
+fn simulate(every: Duration, count: u32) -> (usize, Vec<Duration>) {
+    let start = Instant::now();
+    let mut batch = super::Batch::new(start);
+    let mut now = start;
+    let mut wakes = 0;
+    let mut lags = Vec::new();
+    for k in 1..=count {
+        let intended = start + every * k;
+        if let Some(wake) = batch.wake(intended, now) {
+            assert!(wake >= intended, "never before its deadline");
+            now = now.max(wake);
+            batch.woke(now);
+            wakes += 1;
+        }
+        lags.push(now - intended);
+    }
+    (wakes, lags)
+}
+
+#[test]
+fn the_precise_pacer_wakes_once_per_arrival_at_low_rates_and_batches_at_high_ones() {
+    // 100 per second: one wake-up per arrival, each exactly at its deadline.
+    let (wakes, lags) = simulate(Duration::from_millis(10), 100);
+    assert_eq!(wakes, 100);
+    assert!(lags.iter().all(|l| l.is_zero()), "{lags:?}");
+    // 20 000 per second for one second: one wake-up per 500 µs, none late by more than that.
+    let (wakes, lags) = simulate(Duration::from_micros(50), 20_000);
+    assert_eq!(wakes, 2_000);
+    let worst = lags.iter().max().unwrap();
+    assert!(*worst < super::BATCH, "{worst:?}");
+}
