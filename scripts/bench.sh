@@ -8,7 +8,9 @@
 #                                # (ROUNDS=N rounds of 2 s per variant, default 10)
 #   scripts/bench.sh generator   # closed loop, pinned: loadgen vs wrk, oha and hey, requests/s on one core
 #                                # (ROUNDS=N rounds, default 2)
-#   scripts/bench.sh accuracy    # open loop at 5k and 20k rps for 30 s, pinned: each pacer, and oha
+#   scripts/bench.sh accuracy [BEFORE]  # open loop at 5k, 20k and 50k rps for 10 s (SECONDS_EACH=N), pinned:
+#                                # each pacer, the precise one of BEFORE (an older binary), and oha beside them
+#                                # (CPU, RSS; oha reports no schedule lag)
 #   scripts/bench.sh soak [MIN]  # loadgen RSS over a MIN-minute (default 10) run at 5k rps
 #   scripts/bench.sh conns [N] [BEFORE]  # closed loop over N connections (default 10000), pinned: loadgen
 #                                # beside wrk and oha, requests per CPU-second and peak RSS (and BEFORE, an
@@ -310,17 +312,18 @@ bench_generator() {
 # and its cost (CPU-seconds) sit side by side; oha at the same rate (`-q`) on the same core is the peer for
 # CPU and memory (oha reports no schedule lag).
 bench_accuracy() {
-    local have_oha=yes
+    local before=${1:-} have_oha=yes
     ensure_oha || { have_oha=no; echo "oha could not be installed: no oha rows" >&2; }
     local port; port=$(free_port)
     pinned_nginx "$WORK/pinned" "$port"
     local url="http://127.0.0.1:$port"
-    echo "open loop, 30 s constant rate, even arrivals; generator on core 0, nginx (1 worker, return 200) on core 1"
+    local secs=${SECONDS_EACH:-10}
+    echo "open loop, $secs s constant rate, even arrivals; generator on core 0, nginx (1 worker, return 200) on core 1"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
     printf '%-16s %6s %9s %10s %8s %11s %11s %6s %7s %6s %7s\n' run target requests achieved error% \
         lag_p99_ms lag_max_ms late dropped cpu_s rss_mib
     local times="$WORK/time.txt"
-    for rps in 5000 20000; do
+    for rps in 5000 20000 50000; do
         cat > "$WORK/open.toml" <<TOML
 name = "open-$rps"
 [defaults]
@@ -330,13 +333,17 @@ max_in_flight = 2000
 path = "/"
 [[phases]]
 name = "steady"
-duration = "30s"
+duration = "${secs}s"
 rate = { shape = "constant", rps = $rps }
 TOML
-        for pacing in precise timer; do
-            /usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0 $BIN/loadgen run "$WORK/open.toml" --quiet \
+        local runs=("$BIN/loadgen precise" "$BIN/loadgen timer")
+        [ -n "$before" ] && runs+=("$before precise")
+        for run in "${runs[@]}"; do
+            local bin=${run% *} pacing=${run##* } name="loadgen ${run##* }"
+            [ "$bin" = "$before" ] && name="before $pacing"
+            /usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0 "$bin" run "$WORK/open.toml" --quiet \
                 --pacing "$pacing" --target "$url" --json "$WORK/r.json" > /dev/null 2>&1 || true
-            python3 - "$WORK/r.json" "$rps" "loadgen $pacing" "$times" <<'PY'
+            python3 - "$WORK/r.json" "$rps" "$name" "$times" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); p = r["phases"][0]; t = p["totals"]; target = float(sys.argv[2])
 user, system, rss_kib = open(sys.argv[4]).read().split()[-3:]
@@ -347,7 +354,7 @@ print("%-16s %6d %9d %10.1f %8.3f %11.3f %11.3f %6d %7d %6.2f %7.1f" % (sys.argv
 PY
         done
         if [ "$have_oha" = yes ]; then
-            /usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0 oha --no-tui -q "$rps" -z 30s "$url/" > "$WORK/oha.txt" || true
+            /usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0 oha --no-tui -q "$rps" -z "${secs}s" "$url/" > "$WORK/oha.txt" || true
             python3 - "$WORK/oha.txt" "$rps" "$times" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read(); target = float(sys.argv[2])
@@ -520,7 +527,7 @@ case "${1:-}" in
     target) bench_target ;;
     signals) bench_signals ;;
     generator) bench_generator ;;
-    accuracy) bench_accuracy ;;
+    accuracy) bench_accuracy "${2:-}" ;;
     soak) bench_soak "${2:-10}" ;;
     *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
