@@ -181,6 +181,7 @@ async fn run_stopped<F: Faults, T: Transport>(
         start,
         drain,
         pacing,
+        control: None,
     };
     let (result, _timeline) = engine.run().await;
     let took = start.elapsed();
@@ -725,3 +726,5 @@ rate = { shape = "constant", rps = 10 }
     // Cancelled at the second stop (1.5 s), not at the end of the first one's drain (10.55 s).
     assert!(out.took < Duration::from_millis(1600), "{:?}", out.took);
 }
+
+mod control;

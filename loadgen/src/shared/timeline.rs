@@ -10,6 +10,8 @@ pub struct Timeline {
     pub phases: Vec<(Duration, Duration)>,
     /// Phase index, start and end of each window in which faults were applied.
     pub faults: Vec<(usize, Duration, Duration)>,
+    /// Changes made live, in order.
+    pub changes: Vec<crate::shared::control::Change>,
 }
 
 impl Timeline {

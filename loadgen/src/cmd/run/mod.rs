@@ -290,6 +290,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         start,
         drain: plan.drain,
         pacing: plan.pacing,
+        control: None,
     };
     // The recorder ends once the engine has returned and dropped its position channel.
     let (result, timeline) = engine.run().await;
