@@ -221,6 +221,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "metrics_addr")]
     pub metrics_linger: Option<std::time::Duration>,
 
+    /// Steer the run live: the console page at `http://ADDR/` and a JSON API (`/api/state`,
+    /// `/api/control`) change the rate, pause, end or extend phases and switch faults. Without a
+    /// value, 127.0.0.1:7070. An address beyond loopback needs a token (`LOADGEN_CONTROL_TOKEN`).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7070")]
+    pub control: Option<std::net::SocketAddr>,
+
+    /// Bearer token every control request must carry; required when `--control` listens beyond
+    /// loopback.
+    #[arg(long, env = "LOADGEN_CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+
+    /// Write the run as driven to FILE: a scenario whose phases are split at every live change, with
+    /// the same seed, rates and faults, that replays the run.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
     /// No live panel: a plain progress line every 5 s on stderr instead (as when stderr is not a
     /// terminal), then the summary.
     #[arg(long, short)]

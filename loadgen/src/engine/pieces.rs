@@ -20,6 +20,9 @@ pub struct Driven {
     pub phase_of: Vec<usize>,
 }
 
+/// Where the answer to an order goes.
+type Answer = tokio::sync::oneshot::Sender<Result<Change, Refusal>>;
+
 /// Why a piece ended.
 enum Why {
     /// Its planned end.
@@ -62,6 +65,13 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// The first instant at or after `now` a whole number of milliseconds after `from`.
+fn whole_ms(from: Instant, now: Instant) -> Instant {
+    let nanos = now.saturating_duration_since(from).as_nanos();
+    let ms = u64::try_from(nanos.div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    later(from, Duration::from_millis(ms))
 }
 
 async fn next_order(control: &mut Option<Control>) -> Option<Order> {
@@ -175,6 +185,27 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         timeline: &mut Timeline,
         driven: &mut Driven,
     ) -> Result<Ending, EngineError> {
+        let mut pending = None;
+        let result = self
+            .run_pieces(control, shared, slots, timeline, driven, &mut pending)
+            .await;
+        if let Some((answer, change)) = pending {
+            let _ = answer.send(Ok(change));
+        }
+        result
+    }
+
+    /// Runs the phases piece by piece. An accepted order is answered (`pending`) once the piece it
+    /// starts is under way, its faults applied.
+    async fn run_pieces(
+        &self,
+        control: &mut Option<Control>,
+        shared: &Arc<Shared>,
+        slots: &Arc<Semaphore>,
+        timeline: &mut Timeline,
+        driven: &mut Driven,
+        pending: &mut Option<(Answer, Change)>,
+    ) -> Result<Ending, EngineError> {
         let mut live = Live::default();
         let mut applied: Vec<Fault> = Vec::new();
         let mut first_number = 0u64;
@@ -188,8 +219,9 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             let mut planned = phase.duration;
             let mut ran = Duration::ZERO;
             let mut phase_started = None;
-            // Start of the open fault window, from the run's start.
+            // Start of the open fault window, from the run's start, and the kinds in force in it.
             let mut window: Option<Duration> = None;
+            let mut kinds: Vec<String> = Vec::new();
             let mut last_cut = Instant::now();
             let mut pieces_here = 0usize;
             let ending = loop {
@@ -200,9 +232,15 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 if applied.is_empty() {
                     if let Some(open) = window.take() {
                         timeline.faults.push((index, open, last_cut - self.start));
+                        timeline.fault_kinds.push(std::mem::take(&mut kinds));
                     }
-                } else if window.is_none() {
-                    window = Some(piece_start - self.start);
+                } else {
+                    window.get_or_insert(piece_start - self.start);
+                    for f in &applied {
+                        if !kinds.iter().any(|k| k == f.kind()) {
+                            kinds.push(f.kind().to_owned());
+                        }
+                    }
                 }
                 if let Err(e) = set {
                     if let Some(started) = phase_started {
@@ -224,6 +262,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 };
                 let len = until.saturating_sub(ran);
                 if len.is_zero() {
+                    self.publish(control, &live, &applied, None);
                     break None;
                 }
                 let name = match pieces_here {
@@ -241,6 +280,9 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 driven.phase_of.push(index);
                 let piece_index = driven.pieces.len() - 1;
                 self.publish(control, &live, &applied, target_rps);
+                if let Some((answer, change)) = pending.take() {
+                    let _ = answer.send(Ok(change));
+                }
 
                 let end = later(piece_start, len);
                 let (halt_tx, halt) = watch::channel(false);
@@ -288,9 +330,21 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                         () = tokio::time::sleep_until(end) => break Why::End,
                     }
                 };
+                // Scenario durations are whole milliseconds: the piece is cut at the next one, so
+                // that the recording of the run gives the same schedule.
                 let cut = match why {
                     Why::End => end,
-                    _ => Instant::now().min(end),
+                    // A stop halts at once: nothing due after it may go out.
+                    Why::Stop => Instant::now().min(end),
+                    Why::Order(Order {
+                        command: Command::Stop,
+                        ..
+                    }) => Instant::now().min(end),
+                    Why::Order(_) => {
+                        let cut = whole_ms(piece_start, Instant::now()).min(end);
+                        tokio::time::sleep_until(cut).await;
+                        cut
+                    }
                 };
                 // At its planned end the pacer finishes by itself (counting the arrivals that found no
                 // slot as dropped); a stop or a change halts it at once.
@@ -319,6 +373,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                     let mut cut_piece = piece(phase, name, ran, took, steered);
                     cut_piece.chaos = applied.clone();
                     driven.pieces[piece_index] = cut_piece;
+                    timeline.pieces.push((piece_start - self.start, cut - self.start));
                     first_number += arrival_count(&self.as_scenario(&driven.pieces), piece_index);
                     ran += took;
                     pieces_here += 1;
@@ -362,9 +417,10 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 };
                 timeline.changes.push(change.clone());
                 live.changes.push(change.clone());
-                self.publish(control, &live, &applied, target_rps);
-                let _ = order.answer.send(Ok(change));
-                if order.command == Command::Stop {
+                let stop = order.command == Command::Stop;
+                *pending = Some((order.answer, change));
+                if stop {
+                    self.publish(control, &live, &applied, target_rps);
                     break Some(Ending::Interrupted);
                 }
             };
@@ -373,6 +429,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
             timeline.phases.push((started - self.start, ended - self.start));
             if let Some(open) = window.take() {
                 timeline.faults.push((index, open, ended - self.start));
+                timeline.fault_kinds.push(kinds);
             }
             if let Some(ending) = ending {
                 return Ok(ending);

@@ -8,6 +8,7 @@ pub mod html;
 pub mod live;
 pub mod merge;
 pub mod plan;
+pub mod record;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::engine::stats::{RunStats, Stats};
 use crate::engine::Ending;
 use crate::scenario::{Condition, Load, Metric, Scenario};
 use crate::schedule::{RateCurve, Shard};
+use crate::shared::control::{Change, Command};
 use crate::shared::outcome::Class;
 use crate::shared::snapshot::Point;
 use crate::shared::{Timeline, Verdict};
@@ -63,6 +65,9 @@ pub struct Summary {
         deserialize_with = "crate::report::merge::alert_report"
     )]
     pub alerts: Option<AlertReport>,
+    /// Changes made live (`--control`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
 }
 
 /// The intended rate at one instant.
@@ -399,7 +404,11 @@ pub fn summarize(
                         figures: figures(s, elapsed),
                     })
                     .collect(),
-                expectations: check(&phase.expect.conditions, &p.total, elapsed),
+                expectations: changed_live(
+                    &phase.expect.conditions,
+                    check(&phase.expect.conditions, &p.total, elapsed),
+                    timeline.changes.iter().filter(|c| c.phase == i),
+                ),
             }
         })
         .collect();
@@ -427,12 +436,70 @@ pub fn summarize(
                     .map(|f| f.kind().to_owned())
                     .collect(),
             })
+            .zip(
+                timeline
+                    .fault_kinds
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
+            .map(|(mut w, kinds)| {
+                if let Some(kinds) = kinds {
+                    w.faults = kinds.clone();
+                }
+                w
+            })
             .collect(),
         intended: intended_rate(scenario, timeline, shard),
         phases,
         series: stats.series.clone(),
         alerts,
+        changes: timeline.changes.clone(),
     }
+}
+
+/// Whether a change of this kind moves what `metric` measures: a rate (or pause) moves the counts and
+/// throughput, a fault moves errors and latency, an end or extension moves the counts.
+pub fn touches(command: &Command, metric: Metric) -> bool {
+    use Metric::*;
+    match command {
+        Command::Rate { .. } | Command::Pause | Command::Resume => {
+            matches!(metric, Requests | Rps | Errors | Dropped | LateRatio)
+        }
+        Command::FaultOn { .. } | Command::FaultOff { .. } => matches!(
+            metric,
+            ErrorRatio | Errors | P50 | P90 | P95 | P99 | P999 | Max | Mean
+        ),
+        Command::EndPhase | Command::Extend { .. } | Command::Stop => {
+            matches!(metric, Requests | Errors | Dropped)
+        }
+    }
+}
+
+/// The results of a phase's `conditions` given the `changes` made live in it: one whose metric a change
+/// touched is not judged on what the scenario asked (NOT VERIFIED, changed live, with the time).
+pub fn changed_live<'a>(
+    conditions: &[Condition],
+    results: Vec<ExpectationResult>,
+    changes: impl Iterator<Item = &'a Change> + Clone,
+) -> Vec<ExpectationResult> {
+    conditions
+        .iter()
+        .zip(results)
+        .map(|(c, mut r)| {
+            if let Some(change) = changes.clone().find(|ch| touches(&ch.command, c.metric)) {
+                r.observed = format!(
+                    "changed live at {:.1}s ({}); observed {}",
+                    change.at_s, change.text, r.observed
+                );
+                // Neither a PASS nor a FAIL of what the scenario asked: the run was not the one asked for.
+                if r.verdict != Verdict::Skipped {
+                    r.verdict = Verdict::NotVerified;
+                }
+            }
+            r
+        })
+        .collect()
 }
 
 /// The verdict of a run: the worst of its checks; a run that did not complete is at best NOT VERIFIED
@@ -514,6 +581,13 @@ pub fn write_text(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
                 parts.push(format!("{} resent unsent on a fresh connection", t.resent));
             }
             writeln!(out, "  transport: {}", parts.join(", "))?;
+        }
+    }
+    if !summary.changes.is_empty() {
+        writeln!(out, "\nchanged live")?;
+        for c in &summary.changes {
+            let phase = summary.phases.get(c.phase).map_or("", |p| p.name.as_str());
+            writeln!(out, "  {:>8.3}s {:<14} {:<8} {}", c.at_s, phase, c.source, c.text)?;
         }
     }
     let checks: Vec<(&str, &ExpectationResult)> = summary

@@ -154,3 +154,86 @@ pub fn piece(phase: &Phase, name: String, from: Duration, len: Duration, steered
         expect: Default::default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::RateCurve;
+
+    fn r(v: f64) -> Rps {
+        Rps::new(v).unwrap()
+    }
+
+    fn s(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// Every shape, cut anywhere and scaled, follows the original curve from the cut on.
+    #[test]
+    fn a_remainder_continues_the_curve() {
+        let shapes = [
+            Rate::Constant { rps: r(40.0) },
+            Rate::Ramp {
+                from: r(10.0),
+                to: r(100.0),
+            },
+            Rate::Steps(vec![
+                Step {
+                    duration: s(3000),
+                    rps: r(10.0),
+                },
+                Step {
+                    duration: s(4000),
+                    rps: r(70.0),
+                },
+                Step {
+                    duration: s(3000),
+                    rps: r(5.0),
+                },
+            ]),
+            Rate::Spike {
+                base: r(20.0),
+                peak: r(200.0),
+                at: s(4000),
+                width: s(1500),
+            },
+            Rate::Sine {
+                mean: r(50.0),
+                amplitude: r(30.0),
+                period: s(6000),
+                shift: s(1000),
+            },
+        ];
+        let duration = s(10_000);
+        for shape in &shapes {
+            let whole = RateCurve::new(shape, 10.0);
+            for (from, len) in [(0, 10_000), (2500, 3000), (3999, 1502), (7250, 2750)] {
+                for factor in [1.0, 0.5, 3.0] {
+                    let part = remainder(shape, duration, s(from), s(len), factor);
+                    let curve = RateCurve::new(&part, len as f64 / 1000.0);
+                    let a = from as f64 / 1000.0;
+                    for x in [0.0, 0.3, 1.0, 1.499, len as f64 / 1000.0] {
+                        let want = factor * (whole.cumulative(a + x) - whole.cumulative(a));
+                        let got = curve.cumulative(x);
+                        assert!(
+                            (got - want).abs() < 1e-6,
+                            "{shape:?} from {from} len {len} x{factor} at {x}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn past_its_end_a_phase_holds_its_last_rate() {
+        let ramp = Rate::Ramp {
+            from: r(10.0),
+            to: r(100.0),
+        };
+        assert_eq!(
+            remainder(&ramp, s(10_000), s(10_000), s(5000), 2.0),
+            Rate::Constant { rps: r(200.0) }
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod children;
+mod control;
 mod fuzz;
 mod hostile;
 mod html;

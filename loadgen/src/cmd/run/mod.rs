@@ -49,7 +49,10 @@ pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
         None => None,
     };
     let plan = match RunPlan::new(&args, scenario) {
-        Ok(plan) => plan,
+        Ok(mut plan) => {
+            plan.source = std::fs::read_to_string(&args.file).unwrap_or_default();
+            plan
+        }
         Err(errors) => {
             for e in errors {
                 eprintln!("loadgen: {e}");
@@ -167,6 +170,11 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         // Told even with --quiet: with port 0 this is the only way to learn the port.
         eprintln!("loadgen: metrics at http://{bound}/metrics");
     }
+    let control_listener = bind("--control", plan.outputs.control.as_ref().map(|c| c.addr)).await?;
+    if let Some(bound) = control_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        // Told even with --quiet: with port 0 this is the only way to learn the port.
+        eprintln!("loadgen: control at http://{bound}/");
+    }
     let receiver = bind("--notify-listen", plan.alerts.notify_listen)
         .await?
         .map(Receiver::new);
@@ -276,7 +284,24 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             shard: plan.shard,
             snapshot: snapshot_rx.clone(),
         };
-        tokio::spawn(crate::report::exporter::serve(listener, sources, metrics_stop_rx))
+        tokio::spawn(crate::report::exporter::serve(
+            listener,
+            sources,
+            metrics_stop_rx.clone(),
+        ))
+    });
+    let (control, steer) = crate::shared::control::channel();
+    let (predicted_tx, predicted_rx) = watch::channel(alerting.predicted());
+    let control_server = control_listener.map(|listener| {
+        let sources = crate::control::Sources {
+            steer: steer.clone(),
+            snapshot: snapshot_rx.clone(),
+            scenario: scenario.clone(),
+            start,
+            token: plan.outputs.control.as_ref().and_then(|c| c.token.clone()),
+            predicted: predicted_rx.clone(),
+        };
+        tokio::spawn(crate::control::serve(listener, sources, metrics_stop_rx.clone()))
     });
     let engine = Engine {
         scenario: scenario.clone(),
@@ -290,10 +315,12 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         start,
         drain: plan.drain,
         pacing: plan.pacing,
-        control: None,
+        control: control_server.is_some().then_some(control),
     };
+    drop(steer);
     // The recorder ends once the engine has returned and dropped its position channel.
-    let (result, timeline) = engine.run().await;
+    let (result, timeline, driven) = engine.run_driven().await;
+    drop(predicted_tx);
     let stats = recorder.await.map_err(|e| told(RunError::Recorder(e)))?;
     let _ = progress.await;
     if let Some(why) = client.tls_failure() {
@@ -316,7 +343,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             Ending::Interrupted
         }
     };
-    let summary = report::summarize(
+    let mut summary = report::summarize(
         &scenario,
         &target_url,
         plan.shard,
@@ -325,6 +352,18 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         ending,
         alert_report,
     );
+    if !timeline.changes.is_empty() {
+        // The rate asked for is the pieces', not the scenario's.
+        let pieces = crate::scenario::Scenario {
+            phases: driven.pieces.clone(),
+            ..(*scenario).clone()
+        };
+        let spans = crate::shared::Timeline {
+            phases: timeline.pieces.clone(),
+            ..crate::shared::Timeline::default()
+        };
+        summary.intended = report::intended_rate(&pieces, &spans, plan.shard);
+    }
     let mut out = std::io::stdout().lock();
     let _ = report::write_text(&summary, &mut out);
     let _ = out.flush();
@@ -334,6 +373,18 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         plan.outputs.html.as_deref(),
     )
     .map_err(|e| told(e.into()))?;
+    if let Some(path) = &plan.outputs.record {
+        let written = crate::report::record::scenario_toml(&plan.source, &scenario, &driven)
+            .map_err(std::io::Error::other)
+            .and_then(|text| std::fs::write(path, text));
+        if let Err(source) = written {
+            return Err(told(RunError::Write(WriteError {
+                path: path.clone(),
+                source,
+            })));
+        }
+        eprintln!("loadgen: the run as driven is in {}", path.display());
+    }
     if let Some(server) = metrics_server {
         if let Some(linger) = plan.outputs.metrics_linger {
             let mut cancel = cancel.clone();
@@ -343,6 +394,10 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             }
         }
         let _ = metrics_stop.send(true);
+        let _ = server.await;
+    }
+    let _ = metrics_stop.send(true);
+    if let Some(server) = control_server {
         let _ = server.await;
     }
     match result {

@@ -120,6 +120,7 @@ fn summary() -> Summary {
             delivery: None,
             notifications_skipped: None,
         }),
+        changes: Vec::new(),
     }
 }
 

@@ -1,0 +1,270 @@
+//! Live control of a real run against the embedded target (`--control`): the JSON API reads the state,
+//! refuses a bad order with 400 naming the field (and changes nothing), applies good ones (a rate, a
+//! fault switched on, the phase ended), asks for the token when one is set, and `--record` writes the
+//! run as driven, a scenario that loadgen reads back with the phases split at each change.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{scenario_file, wait};
+
+const SCENARIO: &str = r#"
+name = "steered"
+seed = 11
+
+[[mix]]
+path = "/"
+
+[[phases]]
+name = "steady"
+duration = "60s"
+rate = { shape = "constant", rps = 20 }
+
+[[phases]]
+name = "after"
+duration = "1s"
+rate = { shape = "constant", rps = 20 }
+"#;
+
+/// One HTTP/1.1 exchange with the control endpoint: the status code and the body as JSON (or text).
+pub fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("control answers");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {raw:?}"));
+    let value = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
+    (status, value)
+}
+
+/// Starts `loadgen run` with `--control 127.0.0.1:0` and `extra`; returns it and the control address.
+pub fn start(file: &std::path::Path, extra: &[&str], token: Option<&str>) -> (Child, SocketAddr) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    command
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--control",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env_remove("CHAOS_TOKEN")
+        .env_remove("LOADGEN_CONTROL_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(t) = token {
+        command.env("LOADGEN_CONTROL_TOKEN", t);
+    }
+    let mut child = command.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("loadgen: control at http://") {
+                let _ = tx.send(rest.trim_end_matches('/').to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("loadgen tells where its control listens")
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+/// Asks for the state until `ok` holds of it (at most 100 times, 100 ms apart).
+fn state_until(addr: SocketAddr, token: Option<&str>, ok: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let (status, state) = call(addr, "GET", "/api/state", token, "");
+        assert_eq!(status, 200, "{state}");
+        if ok(&state) {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the state never got there");
+}
+
+#[test]
+fn orders_change_the_run_and_the_recording_replays_it() {
+    let file = scenario_file("control-steered", SCENARIO);
+    let dir = file.parent().unwrap().to_path_buf();
+    let record = dir.join("recorded.toml");
+    let report = dir.join("report.json");
+    let _ = std::fs::remove_file(&record);
+    let (child, addr) = start(
+        &file,
+        &[
+            "--record",
+            record.to_str().unwrap(),
+            "--json",
+            report.to_str().unwrap(),
+        ],
+        None,
+    );
+    let state = state_until(addr, None, |s| s["phase"]["name"] == "steady");
+    assert_eq!(state["target_rps"], 20.0, "{state}");
+
+    // A bad order: 400 naming the field, and nothing changes.
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/control",
+        None,
+        r#"{"action": "rate", "rps": -5}"#,
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("rps")),
+        "{body}"
+    );
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/control",
+        None,
+        r#"{"action": "fault_on", "fault": {"fault": "error", "ratio": 0.5, "routes": ["/nowhere"]}}"#,
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("fault.routes[0]")),
+        "{body}"
+    );
+    let (status, body) = call(addr, "POST", "/api/control", None, r#"{"action": "resume"}"#);
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("action")),
+        "{body}"
+    );
+    let (_, state) = call(addr, "GET", "/api/state", None, "");
+    assert_eq!(state["changes"].as_array().map(Vec::len), Some(0), "{state}");
+
+    // Good orders: each answered with the change made, and the state follows.
+    let (status, change) = call(
+        addr,
+        "POST",
+        "/api/control",
+        None,
+        r#"{"action": "rate", "rps": 40}"#,
+    );
+    assert_eq!(status, 200, "{change}");
+    assert_eq!(change["text"], "rate 40 rps");
+    let (status, change) = call(
+        addr,
+        "POST",
+        "/api/control?source=console",
+        None,
+        r#"{"action": "fault_on", "fault": {"fault": "error", "status": 503, "ratio": 1.0}}"#,
+    );
+    assert_eq!(status, 200, "{change}");
+    assert_eq!(change["source"], "console");
+    let state = state_until(addr, None, |s| s["target_rps"] == 40.0);
+    assert_eq!(state["faults"][0]["fault"], "error", "{state}");
+    // The fault is in force on the target: its answers fail.
+    state_until(addr, None, |s| s["error_ratio"].as_f64() == Some(1.0));
+    let (status, _) = call(addr, "POST", "/api/control", None, r#"{"action": "end_phase"}"#);
+    assert_eq!(status, 200);
+
+    let status = wait(child, Instant::now() + Duration::from_secs(60)).expect("the run ends");
+    assert!(status.success(), "{status:?}");
+
+    // The recording: the phase split at each change, at the rates and with the faults applied.
+    let text = std::fs::read_to_string(&record).expect("the recording is written");
+    let recorded = loadgen::scenario::parse(&text, "recorded.toml").unwrap_or_else(|d| panic!("{d}\n{text}"));
+    let names: Vec<&str> = recorded.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["steady", "steady~2", "steady~3", "after"], "{text}");
+    assert_eq!(recorded.seed, 11);
+    let rps = |i: usize| match &recorded.phases[i].load {
+        loadgen::scenario::Load::Open {
+            rate: loadgen::scenario::Rate::Constant { rps },
+            ..
+        } => rps.get(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((rps(0), rps(1), rps(2), rps(3)), (20.0, 40.0, 40.0, 40.0));
+    let kinds: Vec<usize> = recorded.phases.iter().map(|p| p.chaos.len()).collect();
+    assert_eq!(kinds, [0, 0, 1, 1], "{text}");
+    assert!(recorded.phases[2].expect == Default::default());
+
+    // The JSON report carries the changes.
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let texts: Vec<&str> = json["changes"]
+        .as_array()
+        .expect("changes in the report")
+        .iter()
+        .filter_map(|c| c["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["rate 40 rps", "fault error on (ratio 1)", "end phase"],
+        "{json}"
+    );
+}
+
+#[test]
+fn a_token_is_asked_for_when_set_and_required_beyond_loopback() {
+    let file = scenario_file("control-token", SCENARIO);
+    // Beyond loopback without a token: refused before anything starts, naming the flag.
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", file.to_str().unwrap(), "--quiet", "--control", "0.0.0.0:0"])
+        .env_remove("LOADGEN_CONTROL_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--control 0.0.0.0:0") && stderr.contains("LOADGEN_CONTROL_TOKEN"),
+        "{stderr}"
+    );
+
+    let (child, addr) = start(&file, &[], Some("s3cret"));
+    let (status, body) = call(addr, "GET", "/api/state", None, "");
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (401, Some("authorization")),
+        "{body}"
+    );
+    let (status, _) = call(
+        addr,
+        "POST",
+        "/api/control",
+        Some("wrong"),
+        r#"{"action": "stop"}"#,
+    );
+    assert_eq!(status, 401);
+    let (status, state) = call(addr, "GET", "/api/state", Some("s3cret"), "");
+    assert_eq!(status, 200, "{state}");
+    assert!(state["changes"].as_array().is_some_and(Vec::is_empty), "{state}");
+    let (status, change) = call(
+        addr,
+        "POST",
+        "/api/control",
+        Some("s3cret"),
+        r#"{"action": "stop"}"#,
+    );
+    assert_eq!((status, change["text"].as_str()), (200, Some("stop")), "{change}");
+    let status = wait(child, Instant::now() + Duration::from_secs(60)).expect("a stop ends the run");
+    assert_eq!(status.code(), Some(130), "stopped like a Ctrl-C: {status:?}");
+}
