@@ -66,8 +66,15 @@ pub struct MergeArgs {
 /// Options of `loadgen run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Scenario file.
-    pub file: PathBuf,
+    /// Scenario file (without one, `--rps` starts free play).
+    #[arg(required_unless_present = "rps")]
+    pub file: Option<PathBuf>,
+
+    /// Free play, without a scenario: one phase sending `GET /` at RPS requests per second, for up to
+    /// 24 h, until stopped (Ctrl-C, or `stop` from `--control`, which steers it meanwhile). `--record`
+    /// makes it a scenario afterwards.
+    #[arg(long, value_name = "RPS", conflicts_with = "file")]
+    pub rps: Option<f64>,
 
     /// Base URL of a running target (e.g. http://localhost:8080). Without it, the target-app and its
     /// downstream are started embedded on loopback ports.

@@ -268,3 +268,105 @@ fn a_token_is_asked_for_when_set_and_required_beyond_loopback() {
     let status = wait(child, Instant::now() + Duration::from_secs(60)).expect("a stop ends the run");
     assert_eq!(status.code(), Some(130), "stopped like a Ctrl-C: {status:?}");
 }
+
+/// Requests the JSON report at `path` counts in all, and per phase.
+fn counts(path: &std::path::Path) -> (u64, Vec<u64>) {
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let per: Vec<u64> = json["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["totals"]["requests"].as_u64().unwrap())
+        .collect();
+    (per.iter().sum(), per)
+}
+
+#[test]
+fn free_play_runs_until_stopped_and_its_recording_replays_it() {
+    let dir = scenario_file("control-free", "").parent().unwrap().to_path_buf();
+    let record = dir.join("free-recorded.toml");
+    let live_report = dir.join("free-live.json");
+    let replay_report = dir.join("free-replay.json");
+    for f in [&record, &live_report, &replay_report] {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    command
+        .args([
+            "run",
+            "--rps",
+            "50",
+            "--quiet",
+            "--control",
+            "127.0.0.1:0",
+            "--seed",
+            "3",
+        ])
+        .args([
+            "--record",
+            record.to_str().unwrap(),
+            "--json",
+            live_report.to_str().unwrap(),
+        ])
+        .env_remove("CHAOS_TOKEN")
+        .env_remove("LOADGEN_CONTROL_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("loadgen: control at http://") {
+                let _ = tx.send(rest.trim_end_matches('/').to_owned());
+            }
+        }
+    });
+    let addr: SocketAddr = rx.recv_timeout(Duration::from_secs(30)).unwrap().parse().unwrap();
+    let state = state_until(addr, None, |s| {
+        s["achieved_rps"].as_f64().is_some_and(|r| r > 0.0)
+    });
+    assert_eq!(state["phase"]["name"], "free", "{state}");
+    let (status, _) = call(
+        addr,
+        "POST",
+        "/api/control",
+        None,
+        r#"{"action": "rate", "rps": 100}"#,
+    );
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, _) = call(addr, "POST", "/api/control", None, r#"{"action": "stop"}"#);
+    assert_eq!(status, 200);
+    let status = wait(child, Instant::now() + Duration::from_secs(60)).expect("stop ends free play");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+
+    let text = std::fs::read_to_string(&record).expect("free play is recorded");
+    let recorded = loadgen::scenario::parse(&text, "r.toml").unwrap_or_else(|d| panic!("{d}\n{text}"));
+    let names: Vec<&str> = recorded.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["free", "free~2"], "{text}");
+    assert_eq!(recorded.seed, 3);
+
+    // The recording replayed sends what free play sent, phase by phase (the last piece ends at the
+    // stop, written to the millisecond: one request either way).
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            record.to_str().unwrap(),
+            "--quiet",
+            "--json",
+            replay_report.to_str().unwrap(),
+        ])
+        .env_remove("CHAOS_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (live, _) = counts(&live_report);
+    let (again, per) = counts(&replay_report);
+    assert!(
+        live.abs_diff(again) <= 1,
+        "live {live}, replayed {again} ({per:?})"
+    );
+    assert!(per[1] > per[0] / 2, "the second piece ran at 100 rps: {per:?}");
+}

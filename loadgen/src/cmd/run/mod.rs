@@ -7,6 +7,7 @@
 
 mod alerting;
 pub mod embedded;
+pub mod free;
 pub mod plan;
 pub mod stack;
 
@@ -30,9 +31,18 @@ pub use plan::{RunPlan, Target};
 
 /// `loadgen run`: loads the scenario, checks the options against it, runs the plan.
 pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
-    let scenario = match crate::cmd::load(&args.file) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let (scenario, source) = match (&args.file, args.rps) {
+        (Some(file), _) => match crate::cmd::load(file) {
+            Ok(s) => (s, std::fs::read_to_string(file).unwrap_or_default()),
+            Err(code) => return code,
+        },
+        (None, rps) => match free::scenario(rps.unwrap_or(0.0), args.seed) {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return EXIT_USAGE;
+            }
+        },
     };
     let mut args = args.clone();
     let stack = match &args.stack {
@@ -50,7 +60,7 @@ pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
     };
     let plan = match RunPlan::new(&args, scenario) {
         Ok(mut plan) => {
-            plan.source = std::fs::read_to_string(&args.file).unwrap_or_default();
+            plan.source = source;
             plan
         }
         Err(errors) => {
@@ -262,7 +272,14 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
     let (snapshot, snapshot_rx) = crate::shared::snapshot::channel();
     let sink = crate::engine::stats::Sink::new();
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
-    let recorder = Recorder::new(&mix_sizes, start, scenario.duration());
+    // Phases extended live run past the scenario's length: the series keeps room for that.
+    let horizon = match &control_listener {
+        Some(_) => scenario
+            .duration()
+            .saturating_add(crate::shared::control::MAX_EXTEND),
+        None => scenario.duration(),
+    };
+    let recorder = Recorder::new(&mix_sizes, start, horizon);
     let recorder = tokio::spawn(recorder.run(sink.clone(), position_rx, snapshot.clone()));
     let watcher = watcher.map(|w| tokio::spawn(w.run(start, snapshot.clone())));
     let progress = tokio::spawn(crate::report::live::show(
