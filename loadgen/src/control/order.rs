@@ -12,19 +12,7 @@
 use serde_json::{Map, Value};
 use target_app::chaos::Fault;
 
-use crate::shared::control::{Command, RateSet, Refusal};
-
-/// The actions, as spelled in `action`.
-pub const ACTIONS: &[&str] = &[
-    "rate",
-    "pause",
-    "resume",
-    "end_phase",
-    "extend",
-    "fault_on",
-    "fault_off",
-    "stop",
-];
+use crate::shared::control::{Command, RateSet, Refusal, ACTIONS};
 
 fn refuse(field: &str, problem: impl Into<String>) -> Refusal {
     Refusal {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::scenario::{Load, Scenario};
 use crate::schedule::{RateCurve, Shard};
+use crate::shared::control::Steering;
 use crate::shared::outcome::Class;
 use crate::shared::snapshot::Live;
 use crate::shared::Position;
@@ -31,14 +32,49 @@ pub struct Sources {
     pub scenario: Arc<Scenario>,
     pub shard: Shard,
     pub snapshot: watch::Receiver<Snapshot>,
+    /// Live control's state, when the run is steered (`--control`).
+    pub steering: Option<watch::Receiver<Steering>>,
 }
 
 impl Sources {
     /// The metrics text as of now.
     pub fn render(&self) -> String {
         let Snapshot { position, live, .. } = self.snapshot.borrow().clone();
-        render(&self.scenario, self.shard, &position, &live, Instant::now())
+        let mut out = render(&self.scenario, self.shard, &position, &live, Instant::now());
+        if let Some(steering) = &self.steering {
+            out.push_str(&render_control(&steering.borrow()));
+        }
+        out
     }
+}
+
+/// Live control's metrics: every change counted by action (each action's series exists from the
+/// start, so `changes()` and `increase()` see the first one: a dashboard annotates them), and whether
+/// the run is paused.
+pub fn render_control(steering: &Steering) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "loadgen_control_changes_total",
+        "counter",
+        "Changes made live through --control or the panel's keys, by action.",
+    );
+    for action in crate::shared::control::ACTIONS {
+        let n = steering
+            .changes
+            .iter()
+            .filter(|c| c.command.action() == *action)
+            .count();
+        let _ = writeln!(out, "loadgen_control_changes_total{{action=\"{action}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "loadgen_control_paused",
+        "gauge",
+        "1 while the run is paused live, else 0.",
+    );
+    let _ = writeln!(out, "loadgen_control_paused {}", u8::from(steering.paused));
+    out
 }
 
 /// The metrics text of a run at `now`.
@@ -312,5 +348,45 @@ concurrency = 2
             "{text}"
         );
         assert!(text.contains("loadgen_target_rps 0\n"), "closed loop has no rate");
+    }
+
+    #[test]
+    fn changes_made_live_are_counted_by_action() {
+        use crate::shared::control::{Change, Command, RateSet};
+        let change = |command: Command| Change {
+            at_s: 1.0,
+            phase: 0,
+            source: "api".into(),
+            text: command.describe(),
+            command,
+        };
+        let steering = Steering {
+            paused: true,
+            changes: vec![
+                change(Command::Rate {
+                    set: RateSet::Factor(2.0),
+                }),
+                change(Command::Rate {
+                    set: RateSet::Rps(5.0),
+                }),
+                change(Command::Pause),
+            ],
+            ..Steering::default()
+        };
+        let text = render_control(&steering);
+        assert!(
+            text.contains("loadgen_control_changes_total{action=\"rate\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("loadgen_control_changes_total{action=\"pause\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("loadgen_control_changes_total{action=\"fault_on\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("loadgen_control_paused 1\n"), "{text}");
+        assert!(text.contains("# TYPE loadgen_control_changes_total counter"));
     }
 }

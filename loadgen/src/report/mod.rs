@@ -2,6 +2,7 @@
 //! JSON for machines. Writers are pure (`fn write(&Summary, &mut impl Write)`), so tests render into a
 //! `Vec<u8>`. The JSON format is documented in `docs/report-format.md`.
 
+mod changed;
 pub mod exporter;
 pub mod histograms;
 pub mod html;
@@ -21,10 +22,11 @@ use crate::engine::stats::{RunStats, Stats};
 use crate::engine::Ending;
 use crate::scenario::{Condition, Load, Metric, Scenario};
 use crate::schedule::{RateCurve, Shard};
-use crate::shared::control::{Change, Command};
+use crate::shared::control::Change;
 use crate::shared::outcome::Class;
 use crate::shared::snapshot::Point;
 use crate::shared::{Timeline, Verdict};
+pub use changed::{changed_live, touches};
 
 pub use crate::report::histograms::Histograms;
 
@@ -456,50 +458,6 @@ pub fn summarize(
         alerts,
         changes: timeline.changes.clone(),
     }
-}
-
-/// Whether a change of this kind moves what `metric` measures: a rate (or pause) moves the counts and
-/// throughput, a fault moves errors and latency, an end or extension moves the counts.
-pub fn touches(command: &Command, metric: Metric) -> bool {
-    use Metric::*;
-    match command {
-        Command::Rate { .. } | Command::Pause | Command::Resume => {
-            matches!(metric, Requests | Rps | Errors | Dropped | LateRatio)
-        }
-        Command::FaultOn { .. } | Command::FaultOff { .. } => matches!(
-            metric,
-            ErrorRatio | Errors | P50 | P90 | P95 | P99 | P999 | Max | Mean
-        ),
-        Command::EndPhase | Command::Extend { .. } | Command::Stop => {
-            matches!(metric, Requests | Errors | Dropped)
-        }
-    }
-}
-
-/// The results of a phase's `conditions` given the `changes` made live in it: one whose metric a change
-/// touched is not judged on what the scenario asked (NOT VERIFIED, changed live, with the time).
-pub fn changed_live<'a>(
-    conditions: &[Condition],
-    results: Vec<ExpectationResult>,
-    changes: impl Iterator<Item = &'a Change> + Clone,
-) -> Vec<ExpectationResult> {
-    conditions
-        .iter()
-        .zip(results)
-        .map(|(c, mut r)| {
-            if let Some(change) = changes.clone().find(|ch| touches(&ch.command, c.metric)) {
-                r.observed = format!(
-                    "changed live at {:.1}s ({}); observed {}",
-                    change.at_s, change.text, r.observed
-                );
-                // Neither a PASS nor a FAIL of what the scenario asked: the run was not the one asked for.
-                if r.verdict != Verdict::Skipped {
-                    r.verdict = Verdict::NotVerified;
-                }
-            }
-            r
-        })
-        .collect()
 }
 
 /// The verdict of a run: the worst of its checks; a run that did not complete is at best NOT VERIFIED

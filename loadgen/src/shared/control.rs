@@ -46,7 +46,33 @@ pub enum Command {
     Stop,
 }
 
+/// The actions, as the control API spells them in `action`.
+pub const ACTIONS: &[&str] = &[
+    "rate",
+    "pause",
+    "resume",
+    "end_phase",
+    "extend",
+    "fault_on",
+    "fault_off",
+    "stop",
+];
+
 impl Command {
+    /// The action, as spelled in the API's `action`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Command::Rate { .. } => "rate",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+            Command::EndPhase => "end_phase",
+            Command::Extend { .. } => "extend",
+            Command::FaultOn { .. } => "fault_on",
+            Command::FaultOff { .. } => "fault_off",
+            Command::Stop => "stop",
+        }
+    }
+
     /// What the command touches, as expectations name what they measure: `rate`, `faults`, `phase`.
     pub fn touches(&self) -> &'static str {
         match self {

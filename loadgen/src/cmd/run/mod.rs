@@ -294,12 +294,14 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         },
         crate::report::live::Style::detect(plan.outputs.quiet),
     ));
+    let (control, steer) = crate::shared::control::channel();
     let (metrics_stop, metrics_stop_rx) = watch::channel(false);
     let metrics_server = metrics_listener.map(|listener| {
         let sources = crate::report::exporter::Sources {
             scenario: scenario.clone(),
             shard: plan.shard,
             snapshot: snapshot_rx.clone(),
+            steering: control_listener.is_some().then(|| steer.state.clone()),
         };
         tokio::spawn(crate::report::exporter::serve(
             listener,
@@ -307,7 +309,6 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             metrics_stop_rx.clone(),
         ))
     });
-    let (control, steer) = crate::shared::control::channel();
     let (predicted_tx, predicted_rx) = watch::channel(alerting.predicted());
     let control_server = control_listener.map(|listener| {
         let sources = crate::control::Sources {
