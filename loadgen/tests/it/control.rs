@@ -370,3 +370,90 @@ fn free_play_runs_until_stopped_and_its_recording_replays_it() {
     );
     assert!(per[1] > per[0] / 2, "the second piece ran at 100 rps: {per:?}");
 }
+
+/// Opens the console of the run at `addr` in headless Chromium with `fragment` (`click=ID` presses
+/// that button once the page has the state); the DOM after its script ran.
+fn console(addr: SocketAddr, fragment: &str, profile: &std::path::Path) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("http://{addr}/#{fragment}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium on PATH (Debian package `chromium`; scripts/test.sh installs it)");
+    let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains("Error")))
+        .map(str::to_owned)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_click_on_the_console_changes_the_run() {
+    let file = scenario_file("control-console", SCENARIO);
+    let dir = file.parent().unwrap().to_path_buf();
+    let (child, addr) = start(&file, &[], Some("console-token"));
+    state_until(addr, Some("console-token"), |s| s["phase"]["name"] == "steady");
+
+    // The page shows the run's state.
+    let dom = console(addr, "token=console-token", &dir.join("profile-view"));
+    assert!(dom.contains("data-ready=\"1\""), "{dom}");
+    assert!(
+        dom.contains("<span id=\"phase\" class=\"big\">steady</span>"),
+        "{dom}"
+    );
+
+    // Pause: the run pauses, and the change says it came from the console.
+    let dom = console(
+        addr,
+        "token=console-token&click=pause",
+        &dir.join("profile-pause"),
+    );
+    assert!(dom.contains("data-clicked=\"ok\""), "{dom}");
+    let (_, state) = call(addr, "GET", "/api/state", Some("console-token"), "");
+    assert_eq!(state["paused"], true, "{state}");
+    assert_eq!(state["changes"][0]["source"], "console", "{state}");
+
+    // The error fault's button switches it on with the ratio in its field.
+    let dom = console(
+        addr,
+        "token=console-token&click=fault-error",
+        &dir.join("profile-fault"),
+    );
+    assert!(dom.contains("data-clicked=\"ok\""), "{dom}");
+    let (_, state) = call(addr, "GET", "/api/state", Some("console-token"), "");
+    assert_eq!(state["faults"][0]["fault"], "error", "{state}");
+    assert_eq!(state["faults"][0]["ratio"], 0.3, "{state}");
+    // And the page shows it on, with the history of changes.
+    let dom = console(addr, "token=console-token", &dir.join("profile-after"));
+    assert!(
+        dom.contains("id=\"fault-error\" data-kind=\"error\" class=\"on\""),
+        "{dom}"
+    );
+    assert!(dom.contains("data-changes=\"2\""), "{dom}");
+
+    let (status, _) = call(
+        addr,
+        "POST",
+        "/api/control",
+        Some("console-token"),
+        r#"{"action": "stop"}"#,
+    );
+    assert_eq!(status, 200);
+    let status = wait(child, Instant::now() + Duration::from_secs(60)).expect("the run ends");
+    assert_eq!(status.code(), Some(130));
+}
