@@ -6,11 +6,13 @@
 //! - `POST /api/control`: one order ([`order`] says the format); 200 with the change made, 400 naming
 //!   the field at fault (nothing changed), 409 once the run is over.
 //! - `GET /`: the console page, one self-contained HTML file.
+//! - [`keys`]: the same orders from keys on the terminal, under the live panel.
 //!
 //! When a token is configured (required off loopback), every request must carry it as
 //! `Authorization: Bearer …`. Orders go to the engine through [`Steer`]; nothing here paces, applies
 //! faults or decides whether an order can be applied now: the engine does, at the instant it takes it.
 
+pub mod keys;
 pub mod order;
 mod state;
 

@@ -46,6 +46,9 @@ pub enum Command {
     Stop,
 }
 
+/// The live panel's last line when keys steer the run.
+pub const KEYS_HELP: &str = "keys: p pause  +/- rate  0 as written  n next  x +30s  e l d r o fault  q stop";
+
 /// The actions, as the control API spells them in `action`.
 pub const ACTIONS: &[&str] = &[
     "rate",

@@ -348,8 +348,7 @@ fn free_play_runs_until_stopped_and_its_recording_replays_it() {
     assert_eq!(names, ["free", "free~2"], "{text}");
     assert_eq!(recorded.seed, 3);
 
-    // The recording replayed sends what free play sent, phase by phase (the last piece ends at the
-    // stop, written to the millisecond: one request either way).
+    // The recording replayed sends what free play sent.
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "run",
@@ -364,8 +363,10 @@ fn free_play_runs_until_stopped_and_its_recording_replays_it() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (live, _) = counts(&live_report);
     let (again, per) = counts(&replay_report);
+    // Within 1% and two requests: at the stop, a request still waiting on the busy machine is not
+    // sent live, and the recording's last piece is cut to the millisecond.
     assert!(
-        live.abs_diff(again) <= 1,
+        live.abs_diff(again) <= 2 + again / 100,
         "live {live}, replayed {again} ({per:?})"
     );
     assert!(per[1] > per[0] / 2, "the second piece ran at 100 rps: {per:?}");

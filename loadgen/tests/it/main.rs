@@ -6,6 +6,7 @@ mod control;
 mod fuzz;
 mod hostile;
 mod html;
+mod keys;
 mod layout;
 mod live;
 mod metrics;

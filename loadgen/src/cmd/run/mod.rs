@@ -282,6 +282,20 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
     let recorder = Recorder::new(&mix_sizes, start, horizon);
     let recorder = tokio::spawn(recorder.run(sink.clone(), position_rx, snapshot.clone()));
     let watcher = watcher.map(|w| tokio::spawn(w.run(start, snapshot.clone())));
+    let (control, steer) = crate::shared::control::channel();
+    let style = crate::report::live::Style::detect(plan.outputs.quiet);
+    // Keys steer the run under the panel, when stdin is a terminal too.
+    let cbreak = match style {
+        crate::report::live::Style::Panel => crate::control::keys::cbreak(),
+        crate::report::live::Style::Lines => None,
+    };
+    let keys_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let keys = cbreak.as_ref().map(|_| {
+        let (steer, done) = (steer.clone(), keys_done.clone());
+        let handle = tokio::runtime::Handle::current();
+        std::thread::spawn(move || crate::control::keys::read(steer, handle, done))
+    });
+    let steered = control_listener.is_some() || keys.is_some();
     let progress = tokio::spawn(crate::report::live::show(
         crate::report::live::Sources {
             scenario: scenario.clone(),
@@ -291,17 +305,18 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             notified: alerting.receiver.as_ref().map(|r| r.inbox.clone()),
             start,
             stop: cancel.clone(),
+            steering: steered.then(|| steer.state.clone()),
+            keys: keys.is_some(),
         },
-        crate::report::live::Style::detect(plan.outputs.quiet),
+        style,
     ));
-    let (control, steer) = crate::shared::control::channel();
     let (metrics_stop, metrics_stop_rx) = watch::channel(false);
     let metrics_server = metrics_listener.map(|listener| {
         let sources = crate::report::exporter::Sources {
             scenario: scenario.clone(),
             shard: plan.shard,
             snapshot: snapshot_rx.clone(),
-            steering: control_listener.is_some().then(|| steer.state.clone()),
+            steering: steered.then(|| steer.state.clone()),
         };
         tokio::spawn(crate::report::exporter::serve(
             listener,
@@ -333,12 +348,17 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         start,
         drain: plan.drain,
         pacing: plan.pacing,
-        control: control_server.is_some().then_some(control),
+        control: steered.then_some(control),
     };
     drop(steer);
     // The recorder ends once the engine has returned and dropped its position channel.
     let (result, timeline, driven) = engine.run_driven().await;
     drop(predicted_tx);
+    keys_done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(keys) = keys {
+        let _ = keys.join();
+    }
+    drop(cbreak);
     let stats = recorder.await.map_err(|e| told(RunError::Recorder(e)))?;
     let _ = progress.await;
     if let Some(why) = client.tls_failure() {
