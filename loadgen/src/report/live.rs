@@ -4,8 +4,8 @@
 //! one plain line every five seconds.
 //!
 //! Reads the run's [`Snapshot`](crate::shared::Snapshot); writes to stderr so stdout keeps only the
-//! summary. The panel uses no terminal mode (no raw mode, no alternate screen, cursor left visible),
-//! so a run ended any way, even by a third Ctrl-C, leaves the terminal as it was. At the end of a run
+//! summary. The panel itself uses no terminal mode (no alternate screen, cursor left visible); the keys
+//! that steer the run (`crate::control::keys`) put stdin in cbreak mode and restore it on every way out. At the end of a run
 //! the panel is erased; on Ctrl-C its last frame stays, above the message about stopping. [`panel`] and [`line`] are pure, so tests render them into strings.
 
 use std::io::{IsTerminal, Write};
