@@ -136,6 +136,9 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     pub pacing: Pacing,
     /// Live control: orders to obey during the run, and where to publish their effect.
     pub control: Option<Control>,
+    /// Where the schedule as it now stands is published after each change (the pieces run so far,
+    /// then the rest of the scenario with the changes in force), for the predictions to follow.
+    pub planned: Option<watch::Sender<Arc<Scenario>>>,
 }
 
 /// How the open-loop pacer waits for each request's deadline.

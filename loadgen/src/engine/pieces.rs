@@ -139,6 +139,36 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         }
     }
 
+    /// Publishes the schedule as it stands: the pieces so far (the running one to its planned end),
+    /// an extension of the running phase (`extra`, at its last rate), then the later phases with the
+    /// live changes in force.
+    fn publish_plan(&self, pieces: &[crate::scenario::Phase], index: usize, extra: Duration, live: &Live) {
+        let Some(planned) = &self.planned else {
+            return;
+        };
+        let mut phases = pieces.to_vec();
+        let phase = &self.scenario.phases[index];
+        if !extra.is_zero() {
+            let name = format!("{}~extended", phase.name);
+            let mut more = piece(phase, name, phase.duration, extra, live.steered);
+            more.chaos = live.faults(&phase.chaos);
+            phases.push(more);
+        }
+        for later in &self.scenario.phases[index + 1..] {
+            let mut next = piece(
+                later,
+                later.name.clone(),
+                Duration::ZERO,
+                later.duration,
+                live.steered,
+            );
+            next.chaos = live.faults(&later.chaos);
+            next.expect = later.expect.clone();
+            phases.push(next);
+        }
+        planned.send_replace(self.as_scenario(&phases));
+    }
+
     /// The pieces so far as a scenario (the last one is paced).
     fn as_scenario(&self, pieces: &[crate::scenario::Phase]) -> Arc<Scenario> {
         Arc::new(Scenario {
@@ -417,6 +447,26 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 };
                 timeline.changes.push(change.clone());
                 live.changes.push(change.clone());
+                // The running piece as it would go on from here, then the rest.
+                let mut ahead = driven.pieces.clone();
+                let from_here = planned.min(phase.duration).saturating_sub(ran);
+                if !from_here.is_zero() && !matches!(order.command, Command::Stop) {
+                    let mut rest = piece(
+                        phase,
+                        format!("{}~next", phase.name),
+                        ran,
+                        from_here,
+                        live.steered,
+                    );
+                    rest.chaos = live.faults(&phase.chaos);
+                    ahead.push(rest);
+                }
+                self.publish_plan(
+                    &ahead,
+                    index,
+                    planned.saturating_sub(ran.max(phase.duration)),
+                    &live,
+                );
                 let stop = order.command == Command::Stop;
                 *pending = Some((order.answer, change));
                 if stop {

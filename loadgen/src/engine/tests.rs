@@ -182,6 +182,7 @@ async fn run_stopped<F: Faults, T: Transport>(
         drain,
         pacing,
         control: None,
+        planned: None,
     };
     let (result, _timeline) = engine.run().await;
     let took = start.elapsed();

@@ -53,8 +53,9 @@ pub struct Sources {
     pub shard: Shard,
     /// Where the run is, what was counted, which alerts are active.
     pub snapshot: watch::Receiver<Snapshot>,
-    /// Alert state changes predicted before the run (seconds from its start).
-    pub predicted: Vec<crate::shared::Transition>,
+    /// Alert state changes predicted (seconds from the run's start): before the run, then again after
+    /// each live change.
+    pub predicted: watch::Receiver<Vec<crate::shared::Transition>>,
     /// The notifications loadgen's webhook received, when it listens.
     pub notified: Option<crate::alerts::notify::Inbox>,
     pub start: Instant,
@@ -103,6 +104,7 @@ pub async fn show(sources: Sources, style: Style) {
             .as_ref()
             .map(|inbox| inbox.snapshot().notifications);
         let steering = sources.steering.as_ref().map(|s| s.borrow().clone());
+        let predicted = sources.predicted.borrow().clone();
         let mut err = std::io::stderr().lock();
         match style {
             Style::Panel => {
@@ -113,7 +115,7 @@ pub async fn show(sources: Sources, style: Style) {
                     live: &live,
                     alerts: alerts.as_deref(),
                     alert_polls_failing,
-                    predicted: &sources.predicted,
+                    predicted: &predicted,
                     notified: notified.as_deref(),
                     elapsed: sources.start.elapsed(),
                     now: Instant::now(),

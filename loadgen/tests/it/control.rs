@@ -458,3 +458,42 @@ fn a_click_on_the_console_changes_the_run() {
     let status = wait(child, Instant::now() + Duration::from_secs(60)).expect("the run ends");
     assert_eq!(status.code(), Some(130));
 }
+
+#[test]
+fn the_predicted_alerts_follow_a_change() {
+    // An expectation on alerts makes the run predict them (promtool, the stack's rules); with no fault
+    // nothing is predicted to fire, and once an error fault is switched on the prediction, made again in
+    // the background from the schedule as it now stands, has HighErrorRate going pending, then firing.
+    let file = scenario_file(
+        "control-predict",
+        &SCENARIO.replace(
+            "rate = { shape = \"constant\", rps = 20 }\n\n[[phases]]\nname = \"after\"",
+            "rate = { shape = \"constant\", rps = 20 }\nexpect = { alerts_inactive = [\"HighErrorRate\"] }\n\n[[phases]]\nname = \"after\"",
+        ),
+    );
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("alerts_inactive"));
+    let (child, addr) = start(&file, &[], None);
+    let state = state_until(addr, None, |s| s["phase"]["name"] == "steady");
+    assert!(state["next_alert"].is_null(), "{state}");
+    let (status, _) = call(
+        addr,
+        "POST",
+        "/api/control",
+        None,
+        r#"{"action": "fault_on", "fault": {"fault": "error", "ratio": 1.0}}"#,
+    );
+    assert_eq!(status, 200);
+    let state = state_until(addr, None, |s| s["next_alert"]["alert"] == "HighErrorRate");
+    let to = state["next_alert"]["to"].as_str();
+    assert!(matches!(to, Some("pending" | "firing")), "{state}");
+    assert!(
+        state["next_alert"]["at_s"].as_f64() > state["changes"][0]["at_s"].as_f64(),
+        "{state}"
+    );
+    let (status, _) = call(addr, "POST", "/api/control", None, r#"{"action": "stop"}"#);
+    assert_eq!(status, 200);
+    let status = wait(child, Instant::now() + Duration::from_secs(60)).expect("the run ends");
+    assert_eq!(status.code(), Some(130));
+}

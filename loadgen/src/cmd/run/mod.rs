@@ -296,12 +296,29 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         std::thread::spawn(move || crate::control::keys::read(steer, handle, done))
     });
     let steered = control_listener.is_some() || keys.is_some();
+    // After each change the alerts are predicted again from the schedule as it then stands, in the
+    // background; the latest plan wins.
+    let (predicted_tx, predicted_rx) = watch::channel(alerting.predicted());
+    let (planned_tx, mut planned_rx) = watch::channel(scenario.clone());
+    let replan = (steered && alerting.predicts()).then(|| {
+        let rules = plan.alerts.rules.clone();
+        let private = plan.alerts.prometheus.is_none();
+        tokio::spawn(async move {
+            while planned_rx.changed().await.is_ok() {
+                let planned = planned_rx.borrow_and_update().clone();
+                let predicted = crate::alerts::predict::live::start(planned, rules.as_deref(), private).await;
+                if let Ok(p) = predicted {
+                    predicted_tx.send_replace(p.transitions);
+                }
+            }
+        })
+    });
     let progress = tokio::spawn(crate::report::live::show(
         crate::report::live::Sources {
             scenario: scenario.clone(),
             shard: plan.shard,
             snapshot: snapshot_rx.clone(),
-            predicted: alerting.predicted(),
+            predicted: predicted_rx.clone(),
             notified: alerting.receiver.as_ref().map(|r| r.inbox.clone()),
             start,
             stop: cancel.clone(),
@@ -324,7 +341,6 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             metrics_stop_rx.clone(),
         ))
     });
-    let (predicted_tx, predicted_rx) = watch::channel(alerting.predicted());
     let control_server = control_listener.map(|listener| {
         let sources = crate::control::Sources {
             steer: steer.clone(),
@@ -349,11 +365,14 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         drain: plan.drain,
         pacing: plan.pacing,
         control: steered.then_some(control),
+        planned: steered.then_some(planned_tx),
     };
     drop(steer);
     // The recorder ends once the engine has returned and dropped its position channel.
     let (result, timeline, driven) = engine.run_driven().await;
-    drop(predicted_tx);
+    if let Some(replan) = replan {
+        replan.abort();
+    }
     keys_done.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(keys) = keys {
         let _ = keys.join();

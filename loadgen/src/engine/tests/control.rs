@@ -51,6 +51,8 @@ struct Steered {
     sends: Vec<Duration>,
     /// When each request was due and which request of the mix it was, in order.
     requests: Vec<(Duration, usize)>,
+    /// The schedule as it stood after the last change.
+    planned: Arc<Scenario>,
     /// The answer to each order, in order.
     answers: Vec<Result<Change, Unapplied>>,
     switches: Vec<(Duration, Vec<&'static str>)>,
@@ -65,6 +67,7 @@ async fn steered(scenario: Arc<Scenario>, script: Vec<(Duration, Command)>) -> S
     let switches = Switches::default();
     let transport = Scripted::new(ms(10));
     let (control, steer) = control::channel();
+    let (planned_tx, planned_rx) = watch::channel(scenario.clone());
     let (samples_tx, mut samples) = tokio::sync::mpsc::unbounded_channel();
     let (_stop_tx, stop) = watch::channel(false);
     let start = Instant::now();
@@ -90,6 +93,7 @@ async fn steered(scenario: Arc<Scenario>, script: Vec<(Duration, Command)>) -> S
         drain: Duration::from_secs(1),
         pacing: Pacing::Timer,
         control: Some(control),
+        planned: Some(planned_tx),
     };
     let (result, timeline, driven) = engine.run_driven().await;
     let answers = orders.await.expect("the orders were given");
@@ -99,7 +103,9 @@ async fn steered(scenario: Arc<Scenario>, script: Vec<(Duration, Command)>) -> S
         requests.push((s.intended - start, s.request));
     }
     requests.sort();
+    let planned = planned_rx.borrow().clone();
     Steered {
+        planned,
         requests,
         ending: result.expect("the run went through"),
         timeline,
@@ -312,4 +318,43 @@ async fn the_pieces_run_again_give_the_same_requests_and_fault_windows() {
         assert_eq!(again.switches, live.switches);
         assert_eq!(again.timeline.phases.last().unwrap().1, at(7) + ms(7000));
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_change_the_schedule_as_it_stands_is_published() {
+    let error: Fault = serde_json::from_str(r#"{"fault": "error", "ratio": 0.5}"#).unwrap();
+    let script = vec![
+        (
+            ms(2000),
+            Command::Rate {
+                set: RateSet::Rps(40.0),
+            },
+        ),
+        (ms(3000), Command::FaultOn { fault: error }),
+        (ms(4000), Command::Extend { by: ms(5000) }),
+    ];
+    let out = steered(scenario(THREE_PHASES), script).await;
+    let plan = &out.planned;
+    // Run so far (a: 0-2 s at 10, 2-3 s at 40, 3-4 s at 40), then a's rest at 40 with the fault,
+    // its 5 s extension, then b and c as written but at 40 req/s and with the error fault.
+    let names: Vec<&str> = plan.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["a", "a~2", "a~3", "a~next", "a~extended", "b", "c"]);
+    let total: Duration = plan.phases.iter().map(|p| p.duration).sum();
+    assert_eq!(total, ms(10_000 + 5000 + 10_000 + 5000));
+    for p in &plan.phases[3..] {
+        assert!(p.chaos.iter().any(|f| f.kind() == "error"), "{}", p.name);
+        assert_eq!(
+            p.load,
+            crate::scenario::Load::Open {
+                rate: crate::scenario::Rate::Constant {
+                    rps: crate::scenario::Rps::new(40.0).unwrap()
+                },
+                arrivals: crate::scenario::Arrivals::Even
+            },
+            "{}",
+            p.name
+        );
+    }
+    // c keeps its own latency fault beside the one switched on.
+    assert_eq!(plan.phases[6].chaos.len(), 2);
 }
