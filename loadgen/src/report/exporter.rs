@@ -40,9 +40,23 @@ impl Sources {
     /// The metrics text as of now.
     pub fn render(&self) -> String {
         let Snapshot { position, live, .. } = self.snapshot.borrow().clone();
-        let mut out = render(&self.scenario, self.shard, &position, &live, Instant::now());
-        if let Some(steering) = &self.steering {
-            out.push_str(&render_control(&steering.borrow()));
+        let steering = self.steering.as_ref().map(|s| s.borrow().clone());
+        // Once the run was changed live, the rate asked for is the engine's, not the curve's.
+        let target = steering.as_ref().and_then(|st| match st {
+            st if st.paused => Some(0.0),
+            st if !st.changes.is_empty() => st.target_rps.map(|r| r / self.shard.count() as f64),
+            _ => None,
+        });
+        let mut out = render_with(
+            &self.scenario,
+            self.shard,
+            &position,
+            &live,
+            Instant::now(),
+            target,
+        );
+        if let Some(steering) = &steering {
+            out.push_str(&render_control(steering));
         }
         out
     }
@@ -79,6 +93,18 @@ pub fn render_control(steering: &Steering) -> String {
 
 /// The metrics text of a run at `now`.
 pub fn render(scenario: &Scenario, shard: Shard, position: &Position, live: &Live, now: Instant) -> String {
+    render_with(scenario, shard, position, live, now, None)
+}
+
+/// [`render`], with the intended rate `target` instead of the curve's when given.
+pub fn render_with(
+    scenario: &Scenario,
+    shard: Shard,
+    position: &Position,
+    live: &Live,
+    now: Instant,
+    target: Option<f64>,
+) -> String {
     let mut out = String::with_capacity(4096);
     let current = position.phase.zip(position.phase_started);
 
@@ -164,7 +190,7 @@ pub fn render(scenario: &Scenario, shard: Shard, position: &Position, live: &Liv
         "gauge",
         "Intended request rate of this generator now (the phase's rate curve divided by the shard count).",
     );
-    let target = current.map_or(0.0, |(i, started)| {
+    let curve = current.map_or(0.0, |(i, started)| {
         target_rps(
             scenario,
             shard,
@@ -172,6 +198,10 @@ pub fn render(scenario: &Scenario, shard: Shard, position: &Position, live: &Liv
             now.saturating_duration_since(started).as_secs_f64(),
         )
     });
+    let target = match current {
+        Some(_) => target.unwrap_or(curve),
+        None => curve,
+    };
     let _ = writeln!(out, "loadgen_target_rps {}", float(target));
 
     family(
@@ -313,6 +343,10 @@ concurrency = 2
             ..Live::default()
         };
         let text = render(&s, Shard::new(1, 2).unwrap(), &position, &live, now);
+        // Changed live, the rate asked for is the engine's.
+        let steered = render_with(&s, Shard::new(1, 2).unwrap(), &position, &live, now, Some(42.5));
+        assert!(steered.contains("\nloadgen_target_rps 42.5\n"), "{steered}");
+        assert!(!text.contains("\nloadgen_target_rps 42.5\n"), "{text}");
         for name in [
             "loadgen_requests_total",
             "loadgen_late_total",

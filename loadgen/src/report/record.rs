@@ -163,3 +163,131 @@ pub fn scenario_toml(source: &str, scenario: &Scenario, driven: &Driven) -> Resu
         scenario.name
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::schedule::{piece, Steered};
+    use crate::shared::control::RateSet;
+
+    const SOURCE: &str = r#"# a comment that goes
+name = "shapes"
+seed = 9
+[defaults]
+timeout = "2s"
+[[mix]]
+path = "/"
+weight = 2
+[[mix]]
+path = "/external"
+[[phases]]
+name = "wave"
+duration = "60s"
+rate = { shape = "sine", mean = 50, amplitude = 20, period = "40s" }
+arrivals = "poisson"
+expect = { p95 = "< 300ms" }
+[[phases]]
+name = "stairs"
+duration = "30s"
+rate = { shape = "steps", steps = [{ rps = 10, duration = "10s" }, { rps = 40, duration = "20s" }] }
+mix = [{ path = "/slow" }]
+chaos = [{ fault = "latency", delay = "200ms", ratio = 0.5, routes = ["/slow"] }]
+[[phases]]
+name = "spike"
+duration = "20s"
+rate = { shape = "spike", base = 5, peak = 50, at = "5s", width = "3s" }
+[[phases]]
+name = "workers"
+duration = "10s"
+concurrency = 4
+"#;
+
+    /// Pieces of every kind: shapes cut mid-way, scaled, set live, paused, extended, closed-loop, with
+    /// faults switched on live.
+    fn driven(s: &Scenario) -> Driven {
+        let ms = Duration::from_millis;
+        let error: Fault =
+            serde_json::from_str(r#"{"fault": "error", "status": 503, "ratio": 0.25}"#).unwrap();
+        let factor = Steered {
+            rate: Some(RateSet::Factor(1.5)),
+            paused: false,
+        };
+        let rps = Steered {
+            rate: Some(RateSet::Rps(33.3)),
+            paused: false,
+        };
+        let paused = Steered {
+            rate: None,
+            paused: true,
+        };
+        let mut pieces = vec![
+            piece(&s.phases[0], "wave".into(), ms(0), ms(12_345), Steered::default()),
+            piece(&s.phases[0], "wave~2".into(), ms(12_345), ms(20_000), factor),
+            piece(&s.phases[0], "wave~3".into(), ms(32_345), ms(27_655), paused),
+            piece(
+                &s.phases[1],
+                "stairs".into(),
+                ms(0),
+                ms(7_500),
+                Steered::default(),
+            ),
+            piece(&s.phases[1], "stairs~2".into(), ms(7_500), ms(22_500), factor),
+            piece(&s.phases[1], "stairs~3".into(), ms(30_000), ms(5_000), factor),
+            piece(&s.phases[2], "spike".into(), ms(0), ms(6_001), rps),
+            piece(
+                &s.phases[2],
+                "spike~2".into(),
+                ms(6_001),
+                ms(13_999),
+                Steered::default(),
+            ),
+            piece(
+                &s.phases[3],
+                "workers".into(),
+                ms(0),
+                ms(4_000),
+                Steered::default(),
+            ),
+            piece(&s.phases[3], "workers~2".into(), ms(4_000), ms(6_000), rps),
+        ];
+        pieces[4].chaos.push(error.clone());
+        pieces[7].chaos = vec![error];
+        Driven {
+            phase_of: vec![0, 0, 0, 1, 1, 1, 2, 2, 3, 3],
+            pieces,
+        }
+    }
+
+    #[test]
+    fn a_recording_reads_back_as_the_pieces_that_ran() {
+        let s = crate::scenario::parse(SOURCE, "shapes.toml").unwrap_or_else(|d| panic!("{d}"));
+        let driven = driven(&s);
+        let text = scenario_toml(SOURCE, &s, &driven).unwrap();
+        let back = crate::scenario::parse(&text, "recorded.toml").unwrap_or_else(|d| panic!("{d}\n{text}"));
+        assert_eq!(back.phases, driven.pieces, "{text}");
+        assert_eq!((back.seed, back.defaults.timeout), (9, Duration::from_secs(2)));
+        assert!(text.contains("shift = \"12345ms\""), "{text}");
+        assert!(!text.contains("expect"), "a piece has no expectations: {text}");
+        // The same pieces, scheduled: the same arrivals.
+        let pieces = Scenario {
+            phases: driven.pieces.clone(),
+            ..s.clone()
+        };
+        let a: Vec<_> = crate::schedule::Schedule::new(&pieces).collect();
+        let b: Vec<_> = crate::schedule::Schedule::new(&back).collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_seed_beyond_toml_integers_is_refused() {
+        let mut s = crate::scenario::parse(SOURCE, "shapes.toml").unwrap();
+        s.seed = u64::MAX;
+        let driven = driven(&s);
+        assert!(matches!(
+            scenario_toml(SOURCE, &s, &driven),
+            Err(RecordError::Seed(_))
+        ));
+    }
+}

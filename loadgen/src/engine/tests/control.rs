@@ -275,15 +275,13 @@ async fn a_refused_order_names_its_field_and_changes_nothing() {
     assert_eq!(count(&out.sends, ms(0), ms(10_000)), 100);
 }
 
-/// The pieces of a run as a scenario of their own: the recording `--record` writes, parsed back.
-fn as_scenario(text: &str, of: &Scenario, driven: &Driven) -> Arc<Scenario> {
-    let recording = crate::report::record::scenario_toml(text, of, driven).expect("recorded");
-    let parsed = scenario(&recording);
-    assert_eq!(
-        parsed.phases, driven.pieces,
-        "the recording reads back as the pieces:\n{recording}"
-    );
-    parsed
+/// The pieces of a run as a scenario of their own (what `--record` writes: the report's recording
+/// tests check that the file reads back as these pieces).
+fn as_scenario(of: &Scenario, driven: &Driven) -> Arc<Scenario> {
+    Arc::new(Scenario {
+        phases: driven.pieces.clone(),
+        ..of.clone()
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -298,14 +296,14 @@ async fn the_pieces_run_again_give_the_same_requests_and_fault_windows() {
         // a: 7 pieces (6 changes); b: 2 (cut at 12.0525 s, ended at 15.0525 s); c: 4 (a fault switched
         // off, the extension given, its written end, the extension).
         assert_eq!(live.driven.phase_of, [0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2]);
-        let again = steered(as_scenario(&text, &original, &live.driven), Vec::new()).await;
+        let again = steered(as_scenario(&original, &live.driven), Vec::new()).await;
         assert_eq!(again.sends, live.sends, "{arrivals}");
         assert_eq!(
             again.requests, live.requests,
             "{arrivals}: the same requests of the mix"
         );
         // And both are the recording's schedule as the scheduler alone computes it.
-        let recorded = as_scenario(&text, &original, &live.driven);
+        let recorded = as_scenario(&original, &live.driven);
         let mut scheduled: Vec<(Duration, usize)> = crate::schedule::Schedule::new(&recorded)
             .map(|a| (recorded.phase_start(a.phase) + a.offset, a.request))
             .collect();
