@@ -17,6 +17,7 @@
 //!   run's scope, the webhook receiver, delivery, the prediction (promtool), and the judge.
 //! - [`report`]: the summary (text and JSON), the HTML report, merging shard reports, the live panel
 //!   and the generator's own `/metrics`.
+//! - [`control`]: live control over HTTP (`--control`): the JSON API and the console page.
 //! - [`cmd`]: one file per subcommand, and the exit codes.
 //! - [`shared`]: data types several wings share.
 //! - [`http_server`]: the small HTTP/1.1 server behind `/metrics` and the webhook receiver.
@@ -24,6 +25,7 @@
 pub mod alerts;
 pub mod client;
 pub mod cmd;
+pub mod control;
 pub mod engine;
 pub mod http_server;
 pub mod report;

@@ -44,6 +44,7 @@ async fn run(cli: Cli) -> ExitCode {
         let _ = stop_tx.send(true);
         stop_signal().await;
         eprintln!("loadgen: quitting at once");
+        loadgen::control::keys::restore();
         #[allow(
             clippy::exit,
             reason = "a third Ctrl-C must end the process whatever the run is doing; the private \

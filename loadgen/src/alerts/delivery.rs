@@ -337,6 +337,7 @@ rate = { shape = "constant", rps = 10 }
         Timeline {
             phases: vec![(s(0), s(60)), (s(60), s(180)), (s(180), s(270))],
             faults: vec![(1, Duration::from_millis(60_200), s(180))],
+            ..Timeline::default()
         }
     }
 

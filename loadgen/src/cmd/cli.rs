@@ -66,8 +66,15 @@ pub struct MergeArgs {
 /// Options of `loadgen run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Scenario file.
-    pub file: PathBuf,
+    /// Scenario file (without one, `--rps` starts free play).
+    #[arg(required_unless_present = "rps")]
+    pub file: Option<PathBuf>,
+
+    /// Free play, without a scenario: one phase sending `GET /` at RPS requests per second, for up to
+    /// 24 h, until stopped (Ctrl-C, or `stop` from `--control`, which steers it meanwhile). `--record`
+    /// makes it a scenario afterwards.
+    #[arg(long, value_name = "RPS", conflicts_with = "file")]
+    pub rps: Option<f64>,
 
     /// Base URL of a running target (e.g. http://localhost:8080). Without it, the target-app and its
     /// downstream are started embedded on loopback ports.
@@ -220,6 +227,22 @@ pub struct RunArgs {
     /// sees the final counts.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "metrics_addr")]
     pub metrics_linger: Option<std::time::Duration>,
+
+    /// Steer the run live: the console page at `http://ADDR/` and a JSON API (`/api/state`,
+    /// `/api/control`) change the rate, pause, end or extend phases and switch faults. Without a
+    /// value, 127.0.0.1:7070. An address beyond loopback needs a token (`LOADGEN_CONTROL_TOKEN`).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:7070")]
+    pub control: Option<std::net::SocketAddr>,
+
+    /// Bearer token every control request must carry; required when `--control` listens beyond
+    /// loopback.
+    #[arg(long, env = "LOADGEN_CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
+
+    /// Write the run as driven to FILE: a scenario whose phases are split at every live change, with
+    /// the same seed, rates and faults, that replays the run.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
 
     /// No live panel: a plain progress line every 5 s on stderr instead (as when stderr is not a
     /// terminal), then the summary.

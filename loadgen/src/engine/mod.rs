@@ -10,6 +10,9 @@
 //! time; those still running then are cancelled and counted as `cancelled`, so the run always ends
 //! within the drain time of the stop. A second stop (the stop channel sent again) cancels them at once.
 
+mod pieces;
+
+pub use pieces::Driven;
 pub mod stats;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +31,7 @@ use crate::client::{Client, Own, Response};
 use crate::engine::stats::{Record, Sample};
 use crate::scenario::{Load, Request, Scenario};
 use crate::schedule::{PhaseStarts, Shard};
+use crate::shared::control::Control;
 use crate::shared::outcome::Class;
 use crate::shared::{Position, Timeline};
 
@@ -130,6 +134,11 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
     pub drain: Duration,
     /// How the open-loop pacer waits for each deadline.
     pub pacing: Pacing,
+    /// Live control: orders to obey during the run, and where to publish their effect.
+    pub control: Option<Control>,
+    /// Where the schedule as it now stands is published after each change (the pieces run so far,
+    /// then the rest of the scenario with the changes in force), for the predictions to follow.
+    pub planned: Option<watch::Sender<Arc<Scenario>>>,
 }
 
 /// How the open-loop pacer waits for each request's deadline.
@@ -209,7 +218,15 @@ const CANCEL_GRACE: Duration = Duration::from_secs(1);
 impl<T: Transport, F: Faults> Engine<T, F> {
     /// Runs every phase. Faults applied to the target are cleared before returning, whatever happens.
     pub async fn run(self) -> (Result<Ending, EngineError>, Timeline) {
+        let (result, timeline, _) = self.run_driven().await;
+        (result, timeline)
+    }
+
+    /// [`Engine::run`], also giving the run as driven: the pieces it ran, split at every change.
+    pub async fn run_driven(mut self) -> (Result<Ending, EngineError>, Timeline, Driven) {
         let mut timeline = Timeline::default();
+        let mut driven = Driven::default();
+        let mut control = self.control.take();
         let (cancel_tx, cancel) = watch::channel(false);
         let shared = Arc::new(Shared {
             in_flight: AtomicUsize::new(0),
@@ -236,7 +253,9 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         };
         let max_in_flight = self.scenario.defaults.max_in_flight.get() as usize;
         let slots = Arc::new(Semaphore::new(max_in_flight));
-        let result = self.phases(&shared, &slots, &mut timeline).await;
+        let result = self
+            .phases(&mut control, &shared, &slots, &mut timeline, &mut driven)
+            .await;
 
         // Let in-flight requests finish within the drain time, then cancel the rest; each records
         // itself as cancelled at once.
@@ -264,7 +283,13 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 }
             }
         }
-        (result, timeline)
+        if let Some(control) = &control {
+            control.state.send_modify(|s| {
+                s.faults.clear();
+                s.target_rps = None;
+            });
+        }
+        (result, timeline, driven)
     }
 
     fn stopped(&self) -> bool {
@@ -275,109 +300,24 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         set_position(&self.position, shared, phase, started);
     }
 
-    async fn phases(
-        &self,
-        shared: &Arc<Shared>,
-        slots: &Arc<Semaphore>,
-        timeline: &mut Timeline,
-    ) -> Result<Ending, EngineError> {
-        let mut faults_on = false;
-        for (index, phase) in self.scenario.phases.iter().enumerate() {
-            if self.stopped() {
-                return Ok(Ending::Interrupted);
-            }
-            if let Some(chaos) = &self.chaos {
-                let applied = if !phase.chaos.is_empty() {
-                    chaos.apply(self.scenario.seed, &phase.chaos).await.map(|()| true)
-                } else if faults_on {
-                    chaos.clear().await.map(|()| false)
-                } else {
-                    Ok(false)
-                };
-                match applied {
-                    Ok(on) => faults_on = on,
-                    Err(source) => {
-                        return Err(EngineError::Chaos {
-                            phase: phase.name.clone(),
-                            source,
-                        })
-                    }
-                }
-            }
-            let started = Instant::now();
-            self.set_position(shared, Some(index), Some(started));
-            let end = later(started, phase.duration);
-            let interrupted = match phase.load {
-                Load::Open { .. } => self.open_loop(index, started, end, shared, slots).await,
-                Load::Closed { concurrency } => self.closed_loop(index, concurrency.get(), end, shared).await,
-            };
-            let ended = Instant::now();
-            let span = (started - self.start, ended - self.start);
-            timeline.phases.push(span);
-            if faults_on {
-                timeline.faults.push((index, span.0, span.1));
-            }
-            if interrupted {
-                return Ok(Ending::Interrupted);
-            }
-        }
-        Ok(Ending::Completed)
-    }
-
-    /// Sends the phase's arrivals at their deadlines. Returns whether it was stopped.
-    async fn open_loop(
+    /// Starts `concurrency` workers of phase `index` (numbered as piece `piece`), which send until
+    /// `end` or until `halt` turns true.
+    fn closed_loop(
         &self,
         index: usize,
-        started: Instant,
+        piece: usize,
+        concurrency: u32,
         end: Instant,
         shared: &Arc<Shared>,
-        slots: &Arc<Semaphore>,
-    ) -> bool {
-        let pacer = Pacer {
-            launch: Launch {
-                scenario: self.scenario.clone(),
-                client: self.client.clone(),
-                samples: self.samples.clone(),
-                shared: shared.clone(),
-                index,
-            },
-            slots: slots.clone(),
-            stop: self.stop.clone(),
-            position: self.position.clone(),
-            starts: self.starts.clone(),
-            shard: self.shard,
-            started,
-            end,
-            handle: tokio::runtime::Handle::current(),
-        };
-        let stopped = match self.pacing {
-            Pacing::Timer => pacer.on_timer().await,
-            Pacing::Precise => match tokio::task::spawn_blocking(move || pacer.on_thread()).await {
-                Ok(stopped) => stopped,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => true,
-            },
-        };
-        if stopped {
-            return true;
-        }
-        // Hold the phase until its end even when its last arrival came earlier.
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            () = tokio::time::sleep_until(end) => false,
-            _ = stop.changed() => true,
-        }
-    }
-
-    /// Runs `concurrency` workers until the phase ends. Returns whether it was stopped.
-    async fn closed_loop(&self, index: usize, concurrency: u32, end: Instant, shared: &Arc<Shared>) -> bool {
-        let numbers = Arc::new(AtomicU64::new(CLOSED_LOOP_NUMBERS + ((index as u64) << 32)));
+        halt: &watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let numbers = Arc::new(AtomicU64::new(CLOSED_LOOP_NUMBERS + ((piece as u64) << 32)));
         let mut workers = Vec::with_capacity(concurrency as usize);
         for _ in 0..concurrency {
             let scenario = self.scenario.clone();
             let client = self.client.clone();
             let numbers = numbers.clone();
-            let stop = self.stop.clone();
+            let stop = halt.clone();
             let mut cancel = shared.cancel.clone();
             // The worker's request in flight, if any, when the drain cancels it (or a panic ends the
             // task) is recorded as the guard drops.
@@ -409,15 +349,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                 }
             }));
         }
-        let mut stop = self.stop.clone();
-        let interrupted = tokio::select! {
-            () = tokio::time::sleep_until(end) => false,
-            _ = stop.changed() => true,
-        };
-        for w in workers {
-            let _ = w.await;
-        }
-        interrupted
+        workers
     }
 }
 
@@ -455,25 +387,41 @@ impl Batch {
 struct Pacer<T: Transport> {
     launch: Launch<T>,
     slots: Arc<Semaphore>,
+    /// Turns true on a stop, or when live control cuts the piece short.
     stop: watch::Receiver<bool>,
     position: watch::Sender<Position>,
-    starts: PhaseStarts,
+    /// The pieces run so far, the one being paced last: its arrivals are paced.
+    pieces: Arc<Scenario>,
+    /// Global number of the piece's first request.
+    first_number: u64,
     shard: Shard,
+    /// When the piece started, and when its phase did (for the position).
     started: Instant,
+    phase_started: Instant,
     end: Instant,
     handle: tokio::runtime::Handle,
 }
 
 impl<T: Transport> Pacer<T> {
-    fn arrivals<'a>(&self, scenario: &'a Scenario) -> crate::schedule::PhaseArrivals<'a> {
-        self.starts.phase(scenario, self.launch.index, self.shard)
+    /// Paces the piece on its own task (or thread, see [`Pacing`]); the handle tells whether it was
+    /// stopped.
+    fn spawn(self, pacing: Pacing) -> tokio::task::JoinHandle<bool> {
+        match pacing {
+            Pacing::Timer => tokio::spawn(self.on_timer()),
+            Pacing::Precise => tokio::task::spawn_blocking(move || self.on_thread()),
+        }
+    }
+
+    fn arrivals<'a>(&self, pieces: &'a Scenario) -> crate::schedule::PhaseArrivals<'a> {
+        let last = pieces.phases.len() - 1;
+        crate::schedule::PhaseArrivals::new(pieces, last, self.first_number, self.shard)
     }
 
     /// Paces as a task on tokio's timer. Returns whether it was stopped.
     async fn on_timer(mut self) -> bool {
-        let scenario = self.launch.scenario.clone();
+        let pieces = self.pieces.clone();
         let mut next_position = Instant::now();
-        for arrival in self.arrivals(&scenario) {
+        for arrival in self.arrivals(&pieces) {
             let intended = later(self.started, arrival.offset);
             if Instant::now() < intended {
                 tokio::select! {
@@ -497,10 +445,10 @@ impl<T: Transport> Pacer<T> {
     /// thread): long waits on tokio's timer, the last [`FINE_WAIT`] on the OS clock. Returns whether
     /// it was stopped.
     fn on_thread(mut self) -> bool {
-        let scenario = self.launch.scenario.clone();
+        let pieces = self.pieces.clone();
         let mut next_position = Instant::now();
         let mut batch = Batch::new(Instant::now());
-        for arrival in self.arrivals(&scenario) {
+        for arrival in self.arrivals(&pieces) {
             let intended = later(self.started, arrival.offset);
             if *self.stop.borrow() {
                 return true;
@@ -568,7 +516,7 @@ impl<T: Transport> Pacer<T> {
                 &self.position,
                 &self.launch.shared,
                 Some(self.launch.index),
-                Some(self.started),
+                Some(self.phase_started),
             );
             *next = now + Duration::from_millis(100);
         }

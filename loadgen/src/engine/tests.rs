@@ -181,6 +181,8 @@ async fn run_stopped<F: Faults, T: Transport>(
         start,
         drain,
         pacing,
+        control: None,
+        planned: None,
     };
     let (result, _timeline) = engine.run().await;
     let took = start.elapsed();
@@ -759,3 +761,5 @@ fn the_precise_pacer_wakes_once_per_arrival_at_low_rates_and_batches_at_high_one
     let worst = lags.iter().max().unwrap();
     assert!(*worst < super::BATCH, "{worst:?}");
 }
+
+mod control;

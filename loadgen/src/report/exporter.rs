@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::scenario::{Load, Scenario};
 use crate::schedule::{RateCurve, Shard};
+use crate::shared::control::Steering;
 use crate::shared::outcome::Class;
 use crate::shared::snapshot::Live;
 use crate::shared::Position;
@@ -31,18 +32,79 @@ pub struct Sources {
     pub scenario: Arc<Scenario>,
     pub shard: Shard,
     pub snapshot: watch::Receiver<Snapshot>,
+    /// Live control's state, when the run is steered (`--control`).
+    pub steering: Option<watch::Receiver<Steering>>,
 }
 
 impl Sources {
     /// The metrics text as of now.
     pub fn render(&self) -> String {
         let Snapshot { position, live, .. } = self.snapshot.borrow().clone();
-        render(&self.scenario, self.shard, &position, &live, Instant::now())
+        let steering = self.steering.as_ref().map(|s| s.borrow().clone());
+        // Once the run was changed live, the rate asked for is the engine's, not the curve's.
+        let target = steering.as_ref().and_then(|st| match st {
+            st if st.paused => Some(0.0),
+            st if !st.changes.is_empty() => st.target_rps.map(|r| r / self.shard.count() as f64),
+            _ => None,
+        });
+        let mut out = render_with(
+            &self.scenario,
+            self.shard,
+            &position,
+            &live,
+            Instant::now(),
+            target,
+        );
+        if let Some(steering) = &steering {
+            out.push_str(&render_control(steering));
+        }
+        out
     }
+}
+
+/// Live control's metrics: every change counted by action (each action's series exists from the
+/// start, so `changes()` and `increase()` see the first one: a dashboard annotates them), and whether
+/// the run is paused.
+pub fn render_control(steering: &Steering) -> String {
+    let mut out = String::new();
+    family(
+        &mut out,
+        "loadgen_control_changes_total",
+        "counter",
+        "Changes made live through --control or the panel's keys, by action.",
+    );
+    for action in crate::shared::control::ACTIONS {
+        let n = steering
+            .changes
+            .iter()
+            .filter(|c| c.command.action() == *action)
+            .count();
+        let _ = writeln!(out, "loadgen_control_changes_total{{action=\"{action}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "loadgen_control_paused",
+        "gauge",
+        "1 while the run is paused live, else 0.",
+    );
+    let _ = writeln!(out, "loadgen_control_paused {}", u8::from(steering.paused));
+    out
 }
 
 /// The metrics text of a run at `now`.
 pub fn render(scenario: &Scenario, shard: Shard, position: &Position, live: &Live, now: Instant) -> String {
+    render_with(scenario, shard, position, live, now, None)
+}
+
+/// [`render`], with the intended rate `target` instead of the curve's when given.
+pub fn render_with(
+    scenario: &Scenario,
+    shard: Shard,
+    position: &Position,
+    live: &Live,
+    now: Instant,
+    target: Option<f64>,
+) -> String {
     let mut out = String::with_capacity(4096);
     let current = position.phase.zip(position.phase_started);
 
@@ -128,7 +190,7 @@ pub fn render(scenario: &Scenario, shard: Shard, position: &Position, live: &Liv
         "gauge",
         "Intended request rate of this generator now (the phase's rate curve divided by the shard count).",
     );
-    let target = current.map_or(0.0, |(i, started)| {
+    let curve = current.map_or(0.0, |(i, started)| {
         target_rps(
             scenario,
             shard,
@@ -136,6 +198,10 @@ pub fn render(scenario: &Scenario, shard: Shard, position: &Position, live: &Liv
             now.saturating_duration_since(started).as_secs_f64(),
         )
     });
+    let target = match current {
+        Some(_) => target.unwrap_or(curve),
+        None => curve,
+    };
     let _ = writeln!(out, "loadgen_target_rps {}", float(target));
 
     family(
@@ -277,6 +343,10 @@ concurrency = 2
             ..Live::default()
         };
         let text = render(&s, Shard::new(1, 2).unwrap(), &position, &live, now);
+        // Changed live, the rate asked for is the engine's.
+        let steered = render_with(&s, Shard::new(1, 2).unwrap(), &position, &live, now, Some(42.5));
+        assert!(steered.contains("\nloadgen_target_rps 42.5\n"), "{steered}");
+        assert!(!text.contains("\nloadgen_target_rps 42.5\n"), "{text}");
         for name in [
             "loadgen_requests_total",
             "loadgen_late_total",
@@ -312,5 +382,45 @@ concurrency = 2
             "{text}"
         );
         assert!(text.contains("loadgen_target_rps 0\n"), "closed loop has no rate");
+    }
+
+    #[test]
+    fn changes_made_live_are_counted_by_action() {
+        use crate::shared::control::{Change, Command, RateSet};
+        let change = |command: Command| Change {
+            at_s: 1.0,
+            phase: 0,
+            source: "api".into(),
+            text: command.describe(),
+            command,
+        };
+        let steering = Steering {
+            paused: true,
+            changes: vec![
+                change(Command::Rate {
+                    set: RateSet::Factor(2.0),
+                }),
+                change(Command::Rate {
+                    set: RateSet::Rps(5.0),
+                }),
+                change(Command::Pause),
+            ],
+            ..Steering::default()
+        };
+        let text = render_control(&steering);
+        assert!(
+            text.contains("loadgen_control_changes_total{action=\"rate\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("loadgen_control_changes_total{action=\"pause\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("loadgen_control_changes_total{action=\"fault_on\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("loadgen_control_paused 1\n"), "{text}");
+        assert!(text.contains("# TYPE loadgen_control_changes_total counter"));
     }
 }

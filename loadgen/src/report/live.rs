@@ -4,8 +4,8 @@
 //! one plain line every five seconds.
 //!
 //! Reads the run's [`Snapshot`](crate::shared::Snapshot); writes to stderr so stdout keeps only the
-//! summary. The panel uses no terminal mode (no raw mode, no alternate screen, cursor left visible),
-//! so a run ended any way, even by a third Ctrl-C, leaves the terminal as it was. At the end of a run
+//! summary. The panel itself uses no terminal mode (no alternate screen, cursor left visible); the keys
+//! that steer the run (`crate::control::keys`) put stdin in cbreak mode and restore it on every way out. At the end of a run
 //! the panel is erased; on Ctrl-C its last frame stays, above the message about stopping. [`panel`] and [`line`] are pure, so tests render them into strings.
 
 use std::io::{IsTerminal, Write};
@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::scenario::Scenario;
 use crate::schedule::Shard;
+use crate::shared::control::{Steering, KEYS_HELP};
 use crate::shared::snapshot::Live;
 use crate::shared::Position;
 use crate::shared::Snapshot;
@@ -52,13 +53,18 @@ pub struct Sources {
     pub shard: Shard,
     /// Where the run is, what was counted, which alerts are active.
     pub snapshot: watch::Receiver<Snapshot>,
-    /// Alert state changes predicted before the run (seconds from its start).
-    pub predicted: Vec<crate::shared::Transition>,
+    /// Alert state changes predicted (seconds from the run's start): before the run, then again after
+    /// each live change.
+    pub predicted: watch::Receiver<Vec<crate::shared::Transition>>,
     /// The notifications loadgen's webhook received, when it listens.
     pub notified: Option<crate::alerts::notify::Inbox>,
     pub start: Instant,
     /// Turns true on Ctrl-C (or SIGTERM).
     pub stop: watch::Receiver<bool>,
+    /// Live control's state, when the run can be steered.
+    pub steering: Option<watch::Receiver<Steering>>,
+    /// Keys steer the run (the panel ends with their help).
+    pub keys: bool,
 }
 
 /// Shows progress until the snapshot is finished.
@@ -97,6 +103,8 @@ pub async fn show(sources: Sources, style: Style) {
             .notified
             .as_ref()
             .map(|inbox| inbox.snapshot().notifications);
+        let steering = sources.steering.as_ref().map(|s| s.borrow().clone());
+        let predicted = sources.predicted.borrow().clone();
         let mut err = std::io::stderr().lock();
         match style {
             Style::Panel => {
@@ -107,10 +115,12 @@ pub async fn show(sources: Sources, style: Style) {
                     live: &live,
                     alerts: alerts.as_deref(),
                     alert_polls_failing,
-                    predicted: &sources.predicted,
+                    predicted: &predicted,
                     notified: notified.as_deref(),
                     elapsed: sources.start.elapsed(),
                     now: Instant::now(),
+                    steering: steering.as_ref(),
+                    keys: sources.keys,
                 };
                 let lines = panel(&view);
                 let _ = write!(err, "{}", redraw(drawn, &lines));
@@ -178,6 +188,10 @@ pub struct View<'a> {
     /// Since the run's start.
     pub elapsed: Duration,
     pub now: Instant,
+    /// Live control's state, when the run can be steered.
+    pub steering: Option<&'a Steering>,
+    /// Keys steer the run: their help is the last line.
+    pub keys: bool,
 }
 
 /// The panel's lines, each at most [`WIDTH`] characters.
@@ -204,7 +218,10 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
     lines.push(match current {
         Some((i, started)) => {
             let p = &s.phases[i];
-            let faults: Vec<&str> = p.chaos.iter().map(|f| f.kind()).collect();
+            let faults: Vec<&str> = match v.steering {
+                Some(steering) => steering.faults.iter().map(|f| f.kind()).collect(),
+                None => p.chaos.iter().map(|f| f.kind()).collect(),
+            };
             format!(
                 "phase {}/{} {}  {} / {}   faults: {}",
                 i + 1,
@@ -231,6 +248,12 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
             v.now.saturating_duration_since(started).as_secs_f64(),
         )
     });
+    // Once the run is steered, the rate asked for is the engine's.
+    let target = match v.steering {
+        Some(st) if st.paused => Some(0.0),
+        Some(st) if !st.changes.is_empty() => st.target_rps.or(target),
+        _ => target,
+    };
     let achieved = v.live.last.map_or(0.0, |p| p.completed as f64);
     let rates: Vec<f64> = v.live.recent.iter().map(|p| p.completed as f64).collect();
     lines.push(format!(
@@ -275,6 +298,22 @@ pub fn panel(v: &View<'_>) -> Vec<String> {
     }
     if let Some(notified) = v.notified {
         lines.push(notified_line(notified));
+    }
+    if let Some(steering) = v.steering {
+        if let Some(last) = steering.changes.last() {
+            lines.push(format!(
+                "changed {}{} at {} ({}), {} change{} so far",
+                if steering.paused { "PAUSED  " } else { "" },
+                last.text,
+                clock(Duration::from_secs_f64(last.at_s.max(0.0))),
+                last.source,
+                steering.changes.len(),
+                if steering.changes.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if v.keys {
+        lines.push(KEYS_HELP.to_owned());
     }
     lines.into_iter().map(|l| fit(&l, WIDTH)).collect()
 }
@@ -584,6 +623,8 @@ chaos = [{ fault = "error", status = 500, ratio = 0.3 }]
             notified: None,
             elapsed: Duration::from_secs(90),
             now,
+            steering: None,
+            keys: false,
         };
         let lines = panel(&view);
         let text = lines.join("\n");

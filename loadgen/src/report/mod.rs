@@ -2,12 +2,14 @@
 //! JSON for machines. Writers are pure (`fn write(&Summary, &mut impl Write)`), so tests render into a
 //! `Vec<u8>`. The JSON format is documented in `docs/report-format.md`.
 
+mod changed;
 pub mod exporter;
 pub mod histograms;
 pub mod html;
 pub mod live;
 pub mod merge;
 pub mod plan;
+pub mod record;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -20,9 +22,11 @@ use crate::engine::stats::{RunStats, Stats};
 use crate::engine::Ending;
 use crate::scenario::{Condition, Load, Metric, Scenario};
 use crate::schedule::{RateCurve, Shard};
+use crate::shared::control::Change;
 use crate::shared::outcome::Class;
 use crate::shared::snapshot::Point;
 use crate::shared::{Timeline, Verdict};
+pub use changed::{changed_live, touches};
 
 pub use crate::report::histograms::Histograms;
 
@@ -63,6 +67,9 @@ pub struct Summary {
         deserialize_with = "crate::report::merge::alert_report"
     )]
     pub alerts: Option<AlertReport>,
+    /// Changes made live (`--control`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
 }
 
 /// The intended rate at one instant.
@@ -399,7 +406,11 @@ pub fn summarize(
                         figures: figures(s, elapsed),
                     })
                     .collect(),
-                expectations: check(&phase.expect.conditions, &p.total, elapsed),
+                expectations: changed_live(
+                    &phase.expect.conditions,
+                    check(&phase.expect.conditions, &p.total, elapsed),
+                    timeline.changes.iter().filter(|c| c.phase == i),
+                ),
             }
         })
         .collect();
@@ -427,11 +438,25 @@ pub fn summarize(
                     .map(|f| f.kind().to_owned())
                     .collect(),
             })
+            .zip(
+                timeline
+                    .fault_kinds
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
+            .map(|(mut w, kinds)| {
+                if let Some(kinds) = kinds {
+                    w.faults = kinds.clone();
+                }
+                w
+            })
             .collect(),
         intended: intended_rate(scenario, timeline, shard),
         phases,
         series: stats.series.clone(),
         alerts,
+        changes: timeline.changes.clone(),
     }
 }
 
@@ -514,6 +539,13 @@ pub fn write_text(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
                 parts.push(format!("{} resent unsent on a fresh connection", t.resent));
             }
             writeln!(out, "  transport: {}", parts.join(", "))?;
+        }
+    }
+    if !summary.changes.is_empty() {
+        writeln!(out, "\nchanged live")?;
+        for c in &summary.changes {
+            let phase = summary.phases.get(c.phase).map_or("", |p| p.name.as_str());
+            writeln!(out, "  {:>8.3}s {:<14} {:<8} {}", c.at_s, phase, c.source, c.text)?;
         }
     }
     let checks: Vec<(&str, &ExpectationResult)> = summary

@@ -149,9 +149,15 @@ fn describe_rate(rate: &Rate) -> String {
             mean,
             amplitude,
             period,
+            shift,
         } => {
+            let shifted = if shift.is_zero() {
+                String::new()
+            } else {
+                format!(", shifted {}", Dur(*shift))
+            };
             format!(
-                "sine {} +/- {} rps, period {}",
+                "sine {} +/- {} rps, period {}{shifted}",
                 rps(*mean),
                 rps(*amplitude),
                 Dur(*period)

@@ -245,6 +245,10 @@ fn rate_shape(
             let mean = rps(ctx, s.mean, &at("mean"), span);
             let amplitude = rps(ctx, s.amplitude, &at("amplitude"), span);
             let period = text_duration(ctx, &s.period, &at("period"), span);
+            let shift = match &s.shift {
+                Some(text) => text_duration(ctx, text, &at("shift"), span),
+                None => Some(std::time::Duration::ZERO),
+            };
             if let (Some(m), Some(a)) = (mean, amplitude) {
                 if a > m {
                     ctx.push(
@@ -262,6 +266,7 @@ fn rate_shape(
                 mean: mean?,
                 amplitude: amplitude?,
                 period: period?,
+                shift: shift?,
             })
         }
         RawRate::Steps(_) => None,

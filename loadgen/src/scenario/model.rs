@@ -200,7 +200,7 @@ pub enum Rate {
         /// Length of the spike, more than zero.
         width: Duration,
     },
-    /// `mean + amplitude * sin(2πt / period)`, with `amplitude <= mean`.
+    /// `mean + amplitude * sin(2π(t + shift) / period)`, with `amplitude <= mean`.
     Sine {
         /// Mean rate.
         mean: Rps,
@@ -208,6 +208,9 @@ pub enum Rate {
         amplitude: Rps,
         /// Length of a wave, more than zero.
         period: Duration,
+        /// Where in the wave the phase starts (zero: at the mean, rising); a recording of a run split
+        /// mid-wave continues the wave with it.
+        shift: Duration,
     },
 }
 

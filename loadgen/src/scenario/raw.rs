@@ -254,6 +254,9 @@ pub struct RawSine {
     pub amplitude: f64,
     /// Length of one full wave, more than 0, e.g. `"60s"`.
     pub period: String,
+    /// Where in the wave the phase starts, e.g. `"15s"` (a quarter of a 60 s wave: at the peak).
+    /// Default `"0s"`: at the mean, rising. Recordings of runs split mid-wave use it.
+    pub shift: Option<String>,
 }
 
 /// Expectations checked at the end of a phase. Conditions compare a metric of the phase with a value:

@@ -21,8 +21,13 @@ enum Shape {
     Pieces(Vec<Piece>),
     /// `from + slope·t`.
     Ramp { from: f64, slope: f64 },
-    /// `mean + amplitude·sin(ω·t)`.
-    Sine { mean: f64, amplitude: f64, omega: f64 },
+    /// `mean + amplitude·sin(ω·(t + shift))`.
+    Sine {
+        mean: f64,
+        amplitude: f64,
+        omega: f64,
+        shift: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,10 +79,12 @@ impl RateCurve {
                 mean,
                 amplitude,
                 period,
+                shift,
             } => Shape::Sine {
                 mean: mean.get(),
                 amplitude: amplitude.get(),
                 omega: std::f64::consts::TAU / period.as_secs_f64(),
+                shift: shift.as_secs_f64(),
             },
         };
         let mut curve = RateCurve {
@@ -111,7 +118,8 @@ impl RateCurve {
                 mean,
                 amplitude,
                 omega,
-            } => (mean + amplitude * (omega * t).sin()).max(0.0),
+                shift,
+            } => (mean + amplitude * (omega * (t + shift)).sin()).max(0.0),
         }
     }
 
@@ -129,7 +137,8 @@ impl RateCurve {
                 mean,
                 amplitude,
                 omega,
-            } => mean * t + amplitude / omega * (1.0 - (omega * t).cos()),
+                shift,
+            } => mean * t + amplitude / omega * ((omega * shift).cos() - (omega * (t + shift)).cos()),
         }
     }
 
@@ -330,6 +339,7 @@ mod tests {
             mean: rps(50.0),
             amplitude: rps(50.0),
             period: secs(60),
+            shift: Duration::ZERO,
         };
         let c = RateCurve::new(&sine, 90.0);
         let w = std::f64::consts::TAU / 60.0;

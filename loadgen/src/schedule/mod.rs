@@ -12,6 +12,7 @@
 
 mod curve;
 mod random;
+mod segment;
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use curve::RateCurve;
 use random::{hash2, SplitMix};
+pub use segment::{piece, remainder, Steered};
 
 use crate::scenario::{Arrivals, Load, Mix, Phase, Scenario};
 

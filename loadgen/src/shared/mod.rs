@@ -4,6 +4,7 @@
 //! records or prints, and nothing here imports another wing.
 
 pub mod alert;
+pub mod control;
 pub mod outcome;
 pub mod snapshot;
 pub mod timeline;

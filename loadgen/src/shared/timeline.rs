@@ -10,6 +10,12 @@ pub struct Timeline {
     pub phases: Vec<(Duration, Duration)>,
     /// Phase index, start and end of each window in which faults were applied.
     pub faults: Vec<(usize, Duration, Duration)>,
+    /// The fault kinds in force in each window of `faults` (same order), when known.
+    pub fault_kinds: Vec<Vec<String>>,
+    /// Changes made live, in order.
+    pub changes: Vec<crate::shared::control::Change>,
+    /// Start and end of each piece the phases ran as (a phase is cut into pieces by live changes).
+    pub pieces: Vec<(Duration, Duration)>,
 }
 
 impl Timeline {

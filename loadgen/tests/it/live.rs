@@ -25,12 +25,12 @@ rate = { shape = "ramp", from = 40, to = 80 }
 chaos = [{ fault = "error", status = 500, ratio = 0.5 }]
 "#;
 
-struct Tmux {
-    socket: String,
+pub struct Tmux {
+    pub socket: String,
 }
 
 impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
+    pub fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .arg("-L")
             .arg(&self.socket)
@@ -39,12 +39,12 @@ impl Tmux {
             .expect("tmux on PATH (Debian package `tmux`; scripts/test.sh installs it)")
     }
 
-    fn screen(&self) -> String {
+    pub fn screen(&self) -> String {
         String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "live"]).stdout).into_owned()
     }
 
     /// Waits until the screen contains `text`, returning the screen.
-    fn wait_for(&self, text: &str, within: Duration) -> String {
+    pub fn wait_for(&self, text: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
             let screen = self.screen();

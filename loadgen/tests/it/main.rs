@@ -2,9 +2,11 @@
 
 mod alerts;
 mod children;
+mod control;
 mod fuzz;
 mod hostile;
 mod html;
+mod keys;
 mod layout;
 mod live;
 mod metrics;

@@ -8,5 +8,5 @@ pub mod json;
 pub mod spec;
 pub mod state;
 
-pub use spec::{ChaosSpec, Fault, FieldError};
+pub use spec::{ChaosSpec, Fault, FieldError, FAULT_KINDS};
 pub use state::{Chaos, Decision, FaultGauge, Terminal};

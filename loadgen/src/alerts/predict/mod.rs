@@ -294,6 +294,7 @@ fn check_order(scenario: &Scenario, transitions: &[Transition]) -> Vec<AlertChec
     let timeline = Timeline {
         phases,
         faults: Vec::new(),
+        ..Timeline::default()
     };
     // The prediction knows every instant: from before the first phase to past the last.
     let end = timeline.phases.last().map_or(0.0, |(_, end)| end.as_secs_f64()) + SLACK_S;

@@ -203,6 +203,11 @@ impl Alerting {
         })
     }
 
+    /// Whether the alerts were predicted (and so are predicted again after each live change).
+    pub(super) fn predicts(&self) -> bool {
+        matches!(self.prediction, Some(Ok(_)))
+    }
+
     /// The predicted alert changes, for the live panel (none without a prediction).
     pub(super) fn predicted(&self) -> Vec<Transition> {
         crate::alerts::predict::live::transitions(&self.prediction)

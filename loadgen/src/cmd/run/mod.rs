@@ -7,6 +7,7 @@
 
 mod alerting;
 pub mod embedded;
+pub mod free;
 pub mod plan;
 pub mod stack;
 
@@ -30,9 +31,18 @@ pub use plan::{RunPlan, Target};
 
 /// `loadgen run`: loads the scenario, checks the options against it, runs the plan.
 pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
-    let scenario = match crate::cmd::load(&args.file) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let (scenario, source) = match (&args.file, args.rps) {
+        (Some(file), _) => match crate::cmd::load(file) {
+            Ok(s) => (s, std::fs::read_to_string(file).unwrap_or_default()),
+            Err(code) => return code,
+        },
+        (None, rps) => match free::scenario(rps.unwrap_or(0.0), args.seed) {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                return EXIT_USAGE;
+            }
+        },
     };
     let mut args = args.clone();
     let stack = match &args.stack {
@@ -49,7 +59,10 @@ pub async fn run_command(args: &RunArgs, cancel: watch::Receiver<bool>) -> u8 {
         None => None,
     };
     let plan = match RunPlan::new(&args, scenario) {
-        Ok(plan) => plan,
+        Ok(mut plan) => {
+            plan.source = source;
+            plan
+        }
         Err(errors) => {
             for e in errors {
                 eprintln!("loadgen: {e}");
@@ -167,6 +180,11 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         // Told even with --quiet: with port 0 this is the only way to learn the port.
         eprintln!("loadgen: metrics at http://{bound}/metrics");
     }
+    let control_listener = bind("--control", plan.outputs.control.as_ref().map(|c| c.addr)).await?;
+    if let Some(bound) = control_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        // Told even with --quiet: with port 0 this is the only way to learn the port.
+        eprintln!("loadgen: control at http://{bound}/");
+    }
     let receiver = bind("--notify-listen", plan.alerts.notify_listen)
         .await?
         .map(Receiver::new);
@@ -254,20 +272,60 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
     let (snapshot, snapshot_rx) = crate::shared::snapshot::channel();
     let sink = crate::engine::stats::Sink::new();
     let mix_sizes: Vec<usize> = scenario.phases.iter().map(|p| p.mix.requests().len()).collect();
-    let recorder = Recorder::new(&mix_sizes, start, scenario.duration());
+    // Phases extended live run past the scenario's length: the series keeps room for that.
+    let horizon = match &control_listener {
+        Some(_) => scenario
+            .duration()
+            .saturating_add(crate::shared::control::MAX_EXTEND),
+        None => scenario.duration(),
+    };
+    let recorder = Recorder::new(&mix_sizes, start, horizon);
     let recorder = tokio::spawn(recorder.run(sink.clone(), position_rx, snapshot.clone()));
     let watcher = watcher.map(|w| tokio::spawn(w.run(start, snapshot.clone())));
+    let (control, steer) = crate::shared::control::channel();
+    let style = crate::report::live::Style::detect(plan.outputs.quiet);
+    // Keys steer the run under the panel, when stdin is a terminal too.
+    let cbreak = match style {
+        crate::report::live::Style::Panel => crate::control::keys::cbreak(),
+        crate::report::live::Style::Lines => None,
+    };
+    let keys_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let keys = cbreak.as_ref().map(|_| {
+        let (steer, done) = (steer.clone(), keys_done.clone());
+        let handle = tokio::runtime::Handle::current();
+        std::thread::spawn(move || crate::control::keys::read(steer, handle, done))
+    });
+    let steered = control_listener.is_some() || keys.is_some();
+    // After each change the alerts are predicted again from the schedule as it then stands, in the
+    // background; the latest plan wins.
+    let (predicted_tx, predicted_rx) = watch::channel(alerting.predicted());
+    let (planned_tx, mut planned_rx) = watch::channel(scenario.clone());
+    let replan = (steered && alerting.predicts()).then(|| {
+        let rules = plan.alerts.rules.clone();
+        let private = plan.alerts.prometheus.is_none();
+        tokio::spawn(async move {
+            while planned_rx.changed().await.is_ok() {
+                let planned = planned_rx.borrow_and_update().clone();
+                let predicted = crate::alerts::predict::live::start(planned, rules.as_deref(), private).await;
+                if let Ok(p) = predicted {
+                    predicted_tx.send_replace(p.transitions);
+                }
+            }
+        })
+    });
     let progress = tokio::spawn(crate::report::live::show(
         crate::report::live::Sources {
             scenario: scenario.clone(),
             shard: plan.shard,
             snapshot: snapshot_rx.clone(),
-            predicted: alerting.predicted(),
+            predicted: predicted_rx.clone(),
             notified: alerting.receiver.as_ref().map(|r| r.inbox.clone()),
             start,
             stop: cancel.clone(),
+            steering: steered.then(|| steer.state.clone()),
+            keys: keys.is_some(),
         },
-        crate::report::live::Style::detect(plan.outputs.quiet),
+        style,
     ));
     let (metrics_stop, metrics_stop_rx) = watch::channel(false);
     let metrics_server = metrics_listener.map(|listener| {
@@ -275,8 +333,24 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             scenario: scenario.clone(),
             shard: plan.shard,
             snapshot: snapshot_rx.clone(),
+            steering: steered.then(|| steer.state.clone()),
         };
-        tokio::spawn(crate::report::exporter::serve(listener, sources, metrics_stop_rx))
+        tokio::spawn(crate::report::exporter::serve(
+            listener,
+            sources,
+            metrics_stop_rx.clone(),
+        ))
+    });
+    let control_server = control_listener.map(|listener| {
+        let sources = crate::control::Sources {
+            steer: steer.clone(),
+            snapshot: snapshot_rx.clone(),
+            scenario: scenario.clone(),
+            start,
+            token: plan.outputs.control.as_ref().and_then(|c| c.token.clone()),
+            predicted: predicted_rx.clone(),
+        };
+        tokio::spawn(crate::control::serve(listener, sources, metrics_stop_rx.clone()))
     });
     let engine = Engine {
         scenario: scenario.clone(),
@@ -290,9 +364,20 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         start,
         drain: plan.drain,
         pacing: plan.pacing,
+        control: steered.then_some(control),
+        planned: steered.then_some(planned_tx),
     };
+    drop(steer);
     // The recorder ends once the engine has returned and dropped its position channel.
-    let (result, timeline) = engine.run().await;
+    let (result, timeline, driven) = engine.run_driven().await;
+    if let Some(replan) = replan {
+        replan.abort();
+    }
+    keys_done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(keys) = keys {
+        let _ = keys.join();
+    }
+    drop(cbreak);
     let stats = recorder.await.map_err(|e| told(RunError::Recorder(e)))?;
     let _ = progress.await;
     if let Some(why) = client.tls_failure() {
@@ -315,7 +400,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             Ending::Interrupted
         }
     };
-    let summary = report::summarize(
+    let mut summary = report::summarize(
         &scenario,
         &target_url,
         plan.shard,
@@ -324,6 +409,18 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         ending,
         alert_report,
     );
+    if !timeline.changes.is_empty() {
+        // The rate asked for is the pieces', not the scenario's.
+        let pieces = crate::scenario::Scenario {
+            phases: driven.pieces.clone(),
+            ..(*scenario).clone()
+        };
+        let spans = crate::shared::Timeline {
+            phases: timeline.pieces.clone(),
+            ..crate::shared::Timeline::default()
+        };
+        summary.intended = report::intended_rate(&pieces, &spans, plan.shard);
+    }
     let mut out = std::io::stdout().lock();
     let _ = report::write_text(&summary, &mut out);
     let _ = out.flush();
@@ -333,6 +430,18 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         plan.outputs.html.as_deref(),
     )
     .map_err(|e| told(e.into()))?;
+    if let Some(path) = &plan.outputs.record {
+        let written = crate::report::record::scenario_toml(&plan.source, &scenario, &driven)
+            .map_err(std::io::Error::other)
+            .and_then(|text| std::fs::write(path, text));
+        if let Err(source) = written {
+            return Err(told(RunError::Write(WriteError {
+                path: path.clone(),
+                source,
+            })));
+        }
+        eprintln!("loadgen: the run as driven is in {}", path.display());
+    }
     if let Some(server) = metrics_server {
         if let Some(linger) = plan.outputs.metrics_linger {
             let mut cancel = cancel.clone();
@@ -342,6 +451,10 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             }
         }
         let _ = metrics_stop.send(true);
+        let _ = server.await;
+    }
+    let _ = metrics_stop.send(true);
+    if let Some(server) = control_server {
         let _ = server.await;
     }
     match result {

@@ -21,6 +21,8 @@ use crate::schedule::Shard;
 pub struct RunPlan {
     /// The scenario, with `--seed` applied.
     pub scenario: Arc<Scenario>,
+    /// The scenario file's text, which `--record` keeps (empty when not read from a file).
+    pub source: String,
     /// The slice of the schedule this run sends.
     pub shard: Shard,
     pub target: Target,
@@ -134,6 +136,17 @@ pub struct Outputs {
     pub metrics_addr: Option<SocketAddr>,
     /// How long `/metrics` is still served after the reports are written.
     pub metrics_linger: Option<Duration>,
+    /// Where live control listens, and the token it asks for.
+    pub control: Option<ControlPlan>,
+    /// Where the run as driven is written, as a scenario.
+    pub record: Option<PathBuf>,
+}
+
+/// `--control`: where, and the bearer token (always set off loopback).
+#[derive(Debug, Clone)]
+pub struct ControlPlan {
+    pub addr: SocketAddr,
+    pub token: Option<String>,
 }
 
 /// One thing wrong with the options of a run.
@@ -286,6 +299,35 @@ impl RunPlan {
             }
         }
 
+        if let Some(addr) = args.control {
+            if !addr.ip().is_loopback() && args.control_token.as_deref().is_none_or(str::is_empty) {
+                errors.push(PlanError::new(
+                    "--control",
+                    Some(addr.to_string()),
+                    format!(
+                        "listens beyond loopback, so anyone who can reach it could steer the run: set a \
+                         token in {} (sent as `Authorization: Bearer …`), or listen on 127.0.0.1",
+                        crate::control::TOKEN_ENV
+                    ),
+                ));
+            }
+            for (flag, other) in [
+                ("--metrics-addr", args.metrics_addr),
+                ("--notify-listen", args.notify_listen),
+            ] {
+                if other == Some(addr) && addr.port() != 0 {
+                    errors.push(PlanError::new(
+                        "--control",
+                        Some(addr.to_string()),
+                        format!("the same address as {flag}: give each its own port"),
+                    ));
+                }
+            }
+        }
+        if let Some(path) = &args.record {
+            check_parent(&mut errors, "--record", path);
+        }
+
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -293,6 +335,7 @@ impl RunPlan {
         let max_idle = scenario.defaults.max_in_flight.get() as usize;
         Ok(RunPlan {
             scenario: Arc::new(scenario),
+            source: String::new(),
             shard: args.shard.unwrap_or(Shard::WHOLE),
             target,
             peers: Peers::new(args, protocol, max_idle),
@@ -322,6 +365,11 @@ impl RunPlan {
                 quiet: args.quiet,
                 metrics_addr: args.metrics_addr,
                 metrics_linger: args.metrics_linger,
+                control: args.control.map(|addr| ControlPlan {
+                    addr,
+                    token: args.control_token.clone().filter(|t| !t.is_empty()),
+                }),
+                record: args.record.clone(),
             },
         })
     }

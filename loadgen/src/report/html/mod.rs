@@ -51,6 +51,7 @@ tr.sub td:first-child{padding-left:22px;color:#555}td.ok{color:#2e7d32;font-weig
 svg{display:block;width:100%;height:auto;background:#fff}svg text{font:11px system-ui,sans-serif;fill:#555}svg text.alertname{fill:#222;font-weight:600}\
 .axis line{stroke:#ccc}.grid{stroke:#eee}.band{fill:#f4f6fa}.band.odd{fill:#fff}.bandname{fill:#333;font-weight:600}\
 .fault{fill:#e53935;fill-opacity:.09}.faultbar{fill:#e53935;fill-opacity:.7}\
+.change{stroke:#6a1b9a;stroke-width:1.5;stroke-dasharray:2 2}.changename{fill:#6a1b9a;font-size:10px}\
 .line{fill:none;stroke-width:1.6}.dash{stroke-dasharray:5 3}.hidden{display:none}\
 .legend span{display:inline-block;margin-right:14px;cursor:pointer;user-select:none}\
 .legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border-radius:2px}\
@@ -79,6 +80,7 @@ pub fn write_html(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
     error_charts(&mut h, summary, length);
     alert_timeline(&mut h, summary, length);
     phase_tables(&mut h, summary);
+    changes(&mut h, summary);
     expectations(&mut h, summary);
     let _ = write!(h, "<script>{SCRIPT}</script>\n</body></html>\n");
     out.write_all(h.as_bytes())
@@ -172,7 +174,9 @@ impl Chart {
                 (x1 - x0).max(0.0)
             );
         }
-        h.push_str("</g><g class=\"axis\">");
+        h.push_str("</g>");
+        self.changes(h, s, bottom);
+        h.push_str("<g class=\"axis\">");
         for i in 0..=4 {
             let v = self.ymax * f64::from(i) / 4.0;
             let y = self.y(v);
@@ -201,6 +205,26 @@ impl Chart {
             t += step;
         }
         let _ = write!(h, "<text x=\"4\" y=\"{:.1}\">{}</text></g>", TOP - 6.0, esc(unit));
+    }
+
+    /// A dashed line at each change made live, numbered as the table of changes lists them.
+    fn changes(&self, h: &mut String, s: &Summary, bottom: f64) {
+        h.push_str("<g class=\"changes\">");
+        for (i, c) in s.changes.iter().enumerate() {
+            let x = self.x(c.at_s);
+            let _ = write!(
+                h,
+                "<line class=\"change\" data-change=\"{i}\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{bottom:.1}\">\
+                 <title>{}: {} ({})</title></line><text class=\"changename\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                clock(c.at_s),
+                esc(&c.text),
+                esc(&c.source),
+                x + 2.0,
+                TOP + 24.0 + 10.0 * (i % 4) as f64,
+                i + 1
+            );
+        }
+        h.push_str("</g>");
     }
 
     /// A line through `points` (`None` breaks it).
@@ -474,6 +498,7 @@ fn alert_timeline(h: &mut String, s: &Summary, length: f64) {
             x = chart.x(p.start_s)
         );
     }
+    chart.changes(h, s, chart.height - BOTTOM);
     for (i, name) in names.iter().enumerate() {
         let y = TOP + row * i as f64;
         let _ = write!(
@@ -595,6 +620,30 @@ fn figures_row(h: &mut String, class: &str, name: &str, when: &str, f: &Figures)
         f.late,
         f.dropped
     );
+}
+
+/// The changes made live, numbered as the charts mark them.
+fn changes(h: &mut String, s: &Summary) {
+    if s.changes.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<section id=\"changes\"><h2>Changed live</h2><table><tr><th>#</th><th>time</th><th>phase</th>\
+         <th>change</th><th>from</th></tr>",
+    );
+    for (i, c) in s.changes.iter().enumerate() {
+        let phase = s.phases.get(c.phase).map_or("", |p| p.name.as_str());
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            clock(c.at_s),
+            esc(phase),
+            esc(&c.text),
+            esc(&c.source)
+        );
+    }
+    h.push_str("</table></section>\n");
 }
 
 fn expectations(h: &mut String, s: &Summary) {

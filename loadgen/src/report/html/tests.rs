@@ -120,6 +120,7 @@ fn summary() -> Summary {
             delivery: None,
             notifications_skipped: None,
         }),
+        changes: Vec::new(),
     }
 }
 
@@ -262,4 +263,38 @@ fn nice_ceilings() {
     assert_eq!(nice_ceiling(7.0), 10.0);
     assert_eq!(nice_ceiling(101.0), 200.0);
     assert_eq!(nice_ceiling(2.2), 2.5);
+}
+
+#[test]
+fn changes_made_live_are_marked_on_every_chart_and_listed() {
+    use crate::shared::control::{Change, Command, RateSet};
+    let mut s = summary();
+    let html = render(&s);
+    assert!(!html.contains("class=\"change\"") && !html.contains("id=\"changes\""));
+    s.changes = vec![
+        Change {
+            at_s: 1.5,
+            phase: 0,
+            source: "console".into(),
+            command: Command::Rate {
+                set: RateSet::Rps(40.0),
+            },
+            text: "rate 40 rps <fast>".into(),
+        },
+        Change {
+            at_s: 3.0,
+            phase: 1,
+            source: "api".into(),
+            command: Command::Pause,
+            text: "pause".into(),
+        },
+    ];
+    let html = render(&s);
+    // Every chart over time: rate, latency, errors, alerts (the classes chart is per phase).
+    let charts = html.matches("<svg ").count() - 1;
+    assert_eq!(charts, 4);
+    assert_eq!(html.matches("class=\"change\" data-change=\"0\"").count(), charts);
+    assert_eq!(html.matches("class=\"change\" data-change=\"1\"").count(), charts);
+    assert!(html.contains("id=\"changes\""));
+    assert!(html.contains("rate 40 rps &lt;fast&gt;") && !html.contains("<fast>"));
 }

@@ -175,6 +175,7 @@ pub fn merge(reports: &[(PathBuf, Summary)]) -> Result<Merged, MergeError> {
             intended: merge_intended(reports.iter().map(|(_, r)| r.intended.as_slice())),
             fault_windows: merge_faults(reports.iter().map(|(_, r)| r.fault_windows.as_slice())),
             alerts,
+            changes: Vec::new(),
         },
         warnings,
     })

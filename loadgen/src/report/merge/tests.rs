@@ -67,6 +67,7 @@ fn report(shard: Option<&str>, stats: &Stats, expectations: &[&str]) -> Summary 
         intended: vec![RatePoint { t_s: 0.0, rps: 25.0 }],
         fault_windows: vec![],
         alerts: None,
+        changes: Vec::new(),
     }
 }
 

@@ -274,10 +274,12 @@ fn scale_rate(rate: &Rate, factor: f64) -> Option<Rate> {
             mean,
             amplitude,
             period,
+            shift,
         } => Rate::Sine {
             mean: s(mean)?,
             amplitude: s(amplitude)?,
             period: *period,
+            shift: *shift,
         },
     };
     (scaled != *rate).then_some(scaled)
