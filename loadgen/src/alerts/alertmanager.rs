@@ -31,6 +31,8 @@ pub enum AmError {
     NotInstalled,
     #[error("the stack's alertmanager.yml: {0}")]
     Config(String),
+    #[error("{0}")]
+    Routing(#[from] crate::alerts::routing::RoutingError),
     #[error("cannot prepare the Alertmanager directory {path}: {source}")]
     Dir { path: PathBuf, source: std::io::Error },
     #[error("cannot listen for its notifications on loopback: {0}")]
@@ -94,8 +96,13 @@ pub struct LocalAlertmanager {
 impl LocalAlertmanager {
     /// Starts Alertmanager with the stack's routing, delivering to `webhook_url`.
     pub async fn start(webhook_url: &str) -> Result<Self, AmError> {
+        Self::start_config(private_config(STACK_CONFIG, webhook_url)?).await
+    }
+
+    /// Starts Alertmanager with `config` as it is (see [`crate::alerts::routing`] for a user's own,
+    /// rewritten to deliver to loadgen).
+    pub async fn start_config(config: String) -> Result<Self, AmError> {
         let binary = binary().ok_or(AmError::NotInstalled)?;
-        let config = private_config(STACK_CONFIG, webhook_url)?;
         let dir = std::env::temp_dir().join(format!(
             "loadgen-alertmanager-{}-{}",
             std::process::id(),

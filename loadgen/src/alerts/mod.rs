@@ -15,6 +15,7 @@ pub mod judge;
 pub mod notify;
 pub mod predict;
 pub mod prometheus;
+pub mod routing;
 pub mod scope;
 pub mod watch;
 

@@ -73,6 +73,8 @@ pub(super) struct Alerting {
     /// Why the alert expectations are not checked, when they are not.
     pub(super) alerts_skipped: Option<String>,
     notifications_skipped: Option<String>,
+    /// The receivers of `--alertmanager-config` and what of them is captured (empty without it).
+    pub(super) receivers: Vec<crate::alerts::routing::ReceiverPlan>,
 }
 
 impl Alerting {
@@ -105,6 +107,7 @@ impl Alerting {
         let mut local_alertmanager = None;
         let mut alerts_skipped = None;
         let mut notifications_skipped = None;
+        let mut receivers = Vec::new();
         let prometheus_url = match (&options.prometheus, wants_alerts, embedded) {
             (Some(url), _, _) => Some(url.clone()),
             (None, true, Some(e)) => {
@@ -113,15 +116,29 @@ impl Alerting {
                     && !options.skip_notifications
                     && crate::alerts::prometheus::installed()
                 {
-                    match start_alertmanager(&mut receiver).await {
-                        Ok(am) => {
+                    match start_alertmanager(&mut receiver, options.alertmanager_config.as_deref()).await {
+                        Ok((am, plans)) => {
                             if !quiet {
+                                let whose = match &options.alertmanager_config {
+                                    Some(path) => format!("the routing of {}", path.display()),
+                                    None => "the stack's routing".to_owned(),
+                                };
                                 eprintln!(
-                                    "loadgen: notifications go through a private Alertmanager at {} with \
-                                     the stack's routing",
+                                    "loadgen: notifications go through a private Alertmanager at {} with {whose}",
                                     am.url
                                 );
                             }
+                            for p in &plans {
+                                if !p.not_captured.is_empty() {
+                                    eprintln!(
+                                        "loadgen: receiver `{}`: {} not captured (no HTTP endpoint to point \
+                                         at loadgen), removed from the private Alertmanager",
+                                        p.name,
+                                        p.not_captured.join(", ")
+                                    );
+                                }
+                            }
+                            receivers = plans;
                             alertmanager = Some(am.addr.clone());
                             local_alertmanager = Some(am);
                         }
@@ -200,6 +217,7 @@ impl Alerting {
             local_alertmanager,
             alerts_skipped,
             notifications_skipped,
+            receivers,
         })
     }
 
@@ -263,7 +281,7 @@ impl Alerting {
             (Some((received, webhook)), Some(scope)) => {
                 let scoped = crate::alerts::delivery::in_scope(&received.notifications, scope);
                 checks.extend(crate::alerts::delivery::check(scenario, timeline, &scoped));
-                Some(crate::alerts::delivery::delivery(
+                let mut d = crate::alerts::delivery::delivery(
                     scenario,
                     timeline,
                     &observed.transitions,
@@ -271,7 +289,9 @@ impl Alerting {
                     &scoped,
                     alertmanager_name,
                     webhook,
-                ))
+                );
+                d.receivers = self.receivers;
+                Some(d)
             }
             _ => {
                 let (verdict, why) = match &self.notifications_skipped {
@@ -318,8 +338,13 @@ impl Alerting {
     }
 }
 
-/// A private Alertmanager delivering to `receiver` (one on a free loopback port if none listens yet).
-async fn start_alertmanager(receiver: &mut Option<Receiver>) -> Result<LocalAlertmanager, AmError> {
+/// A private Alertmanager delivering to `receiver` (one on a free loopback port if none listens yet),
+/// with the stack's routing, or `config`'s rewritten to send every receiver to `receiver` (with what
+/// each receiver sends captured).
+async fn start_alertmanager(
+    receiver: &mut Option<Receiver>,
+    config: Option<&std::path::Path>,
+) -> Result<(LocalAlertmanager, Vec<crate::alerts::routing::ReceiverPlan>), AmError> {
     if crate::alerts::alertmanager::binary().is_none() {
         return Err(AmError::NotInstalled);
     }
@@ -330,7 +355,15 @@ async fn start_alertmanager(receiver: &mut Option<Receiver>) -> Result<LocalAler
         *receiver = Some(Receiver::new(listener));
     }
     let webhook = receiver.as_ref().map(|r| r.webhook.clone()).unwrap_or_default();
-    LocalAlertmanager::start(&webhook).await
+    match config {
+        None => Ok((LocalAlertmanager::start(&webhook).await?, Vec::new())),
+        Some(path) => {
+            let base = webhook.trim_end_matches("/alerts");
+            let rewritten = crate::alerts::routing::load(path, base)?;
+            let am = LocalAlertmanager::start_config(rewritten.text).await?;
+            Ok((am, rewritten.receivers))
+        }
+    }
 }
 
 /// How long a Prometheus may take to list the target among its scrape targets.

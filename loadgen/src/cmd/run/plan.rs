@@ -115,6 +115,9 @@ pub struct AlertOptions {
     pub alertmanager: Option<String>,
     /// Where loadgen's webhook receiver listens.
     pub notify_listen: Option<SocketAddr>,
+    /// The user's Alertmanager configuration for the private Alertmanager, instead of the stack's
+    /// (checked with amtool when the plan is made).
+    pub alertmanager_config: Option<PathBuf>,
     /// Which alerts count for the run, when not found from the target.
     pub alert_match: Option<Matchers>,
     /// `--no-alerts`: alert expectations are skipped by request.
@@ -242,6 +245,20 @@ impl RunPlan {
                 ));
             }
         }
+        if let Some(path) = &args.alertmanager_config {
+            let value = Some(path.display().to_string());
+            let private = args.prometheus.is_none() && matches!(target, Target::Embedded { .. });
+            if !private || args.alertmanager.is_some() {
+                errors.push(PlanError::new(
+                    "--alertmanager-config",
+                    value,
+                    "only loadgen's private Alertmanager (for the embedded target, without --prometheus, \
+                     --target or --alertmanager) runs a configuration given here",
+                ));
+            } else if let Err(e) = check_alertmanager_config(path) {
+                errors.push(PlanError::new("--alertmanager-config", value, e.to_string()));
+            }
+        }
         if let Some(pair) = &args.prometheus_basic_auth {
             if !pair.contains(':') {
                 // The value is a secret: named, never repeated.
@@ -312,6 +329,7 @@ impl RunPlan {
                 rules: args.rules.clone(),
                 alertmanager: args.alertmanager.clone(),
                 notify_listen: args.notify_listen,
+                alertmanager_config: args.alertmanager_config.clone(),
                 alert_match: args.alert_match.clone(),
                 skip_alerts: args.no_alerts,
                 skip_notifications: args.no_alerts || args.no_notifications,
@@ -338,6 +356,24 @@ impl RunPlan {
             .iter()
             .any(|p| !p.expect.alerts_notified.is_empty())
     }
+}
+
+/// Reads, rewrites and checks (amtool) a user's Alertmanager configuration, so that a bad one is a
+/// usage error before anything starts.
+fn check_alertmanager_config(path: &Path) -> Result<(), crate::alerts::routing::RoutingError> {
+    let rewritten = crate::alerts::routing::load(path, "http://127.0.0.1:9")?;
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-amcheck-{}-{}",
+        std::process::id(),
+        crate::alerts::prometheus::unique()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| crate::alerts::routing::RoutingError::Read {
+        file: dir.display().to_string(),
+        source,
+    })?;
+    let checked = crate::alerts::routing::check(&rewritten, &path.display().to_string(), &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    checked
 }
 
 /// Whether `url` is an http or https URL with a host.
