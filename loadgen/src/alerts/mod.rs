@@ -9,12 +9,14 @@
 //! prints nothing but the text it is asked to write.
 
 pub mod alertmanager;
+pub mod amstate;
 pub mod child;
 pub mod delivery;
 pub mod judge;
 pub mod notify;
 pub mod predict;
 pub mod prometheus;
+pub mod routed;
 pub mod routing;
 pub mod scope;
 pub mod watch;

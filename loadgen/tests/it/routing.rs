@@ -266,3 +266,103 @@ fn a_configuration_amtool_refuses_stops_the_run_before_it_starts() {
     let (code, stderr) = run_with(&path);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+const OUTAGE: &str = r#"
+name = "routed"
+[[mix]]
+path = "/"
+[[phases]]
+name = "outage"
+duration = "30s"
+rate = { shape = "constant", rps = 1 }
+[phases.expect]
+notified = [{ alert = "ServiceDown", receiver = "pager", notify_within = "25s" }]
+inhibited = ["HighErrorRate"]
+not_notified = [{ alert = "DiskFilling", receiver = "pager" }]
+"#;
+
+/// Runs Debian's Alertmanager with `config`, fires the three alerts, and judges the routing checks of
+/// [`OUTAGE`] on what loadgen's receiver and Alertmanager's API saw: (alert column, verdict, detail).
+async fn judge_real(config: &str, name: &str) -> Vec<(String, loadgen::shared::Verdict, String)> {
+    use loadgen::alerts::amstate::{self, AmStates};
+    use std::sync::{Arc, Mutex};
+
+    let path = config_dir(name, config, TEMPLATE);
+    let (base, inbox, _stop) = receiver().await;
+    let rewritten = loadgen::alerts::routing::load(&path, &base).unwrap();
+    let am = LocalAlertmanager::start_config(rewritten.text).await.unwrap();
+    let start = Instant::now();
+    inbox.restart(start);
+    let scope = Arc::new(loadgen::alerts::scope::Scope::private("checkout", "unused:1"));
+    let states = Arc::new(Mutex::new(AmStates::default()));
+    let (stop_polls, stop_rx) = watch::channel(false);
+    let api = loadgen::client::Api::new(
+        &am.url,
+        &loadgen::client::Options::default(),
+        &loadgen::client::Auth::None,
+    )
+    .unwrap();
+    let polls = tokio::spawn(amstate::watch(api, scope, start, Arc::clone(&states), stop_rx));
+    fire(
+        am.addr.parse().unwrap(),
+        &[
+            ("ServiceDown", "page"),
+            ("HighErrorRate", "page"),
+            ("DiskFilling", "ticket"),
+        ],
+    );
+    let got = wait_until(&inbox, Duration::from_secs(20), |r| {
+        let alerts: Vec<&str> = r
+            .notifications
+            .iter()
+            .flat_map(|n| n.alerts.iter().map(|a| a.alert.as_str()))
+            .collect();
+        alerts.contains(&"ServiceDown") && alerts.contains(&"DiskFilling")
+    })
+    .await;
+    // Two more polls of the API after the notifications, so the inhibition has been seen.
+    tokio::time::sleep(amstate::POLL * 2).await;
+    let _ = stop_polls.send(true);
+    let _ = polls.await;
+    let states = states.lock().unwrap().clone();
+    let scenario = loadgen::scenario::parse(OUTAGE, "routed.toml").unwrap();
+    let timeline = loadgen::shared::Timeline {
+        phases: vec![(Duration::ZERO, Duration::from_secs(30))],
+        faults: vec![],
+    };
+    drop(am);
+    loadgen::alerts::routed::check(&scenario, &timeline, &got.notifications, Some(&states))
+        .into_iter()
+        .map(|c| (c.alert, c.verdict, c.detail))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_checks_judge_what_a_real_alertmanager_routed_and_inhibited() {
+    use loadgen::shared::Verdict;
+    assert!(
+        loadgen::alerts::alertmanager::binary().is_some(),
+        "Alertmanager is needed: apt-get install -y prometheus-alertmanager"
+    );
+    let checks = judge_real(CONFIG, "judged").await;
+    assert_eq!(checks.len(), 3, "{checks:#?}");
+    for (alert, verdict, detail) in &checks {
+        assert_eq!(*verdict, Verdict::Pass, "{alert}: {detail}");
+    }
+    let inhibited = &checks[1];
+    assert_eq!(inhibited.0, "HighErrorRate");
+    assert!(
+        inhibited.2.starts_with("inhibited by ServiceDown from "),
+        "{}",
+        inhibited.2
+    );
+
+    // One changed matcher in the route: the page goes to the ticket queue, and the check names both.
+    let changed = CONFIG.replace(r#"severity="page""#, r#"severity="critical""#);
+    assert_ne!(changed, CONFIG);
+    let checks = judge_real(&changed, "changed").await;
+    let routed = &checks[0];
+    assert_eq!(routed.0, "ServiceDown → pager");
+    assert_eq!(routed.1, Verdict::Fail, "{}", routed.2);
+    assert_eq!(routed.2, "not notified to `pager`: it reached `ticket` instead");
+}

@@ -61,6 +61,13 @@ impl Receiver {
     }
 }
 
+/// The task asking the private Alertmanager's API, its record and the switch that stops it.
+type AmPoller = (
+    Arc<std::sync::Mutex<crate::alerts::amstate::AmStates>>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
 /// Everything set up to check a run's alerts.
 pub(super) struct Alerting {
     prediction: Option<Result<Prediction, PredictError>>,
@@ -75,6 +82,8 @@ pub(super) struct Alerting {
     notifications_skipped: Option<String>,
     /// The receivers of `--alertmanager-config` and what of them is captured (empty without it).
     pub(super) receivers: Vec<crate::alerts::routing::ReceiverPlan>,
+    /// What the private Alertmanager's API says during the run, and the task that asks it.
+    am_states: Option<AmPoller>,
 }
 
 impl Alerting {
@@ -218,7 +227,33 @@ impl Alerting {
             alerts_skipped,
             notifications_skipped,
             receivers,
+            am_states: None,
         })
+    }
+
+    /// Starts asking the private Alertmanager's API which alerts it holds and which are inhibited,
+    /// timed from `start` (when there is one, and alerts are checked).
+    pub(super) fn watch_alertmanager(&mut self, start: Instant) {
+        let (Some(am), Some((_, scope))) = (&self.local_alertmanager, &self.checked) else {
+            return;
+        };
+        let Ok(api) = Api::new(
+            &am.url,
+            &crate::client::Options::default(),
+            &crate::client::Auth::None,
+        ) else {
+            return;
+        };
+        let states = Arc::default();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(crate::alerts::amstate::watch(
+            api,
+            scope.clone(),
+            start,
+            Arc::clone(&states),
+            stop_rx,
+        ));
+        self.am_states = Some((states, stop, task));
     }
 
     /// The predicted alert changes, for the live panel (none without a prediction).
@@ -239,6 +274,12 @@ impl Alerting {
         let scenario = &plan.scenario;
         let options = &plan.alerts;
         let received = self.receiver.map(|r| (r.stop(), r.webhook));
+        let am_states = self.am_states.map(|(states, stop, task)| {
+            let _ = stop.send(true);
+            task.abort();
+            let states = states.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            states
+        });
         let alertmanager_name = self
             .local_alertmanager
             .as_ref()
@@ -254,15 +295,13 @@ impl Alerting {
                 (None, false) => (Verdict::NotVerified, "no Prometheus was asked".to_owned()),
             };
             let mut checks = alerts::unmade(scenario, verdict, &why);
-            checks.extend(crate::alerts::delivery::unmade(
-                scenario,
-                if options.skip_notifications {
-                    Verdict::Skipped
-                } else {
-                    verdict
-                },
-                &why,
-            ));
+            let notify_verdict = if options.skip_notifications {
+                Verdict::Skipped
+            } else {
+                verdict
+            };
+            checks.extend(crate::alerts::delivery::unmade(scenario, notify_verdict, &why));
+            checks.extend(crate::alerts::routed::unmade(scenario, notify_verdict, &why));
             return Some(AlertReport {
                 prometheus: String::new(),
                 unchecked: Some(why),
@@ -281,6 +320,12 @@ impl Alerting {
             (Some((received, webhook)), Some(scope)) => {
                 let scoped = crate::alerts::delivery::in_scope(&received.notifications, scope);
                 checks.extend(crate::alerts::delivery::check(scenario, timeline, &scoped));
+                checks.extend(crate::alerts::routed::check(
+                    scenario,
+                    timeline,
+                    &scoped,
+                    am_states.as_ref(),
+                ));
                 let mut d = crate::alerts::delivery::delivery(
                     scenario,
                     timeline,
@@ -306,6 +351,7 @@ impl Alerting {
                     ),
                 };
                 checks.extend(crate::alerts::delivery::unmade(scenario, verdict, &why));
+                checks.extend(crate::alerts::routed::unmade(scenario, verdict, &why));
                 None
             }
         };

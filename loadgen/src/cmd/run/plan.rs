@@ -354,7 +354,7 @@ impl RunPlan {
         self.scenario
             .phases
             .iter()
-            .any(|p| !p.expect.alerts_notified.is_empty())
+            .any(|p| !p.expect.alerts_notified.is_empty() || p.expect.has_routing())
     }
 }
 
