@@ -19,6 +19,7 @@ pub mod prometheus;
 pub mod routed;
 pub mod routing;
 pub mod scope;
+pub mod snapshot;
 pub mod watch;
 
 use std::io::{self, Write};

@@ -18,6 +18,7 @@ pub const NOTIFIED_TO: &str = "routed";
 pub const INHIBITED: &str = "inhibited";
 pub const NOT_NOTIFIED: &str = "unrouted";
 pub const GROUPED: &str = "grouped";
+pub const SNAPSHOT: &str = "snapshot";
 
 /// `ServiceDown → pager`, the `alert` column of a `notified` check.
 pub fn arrow(alert: &str, receiver: &str) -> String {
@@ -54,6 +55,24 @@ fn seconds(d: std::time::Duration) -> String {
     target_app::duration::format(d)
 }
 
+/// The first firing notification of `alert` to `receiver` in phase `i` of `timeline`.
+pub fn first_to<'a>(
+    notifications: &'a [Notification],
+    timeline: &Timeline,
+    i: usize,
+    alert: &'a str,
+    receiver: &str,
+) -> Option<&'a Notification> {
+    let (from, to) = timeline.phases.get(i)?;
+    firing(
+        notifications,
+        alert,
+        from.as_secs_f64(),
+        to.as_secs_f64() + POLL_S,
+    )
+    .find(|m| m.receiver == receiver)
+}
+
 /// Judges every phase's routing expectations. `am` is what Alertmanager's API said (none: it was not
 /// asked).
 pub fn check(
@@ -71,7 +90,7 @@ pub fn check(
             checks.push(AlertCheck::unmade(&phase.name, &alert, expect, verdict, &detail));
         };
         for n in &e.notified {
-            let mine = firing(notifications, &n.alert, from, to).find(|m| m.receiver == n.receiver);
+            let mine = first_to(notifications, timeline, i, &n.alert, &n.receiver);
             let (verdict, detail) = match (mine, n.within) {
                 (Some(m), Some(w)) if m.at_s - from > w.as_secs_f64() => (
                     Verdict::Fail,
@@ -245,6 +264,9 @@ pub fn unmade(scenario: &Scenario, verdict: Verdict, why: &str) -> Vec<AlertChec
         };
         for n in &e.notified {
             push(arrow(&n.alert, &n.receiver), NOTIFIED_TO);
+            if n.snapshot.is_some() {
+                push(arrow(&n.alert, &n.receiver), SNAPSHOT);
+            }
         }
         for a in &e.inhibited {
             push(a.clone(), INHIBITED);

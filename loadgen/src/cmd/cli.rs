@@ -189,6 +189,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub alertmanager_config: Option<PathBuf>,
 
+    /// Write the message each receiver rendered to the scenario's `snapshot` files instead of
+    /// comparing it with them (those checks are then SKIPPED); review the files and commit them.
+    #[arg(long)]
+    pub update_snapshots: bool,
+
     /// Receive Alertmanager's webhook notifications here (e.g. `0.0.0.0:9097`, path `/alerts`) and
     /// time each one. A private Alertmanager gets a loopback receiver of its own without it.
     #[arg(long, value_name = "ADDR")]

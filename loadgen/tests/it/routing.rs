@@ -284,10 +284,19 @@ not_notified = [{ alert = "DiskFilling", receiver = "pager" }]
 /// Runs Debian's Alertmanager with `config`, fires the three alerts, and judges the routing checks of
 /// [`OUTAGE`] on what loadgen's receiver and Alertmanager's API saw: (alert column, verdict, detail).
 async fn judge_real(config: &str, name: &str) -> Vec<(String, loadgen::shared::Verdict, String)> {
+    judge_real_with(config, TEMPLATE, name).await.0
+}
+
+/// [`judge_real`] with a template of its own, and what was received.
+async fn judge_real_with(
+    config: &str,
+    template: &str,
+    name: &str,
+) -> (Vec<(String, loadgen::shared::Verdict, String)>, Received) {
     use loadgen::alerts::amstate::{self, AmStates};
     use std::sync::{Arc, Mutex};
 
-    let path = config_dir(name, config, TEMPLATE);
+    let path = config_dir(name, config, template);
     let (base, inbox, _stop) = receiver().await;
     let rewritten = loadgen::alerts::routing::load(&path, &base).unwrap();
     let am = LocalAlertmanager::start_config(rewritten.text).await.unwrap();
@@ -331,10 +340,11 @@ async fn judge_real(config: &str, name: &str) -> Vec<(String, loadgen::shared::V
         faults: vec![],
     };
     drop(am);
-    loadgen::alerts::routed::check(&scenario, &timeline, &got.notifications, Some(&states))
+    let checks = loadgen::alerts::routed::check(&scenario, &timeline, &got.notifications, Some(&states))
         .into_iter()
         .map(|c| (c.alert, c.verdict, c.detail))
-        .collect()
+        .collect();
+    (checks, got)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,4 +375,49 @@ async fn routing_checks_judge_what_a_real_alertmanager_routed_and_inhibited() {
     assert_eq!(routed.0, "ServiceDown → pager");
     assert_eq!(routed.1, Verdict::Fail, "{}", routed.2);
     assert_eq!(routed.2, "not notified to `pager`: it reached `ticket` instead");
+}
+
+/// The snapshot of the pager's first page in `got`.
+fn pager_snapshot(got: &Received) -> String {
+    use loadgen::alerts::snapshot;
+    let page = got
+        .notifications
+        .iter()
+        .find(|n| n.receiver == "pager")
+        .expect("a notification to the pager");
+    let messages = snapshot::flush(&got.rendered, "pager", page.at_s);
+    assert_eq!(messages.len(), 2, "Slack and PagerDuty: {got:#?}");
+    snapshot::snapshot_text(&messages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_changed_template_character_fails_the_snapshot_with_a_diff() {
+    use loadgen::alerts::snapshot;
+    assert!(
+        loadgen::alerts::alertmanager::binary().is_some(),
+        "Alertmanager is needed: apt-get install -y prometheus-alertmanager"
+    );
+    let stored_path = crate::support::repo_dir().join("loadgen/tests/snapshots/pager.txt");
+    let (_, got) = judge_real_with(CONFIG, TEMPLATE, "snapshot").await;
+    let text = pager_snapshot(&got);
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&stored_path, &text).unwrap();
+    }
+    let stored = std::fs::read_to_string(&stored_path).unwrap();
+    let (same, detail) = snapshot::compare("pager.txt", Some(&stored), "pager", &text);
+    assert!(same, "{detail}");
+
+    let changed = TEMPLATE.replace("Runbook:", "Runbook;");
+    assert_ne!(changed, TEMPLATE);
+    let (_, got) = judge_real_with(CONFIG, &changed, "snapshot-changed").await;
+    let (same, detail) = snapshot::compare("pager.txt", Some(&stored), "pager", &pager_snapshot(&got));
+    assert!(!same);
+    assert!(
+        detail.starts_with("the message `pager` rendered differs from pager.txt:\n--- pager.txt (stored)\n+++ pager (rendered)\n@@ "),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("\n-Runbook: https://runbooks.example/ServiceDown\n+Runbook; https://runbooks.example/ServiceDown\n"),
+        "{detail}"
+    );
 }

@@ -326,6 +326,14 @@ impl Alerting {
                     &scoped,
                     am_states.as_ref(),
                 ));
+                checks.extend(super::snapshots::check(
+                    scenario,
+                    timeline,
+                    &scoped,
+                    &received.rendered,
+                    &options.snapshot_dir,
+                    options.update_snapshots,
+                ));
                 let mut d = crate::alerts::delivery::delivery(
                     scenario,
                     timeline,

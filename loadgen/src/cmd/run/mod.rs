@@ -8,6 +8,7 @@
 mod alerting;
 pub mod embedded;
 pub mod plan;
+mod snapshots;
 pub mod stack;
 
 use std::io::Write;

@@ -118,6 +118,10 @@ pub struct AlertOptions {
     /// The user's Alertmanager configuration for the private Alertmanager, instead of the stack's
     /// (checked with amtool when the plan is made).
     pub alertmanager_config: Option<PathBuf>,
+    /// `--update-snapshots`: rendered messages are written to the `snapshot` files, not compared.
+    pub update_snapshots: bool,
+    /// Where `snapshot` paths start: the scenario file's directory.
+    pub snapshot_dir: PathBuf,
     /// Which alerts count for the run, when not found from the target.
     pub alert_match: Option<Matchers>,
     /// `--no-alerts`: alert expectations are skipped by request.
@@ -330,6 +334,11 @@ impl RunPlan {
                 alertmanager: args.alertmanager.clone(),
                 notify_listen: args.notify_listen,
                 alertmanager_config: args.alertmanager_config.clone(),
+                update_snapshots: args.update_snapshots,
+                snapshot_dir: match args.file.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                },
                 alert_match: args.alert_match.clone(),
                 skip_alerts: args.no_alerts,
                 skip_notifications: args.no_alerts || args.no_notifications,
