@@ -174,20 +174,27 @@ pub fn snapshot_text(messages: &[&Rendered]) -> String {
     normalise(&out)
 }
 
-/// The messages of `receiver` sent in the same flush as a notification that arrived at `at_s`: for
-/// each kind the first within a second of it, in kind order.
-pub fn flush<'a>(rendered: &'a [Rendered], receiver: &str, at_s: f64) -> Vec<&'a Rendered> {
-    let mut out: Vec<&Rendered> = Vec::new();
-    for m in rendered
+/// The messages of `receiver` sent in the same flush as a notification of `alert` that arrived at
+/// `at_s`: for each kind, among those within a second of it, one that names the alert if any does (two
+/// groups may be flushed to one receiver in the same second), else the nearest in time; in kind order.
+pub fn flush<'a>(rendered: &'a [Rendered], receiver: &str, alert: &str, at_s: f64) -> Vec<&'a Rendered> {
+    let near: Vec<&Rendered> = rendered
         .iter()
         .filter(|m| m.receiver == receiver && (m.at_s - at_s).abs() <= 1.0)
-    {
-        if !out.iter().any(|o| o.kind == m.kind) {
-            out.push(m);
-        }
-    }
-    out.sort_by(|a, b| a.kind.cmp(&b.kind));
-    out
+        .collect();
+    let mut kinds: Vec<&str> = near.iter().map(|m| m.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let names = |m: &Rendered| m.body.to_string().contains(alert);
+    kinds
+        .into_iter()
+        .filter_map(|kind| {
+            let of_kind = || near.iter().copied().filter(move |m| m.kind == kind);
+            of_kind()
+                .find(|m| names(m))
+                .or_else(|| of_kind().min_by(|a, b| (a.at_s - at_s).abs().total_cmp(&(b.at_s - at_s).abs())))
+        })
+        .collect()
 }
 
 /// Lines compared at most; past it, the diff says only that the texts differ.
@@ -332,6 +339,33 @@ mod tests {
             normalise("no port https://grafana.example/d/x"),
             "no port https://grafana.example/d/x"
         );
+    }
+
+    #[test]
+    fn the_flush_of_a_notification_prefers_messages_naming_its_alert() {
+        let m = |at_s: f64, kind: &str, title: &str| Rendered {
+            at_s,
+            receiver: "pager".into(),
+            kind: kind.into(),
+            body: json!({ "title": title }),
+        };
+        let rendered = [
+            m(9.7, "slack", "HighErrorRate"),
+            m(10.2, "slack", "ServiceDown"),
+            m(10.1, "pagerduty", "no name"),
+            m(12.0, "webex", "ServiceDown"),
+        ];
+        let got: Vec<(&str, f64)> = flush(&rendered, "pager", "ServiceDown", 10.0)
+            .iter()
+            .map(|m| (m.kind.as_str(), m.at_s))
+            .collect();
+        assert_eq!(got, [("pagerduty", 10.1), ("slack", 10.2)]);
+        let got: Vec<f64> = flush(&rendered, "pager", "Other", 10.0)
+            .iter()
+            .map(|m| m.at_s)
+            .collect();
+        assert_eq!(got, [10.1, 10.2], "nearest when none names it");
+        assert!(flush(&rendered, "ticket", "ServiceDown", 10.0).is_empty());
     }
 
     #[test]

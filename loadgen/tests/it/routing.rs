@@ -385,7 +385,7 @@ fn pager_snapshot(got: &Received) -> String {
         .iter()
         .find(|n| n.receiver == "pager")
         .expect("a notification to the pager");
-    let messages = snapshot::flush(&got.rendered, "pager", page.at_s);
+    let messages = snapshot::flush(&got.rendered, "pager", "ServiceDown", page.at_s);
     assert_eq!(messages.len(), 2, "Slack and PagerDuty: {got:#?}");
     snapshot::snapshot_text(&messages)
 }

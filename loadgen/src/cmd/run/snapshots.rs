@@ -33,7 +33,7 @@ pub(super) fn check(
                     format!("no notification to `{}` to compare", n.receiver),
                 ),
                 Some(m) => {
-                    let messages = snapshot::flush(rendered, &n.receiver, m.at_s);
+                    let messages = snapshot::flush(rendered, &n.receiver, &n.alert, m.at_s);
                     if messages.is_empty() {
                         (
                             Verdict::NotVerified,
