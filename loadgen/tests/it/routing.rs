@@ -136,7 +136,7 @@ async fn slack_and_pagerduty_receivers_are_captured_with_their_rendered_text() {
     let (base, inbox, _stop) = receiver().await;
     let rewritten = loadgen::alerts::routing::load(&path, &base).unwrap();
     assert_eq!(rewritten.receivers[0].not_captured, ["email"]);
-    let am = LocalAlertmanager::start_config(rewritten.text).await.unwrap();
+    let am = LocalAlertmanager::start_config(rewritten).await.unwrap();
     let am_addr: SocketAddr = am.addr.parse().unwrap();
     fire(
         am_addr,
@@ -299,7 +299,7 @@ async fn judge_real_with(
     let path = config_dir(name, config, template);
     let (base, inbox, _stop) = receiver().await;
     let rewritten = loadgen::alerts::routing::load(&path, &base).unwrap();
-    let am = LocalAlertmanager::start_config(rewritten.text).await.unwrap();
+    let am = LocalAlertmanager::start_config(rewritten).await.unwrap();
     let start = Instant::now();
     inbox.restart(start);
     let scope = Arc::new(loadgen::alerts::scope::Scope::private("checkout", "unused:1"));

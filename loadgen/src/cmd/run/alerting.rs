@@ -409,15 +409,13 @@ async fn start_alertmanager(
         *receiver = Some(Receiver::new(listener));
     }
     let webhook = receiver.as_ref().map(|r| r.webhook.clone()).unwrap_or_default();
-    match config {
-        None => Ok((LocalAlertmanager::start(&webhook).await?, Vec::new())),
-        Some(path) => {
-            let base = webhook.trim_end_matches("/alerts");
-            let rewritten = crate::alerts::routing::load(path, base)?;
-            let am = LocalAlertmanager::start_config(rewritten.text).await?;
-            Ok((am, rewritten.receivers))
-        }
-    }
+    let base = webhook.trim_end_matches("/alerts");
+    let am = match config {
+        None => LocalAlertmanager::start(base).await?,
+        Some(path) => LocalAlertmanager::start_config(crate::alerts::routing::load(path, base)?).await?,
+    };
+    let plans = am.receivers.clone();
+    Ok((am, plans))
 }
 
 /// How long a Prometheus may take to list the target among its scrape targets.
