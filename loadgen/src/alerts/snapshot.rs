@@ -177,11 +177,17 @@ pub fn snapshot_text(messages: &[&Rendered]) -> String {
 /// The messages of `receiver` sent in the same flush as a notification of `alert` that arrived at
 /// `at_s`: for each kind, among those within a second of it, one that names the alert if any does (two
 /// groups may be flushed to one receiver in the same second), else the nearest in time; in kind order.
+/// Webhooks carry data, not a message a person reads: they count only for a receiver that has nothing
+/// else.
 pub fn flush<'a>(rendered: &'a [Rendered], receiver: &str, alert: &str, at_s: f64) -> Vec<&'a Rendered> {
-    let near: Vec<&Rendered> = rendered
+    let is_webhook = |m: &Rendered| m.kind.split('.').next() == Some("webhook");
+    let mut near: Vec<&Rendered> = rendered
         .iter()
         .filter(|m| m.receiver == receiver && (m.at_s - at_s).abs() <= 1.0)
         .collect();
+    if near.iter().any(|m| !is_webhook(m)) {
+        near.retain(|m| !is_webhook(m));
+    }
     let mut kinds: Vec<&str> = near.iter().map(|m| m.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
@@ -366,6 +372,23 @@ mod tests {
             .collect();
         assert_eq!(got, [10.1, 10.2], "nearest when none names it");
         assert!(flush(&rendered, "ticket", "ServiceDown", 10.0).is_empty());
+        let hooks = [
+            m(10.0, "webhook", "ServiceDown"),
+            m(10.0, "webhook.2", "ServiceDown"),
+        ];
+        let with_slack: Vec<Rendered> = hooks.iter().cloned().chain([m(10.1, "slack", "x")]).collect();
+        let kinds = |r: &[Rendered]| -> Vec<String> {
+            flush(r, "pager", "ServiceDown", 10.0)
+                .iter()
+                .map(|m| m.kind.clone())
+                .collect()
+        };
+        assert_eq!(kinds(&with_slack), ["slack"], "what a person reads, not the data");
+        assert_eq!(
+            kinds(&hooks),
+            ["webhook", "webhook.2"],
+            "webhooks when there is nothing else"
+        );
     }
 
     #[test]
