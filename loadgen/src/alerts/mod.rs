@@ -17,6 +17,7 @@ pub mod notify;
 pub mod predict;
 pub mod prometheus;
 pub mod routed;
+pub mod routes;
 pub mod routing;
 pub mod scope;
 pub mod snapshot;
