@@ -231,14 +231,21 @@ impl Alerting {
         })
     }
 
-    /// Starts asking the private Alertmanager's API which alerts it holds and which are inhibited,
-    /// timed from `start` (when there is one, and alerts are checked).
-    pub(super) fn watch_alertmanager(&mut self, start: Instant) {
-        let (Some(am), Some((_, scope))) = (&self.local_alertmanager, &self.checked) else {
+    /// Starts asking the Alertmanager's API which alerts it holds and which are inhibited, timed from
+    /// `start` (when there is one, and alerts are checked).
+    /// `external` is the `--alertmanager` (`host:port`) the private Prometheus sends to, asked when no
+    /// private Alertmanager runs.
+    pub(super) fn watch_alertmanager(&mut self, start: Instant, external: Option<&str>) {
+        let url = match (&self.local_alertmanager, external) {
+            (Some(am), _) => am.url.clone(),
+            (None, Some(addr)) if self.local_prometheus.is_some() => format!("http://{addr}"),
+            _ => return,
+        };
+        let Some((_, scope)) = &self.checked else {
             return;
         };
         let Ok(api) = Api::new(
-            &am.url,
+            &url,
             &crate::client::Options::default(),
             &crate::client::Auth::None,
         ) else {
