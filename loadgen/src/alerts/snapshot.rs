@@ -1,7 +1,7 @@
 //! Snapshots of what on-call reads: the message a receiver rendered (title and text for Slack,
 //! summary and details for PagerDuty, …), as text, with what changes from run to run normalised
-//! (times, ports, ids, URLs with ports), compared with a stored file; a difference is shown as a
-//! unified diff.
+//! (times, ports, ids, URLs with ports, percentages), compared with a stored file; a difference is
+//! shown as a unified diff.
 //!
 //! Pure functions of the captured bodies and the stored text; reading and writing the files is the
 //! caller's ([`crate::cmd`]).
@@ -139,6 +139,8 @@ fn rules() -> &'static [(Regex, &'static str)] {
                 r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
                 "<id>",
             ),
+            // Measured ratios (`humanizePercentage` in an annotation) differ by a hair per run.
+            (r"\b\d+(\.\d+)?%", "<n>%"),
         ]
         .into_iter()
         .filter_map(|(re, to)| Regex::new(re).ok().map(|re| (re, to)))
@@ -146,7 +148,7 @@ fn rules() -> &'static [(Regex, &'static str)] {
     })
 }
 
-/// `text` with times, URLs with ports, loopback ports and hex ids replaced by placeholders, and
+/// `text` with times, URLs with ports, loopback ports, hex ids and percentages replaced by placeholders, and
 /// line ends made `\n`.
 pub fn normalise(text: &str) -> String {
     let mut text = text.replace("\r\n", "\n");
@@ -340,6 +342,10 @@ mod tests {
         assert_eq!(
             normalise("at 2026-12-07T05:50:00.123Z from http://127.0.0.1:45321/graph id a1b2c3d4e5f60718 on localhost:9093\r\n"),
             "at <time> from <url>/graph id <id> on <host:port>\n"
+        );
+        assert_eq!(
+            normalise("31.07% of requests, then 30%"),
+            "<n>% of requests, then <n>%"
         );
         assert_eq!(
             normalise("no port https://grafana.example/d/x"),
