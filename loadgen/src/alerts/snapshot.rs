@@ -180,7 +180,7 @@ pub fn snapshot_text(messages: &[&Rendered]) -> String {
 /// `at_s`: for each kind, among those within a second of it, one that names the alert if any does (two
 /// groups may be flushed to one receiver in the same second), else the nearest in time; in kind order.
 /// Webhooks carry data, not a message a person reads: they count only for a receiver that has nothing
-/// else.
+/// else. A copy of a message to a second endpoint of the same kind shows once.
 pub fn flush<'a>(rendered: &'a [Rendered], receiver: &str, alert: &str, at_s: f64) -> Vec<&'a Rendered> {
     let is_webhook = |m: &Rendered| m.kind.split('.').next() == Some("webhook");
     let mut near: Vec<&Rendered> = rendered
@@ -194,15 +194,25 @@ pub fn flush<'a>(rendered: &'a [Rendered], receiver: &str, alert: &str, at_s: f6
     kinds.sort_unstable();
     kinds.dedup();
     let names = |m: &Rendered| m.body.to_string().contains(alert);
-    kinds
-        .into_iter()
-        .filter_map(|kind| {
-            let of_kind = || near.iter().copied().filter(move |m| m.kind == kind);
-            of_kind()
-                .find(|m| names(m))
-                .or_else(|| of_kind().min_by(|a, b| (a.at_s - at_s).abs().total_cmp(&(b.at_s - at_s).abs())))
-        })
-        .collect()
+    let mut out: Vec<&Rendered> = Vec::new();
+    for kind in kinds {
+        let of_kind = || near.iter().copied().filter(move |m| m.kind == kind);
+        let Some(m) = of_kind()
+            .find(|m| names(m))
+            .or_else(|| of_kind().min_by(|a, b| (a.at_s - at_s).abs().total_cmp(&(b.at_s - at_s).abs())))
+        else {
+            continue;
+        };
+        // The same message sent twice (a copy to another endpoint: `slack` and `slack.2`) shows once.
+        let base = |k: &str| k.split('.').next().unwrap_or(k).to_owned();
+        if !out
+            .iter()
+            .any(|o| base(&o.kind) == base(&m.kind) && o.body == m.body)
+        {
+            out.push(m);
+        }
+    }
+    out
 }
 
 /// Lines compared at most; past it, the diff says only that the texts differ.
@@ -392,9 +402,15 @@ mod tests {
         assert_eq!(kinds(&with_slack), ["slack"], "what a person reads, not the data");
         assert_eq!(
             kinds(&hooks),
-            ["webhook", "webhook.2"],
-            "webhooks when there is nothing else"
+            ["webhook"],
+            "webhooks when there is nothing else, a copy once"
         );
+        let copies = [
+            m(10.0, "slack", "ServiceDown"),
+            m(10.0, "slack.2", "ServiceDown"),
+            m(10.0, "slack.3", "other"),
+        ];
+        assert_eq!(kinds(&copies), ["slack", "slack.3"], "a copy shows once");
     }
 
     #[test]

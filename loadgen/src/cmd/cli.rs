@@ -189,6 +189,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub alertmanager_config: Option<PathBuf>,
 
+    /// Ask this Alertmanager's API (e.g. `http://127.0.0.1:9093`) every second during the run which
+    /// alerts it holds and which it inhibits, for the `inhibited` and `not_notified` checks, when
+    /// loadgen runs no Alertmanager of its own (`--stack` gives the stack's).
+    #[arg(long, value_name = "URL")]
+    pub alertmanager_api: Option<String>,
+
     /// Write the message each receiver rendered to the scenario's `snapshot` files instead of
     /// comparing it with them (those checks are then SKIPPED); review the files and commit them.
     #[arg(long)]

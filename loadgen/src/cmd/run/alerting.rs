@@ -233,12 +233,17 @@ impl Alerting {
 
     /// Starts asking the Alertmanager's API which alerts it holds and which are inhibited, timed from
     /// `start` (when there is one, and alerts are checked).
-    /// `external` is the `--alertmanager` (`host:port`) the private Prometheus sends to, asked when no
-    /// private Alertmanager runs.
-    pub(super) fn watch_alertmanager(&mut self, start: Instant, external: Option<&str>) {
-        let url = match (&self.local_alertmanager, external) {
-            (Some(am), _) => am.url.clone(),
-            (None, Some(addr)) if self.local_prometheus.is_some() => format!("http://{addr}"),
+    /// Without a private Alertmanager, the one `options` names is asked: `--alertmanager-api`, or the
+    /// `--alertmanager` (`host:port`) the private Prometheus sends to.
+    pub(super) fn watch_alertmanager(&mut self, start: Instant, options: &super::plan::AlertOptions) {
+        let url = match (
+            &self.local_alertmanager,
+            &options.alertmanager_api,
+            &options.alertmanager,
+        ) {
+            (Some(am), _, _) => am.url.clone(),
+            (None, Some(api), _) => api.clone(),
+            (None, None, Some(addr)) if self.local_prometheus.is_some() => format!("http://{addr}"),
             _ => return,
         };
         let Some((_, scope)) = &self.checked else {

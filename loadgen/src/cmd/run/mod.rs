@@ -251,7 +251,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
     if let Some(r) = &alerting.receiver {
         r.inbox.restart(start);
     }
-    alerting.watch_alertmanager(start, plan.alerts.alertmanager.as_deref());
+    alerting.watch_alertmanager(start, &plan.alerts);
     let (position, position_rx) = watch::channel(crate::shared::Position::default());
     let (snapshot, snapshot_rx) = crate::shared::snapshot::channel();
     let sink = crate::engine::stats::Sink::new();

@@ -118,6 +118,9 @@ pub struct AlertOptions {
     /// The user's Alertmanager configuration for the private Alertmanager, instead of the stack's
     /// (checked with amtool when the plan is made).
     pub alertmanager_config: Option<PathBuf>,
+    /// An Alertmanager whose API is asked about inhibitions when loadgen runs none (without a trailing
+    /// `/`).
+    pub alertmanager_api: Option<String>,
     /// `--update-snapshots`: rendered messages are written to the `snapshot` files, not compared.
     pub update_snapshots: bool,
     /// Where `snapshot` paths start: the scenario file's directory.
@@ -263,6 +266,11 @@ impl RunPlan {
                 errors.push(PlanError::new("--alertmanager-config", value, e.to_string()));
             }
         }
+        if let Some(url) = &args.alertmanager_api {
+            if let Err(problem) = check_url(url, "http://localhost:9093") {
+                errors.push(PlanError::new("--alertmanager-api", Some(url.clone()), problem));
+            }
+        }
         if let Some(pair) = &args.prometheus_basic_auth {
             if !pair.contains(':') {
                 // The value is a secret: named, never repeated.
@@ -334,6 +342,10 @@ impl RunPlan {
                 alertmanager: args.alertmanager.clone(),
                 notify_listen: args.notify_listen,
                 alertmanager_config: args.alertmanager_config.clone(),
+                alertmanager_api: args
+                    .alertmanager_api
+                    .as_deref()
+                    .map(|u| u.trim_end_matches('/').to_owned()),
                 update_snapshots: args.update_snapshots,
                 snapshot_dir: match args.file.parent() {
                     Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
