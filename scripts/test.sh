@@ -17,6 +17,8 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> who each shipped scenario pages (stack Alertmanager routing, amtool)"
+cargo run --quiet --locked -p loadgen -- coverage --routes scenarios/*.toml
 if [ -x scripts/check-stack.sh ]; then
     echo "==> stack checks"
     scripts/check-stack.sh

@@ -4,6 +4,11 @@ Prints one JSON line per alert in each notification (so `docker compose logs
 webhook` and Loki show when each alert fired and resolved) and keeps the most
 recent notifications in memory, listed newest first at GET /.
 
+Also stands in for Slack: POST /slack/<receiver> takes the Slack-shaped
+message Alertmanager rendered with ../alertmanager/templates/slack.tmpl,
+prints its title and text as a JSON line, and lists the latest at GET /slack
+(newest first) -- what on-call would read.
+
 Standard library only; it stores nothing on disk and forwards nothing.
 """
 
@@ -19,6 +24,7 @@ KEEP = int(os.environ.get("WEBHOOK_KEEP", "200"))
 MAX_BODY = 1 << 20
 
 _recent = collections.deque(maxlen=KEEP)
+_slack = collections.deque(maxlen=KEEP)
 _lock = threading.Lock()
 
 
@@ -41,6 +47,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/healthz":
             self._reply(200, {"status": "ok"})
+        elif self.path == "/slack":
+            with _lock:
+                items = list(reversed(_slack))
+            self._reply(200, items)
         elif self.path in ("/", "/alerts"):
             with _lock:
                 items = list(reversed(_recent))
@@ -59,6 +69,9 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(400, {"error": "body is not JSON"})
             return
         received = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        if self.path.startswith("/slack/"):
+            self._take_slack(self.path[len("/slack/"):], payload, received)
+            return
         with _lock:
             _recent.append({"received": received, "notification": payload})
         for alert in payload.get("alerts", []):
@@ -79,6 +92,35 @@ class Handler(BaseHTTPRequestHandler):
                 }
             )
         self._reply(200, {"status": "received"})
+
+    def _take_slack(self, receiver, payload, received):
+        if not isinstance(payload, dict):
+            self._reply(400, {"error": "not a Slack message"})
+            return
+        attachments = payload.get("attachments") or [{}]
+        first = attachments[0] if isinstance(attachments[0], dict) else {}
+        message = {
+            "received": received,
+            "receiver": receiver,
+            "channel": payload.get("channel"),
+            "title": first.get("title"),
+            "title_link": first.get("title_link"),
+            "text": first.get("text") or payload.get("text"),
+        }
+        with _lock:
+            _slack.append(message)
+        _log(
+            {
+                "timestamp": received,
+                "level": "info",
+                "message": f"slack {receiver} {message['channel']}: {message['title']}",
+                "receiver": receiver,
+                "channel": message["channel"],
+                "title": message["title"],
+                "text": message["text"],
+            }
+        )
+        self._reply(200, {"ok": True})
 
     def log_message(self, fmt, *args):
         # Access logs would drown the alert lines; health checks run every few seconds.

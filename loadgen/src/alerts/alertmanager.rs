@@ -1,22 +1,24 @@
 //! A private Alertmanager beside the private Prometheus: started on a loopback port with the stack's
-//! routing (`stack/alertmanager/alertmanager.yml`, compiled into loadgen like the rule files), every
-//! receiver of it pointed at loadgen's own webhook ([`crate::alerts::notify`]), and stopped (its data removed)
-//! when dropped.
+//! configuration (`stack/alertmanager/alertmanager.yml` and its Slack template, compiled into loadgen
+//! like the rule files) or the user's own (`--alertmanager-config`), every receiver of it pointed at
+//! loadgen's own receiver ([`crate::alerts::notify`], rewritten by [`crate::alerts::routing`]), and
+//! stopped (its data removed) when dropped.
 //!
-//! Only the routing is taken from the stack's file: the route tree (grouping, `group_wait`,
-//! `group_interval`, `repeat_interval`), the inhibit rules and time intervals. Where the stack's receivers
-//! send (a container, a chat) is replaced, so nothing leaves the machine.
+//! The routing is kept as the file says: the route tree (grouping, `group_wait`, `group_interval`,
+//! `repeat_interval`), the inhibit rules, time intervals and templates. Where the receivers send (a
+//! container, a chat) is replaced, so nothing leaves the machine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
-
 use crate::alerts::prometheus::{free_port, on_path, ready, unique};
+use crate::alerts::routing::{rewrite, ReceiverPlan, Rewritten};
 
 /// The stack's Alertmanager configuration.
 pub const STACK_CONFIG: &str = include_str!("../../../stack/alertmanager/alertmanager.yml");
+/// Its template, written beside the private copy (`templates/slack.tmpl`).
+pub const STACK_TEMPLATE: &str = include_str!("../../../stack/alertmanager/templates/slack.tmpl");
 
 /// The names an Alertmanager binary goes by: Debian's package, then upstream's.
 pub const BINARIES: [&str; 2] = ["prometheus-alertmanager", "alertmanager"];
@@ -31,6 +33,8 @@ pub enum AmError {
     NotInstalled,
     #[error("the stack's alertmanager.yml: {0}")]
     Config(String),
+    #[error("{0}")]
+    Routing(#[from] crate::alerts::routing::RoutingError),
     #[error("cannot prepare the Alertmanager directory {path}: {source}")]
     Dir { path: PathBuf, source: std::io::Error },
     #[error("cannot listen for its notifications on loopback: {0}")]
@@ -46,39 +50,10 @@ pub fn binary() -> Option<&'static str> {
     BINARIES.into_iter().find(|b| on_path(b))
 }
 
-/// The configuration of the private Alertmanager: `stack`'s routing, with each of its receivers
-/// replaced by one webhook to `webhook_url` that also announces resolutions. Written as JSON, which
-/// Alertmanager reads as YAML.
-pub fn private_config(stack: &str, webhook_url: &str) -> Result<String, AmError> {
-    let doc: Value = serde_norway::from_str(stack).map_err(|e| AmError::Config(e.to_string()))?;
-    let Value::Object(doc) = doc else {
-        return Err(AmError::Config("expected a mapping at the top".into()));
-    };
-    let mut out = Map::new();
-    match doc.get("route") {
-        Some(route @ Value::Object(_)) => out.insert("route".into(), route.clone()),
-        _ => return Err(AmError::Config("no `route` mapping".into())),
-    };
-    for key in ["inhibit_rules", "time_intervals", "mute_time_intervals"] {
-        if let Some(v) = doc.get(key) {
-            out.insert(key.into(), v.clone());
-        }
-    }
-    let Some(Value::Array(receivers)) = doc.get("receivers") else {
-        return Err(AmError::Config("no `receivers` list".into()));
-    };
-    let mut ours = Vec::with_capacity(receivers.len());
-    for (i, r) in receivers.iter().enumerate() {
-        let Some(name) = r.get("name").and_then(Value::as_str) else {
-            return Err(AmError::Config(format!("receivers[{i}] has no name")));
-        };
-        ours.push(json!({
-            "name": name,
-            "webhook_configs": [{ "url": webhook_url, "send_resolved": true }],
-        }));
-    }
-    out.insert("receivers".into(), Value::Array(ours));
-    serde_json::to_string_pretty(&Value::Object(out)).map_err(|e| AmError::Config(e.to_string()))
+/// The configuration of the private Alertmanager: `stack`'s, every receiver pointed at loadgen's
+/// receiver at `base` (`http://127.0.0.1:PORT`), its templates looked for in `dir`.
+pub fn private_config(stack: &str, base: &str, dir: &Path) -> Result<Rewritten, AmError> {
+    Ok(rewrite(stack, "stack/alertmanager/alertmanager.yml", dir, base)?)
 }
 
 /// A running private Alertmanager.
@@ -89,24 +64,51 @@ pub struct LocalAlertmanager {
     pub addr: String,
     /// Its base URL.
     pub url: String,
+    /// Its receivers and what of each loadgen captures.
+    pub receivers: Vec<ReceiverPlan>,
 }
 
 impl LocalAlertmanager {
-    /// Starts Alertmanager with the stack's routing, delivering to `webhook_url`.
-    pub async fn start(webhook_url: &str) -> Result<Self, AmError> {
-        let binary = binary().ok_or(AmError::NotInstalled)?;
-        let config = private_config(STACK_CONFIG, webhook_url)?;
+    /// Starts Alertmanager with the stack's configuration, delivering to loadgen's receiver at `base`
+    /// (`http://127.0.0.1:PORT`).
+    pub async fn start(base: &str) -> Result<Self, AmError> {
+        let dir = Self::dir()?;
+        let io = |source| AmError::Dir {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir.join("templates")).map_err(io)?;
+        std::fs::write(dir.join("templates").join("slack.tmpl"), STACK_TEMPLATE).map_err(io)?;
+        let config = private_config(STACK_CONFIG, base, &dir)?;
+        Self::spawn(dir, config).await
+    }
+
+    /// Starts Alertmanager with `config` (see [`crate::alerts::routing`] for a user's own, rewritten to
+    /// deliver to loadgen).
+    pub async fn start_config(config: Rewritten) -> Result<Self, AmError> {
+        Self::spawn(Self::dir()?, config).await
+    }
+
+    fn dir() -> Result<PathBuf, AmError> {
         let dir = std::env::temp_dir().join(format!(
             "loadgen-alertmanager-{}-{}",
             std::process::id(),
             unique()
         ));
+        std::fs::create_dir_all(dir.join("data")).map_err(|source| AmError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(dir)
+    }
+
+    async fn spawn(dir: PathBuf, config: Rewritten) -> Result<Self, AmError> {
+        let binary = binary().ok_or(AmError::NotInstalled)?;
         let io = |source| AmError::Dir {
             path: dir.clone(),
             source,
         };
-        std::fs::create_dir_all(dir.join("data")).map_err(io)?;
-        std::fs::write(dir.join("alertmanager.yml"), config).map_err(io)?;
+        std::fs::write(dir.join("alertmanager.yml"), config.text).map_err(io)?;
         let port = free_port().map_err(io)?;
         let log = std::fs::File::create(dir.join("alertmanager.log")).map_err(io)?;
         let child = crate::alerts::child::command(binary)
@@ -128,6 +130,7 @@ impl LocalAlertmanager {
             addr: format!("127.0.0.1:{port}"),
             url: format!("http://127.0.0.1:{port}"),
             dir,
+            receivers: config.receivers,
         };
         let limit = Duration::from_secs(15);
         if !ready(&am.url, limit).await {
@@ -147,24 +150,47 @@ impl Drop for LocalAlertmanager {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
 
     #[test]
-    fn the_stack_routing_is_kept_and_every_receiver_goes_to_the_webhook() {
-        let config = private_config(STACK_CONFIG, "http://127.0.0.1:9/alerts").unwrap();
-        let ours: Value = serde_json::from_str(&config).unwrap();
+    fn the_stack_routing_is_kept_and_every_receiver_goes_to_loadgen() {
+        let config = private_config(STACK_CONFIG, "http://127.0.0.1:9", Path::new("/am")).unwrap();
+        let ours: Value = serde_json::from_str(&config.text).unwrap();
         let stack: Value = serde_norway::from_str(STACK_CONFIG).unwrap();
         assert_eq!(ours["route"], stack["route"]);
         assert_eq!(ours["inhibit_rules"], stack["inhibit_rules"]);
+        assert_eq!(ours["templates"], json!(["/am/templates/*.tmpl"]));
         let receivers = ours["receivers"].as_array().unwrap();
         assert_eq!(receivers.len(), stack["receivers"].as_array().unwrap().len());
         for r in receivers {
+            let name = r["name"].as_str().unwrap();
             assert_eq!(
-                r["webhook_configs"],
-                json!([{ "url": "http://127.0.0.1:9/alerts", "send_resolved": true }])
+                r["slack_configs"][0]["api_url"],
+                format!("http://127.0.0.1:9/receivers/{name}/slack")
             );
+            let urls: Vec<&str> = r["webhook_configs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["url"].as_str().unwrap())
+                .collect();
+            assert!(
+                urls.iter()
+                    .all(|u| u.starts_with("http://127.0.0.1:9/receivers/")),
+                "{urls:?}"
+            );
+            assert!(urls.contains(&format!("http://127.0.0.1:9/receivers/{name}/loadgen").as_str()));
         }
-        assert!(ours.get("global").is_none());
+        assert_eq!(
+            config
+                .receivers
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["page", "ticket"]
+        );
     }
 
     #[test]
@@ -175,11 +201,13 @@ mod tests {
             ("route: {receiver: x}\n", "no `receivers`"),
             (
                 "route: {receiver: x}\nreceivers: [{url: y}]\n",
-                "receivers[0] has no name",
+                "`receivers[0]` has no `name`",
             ),
             ("route: [\n", "alertmanager.yml"),
         ] {
-            let e = private_config(text, "http://x").unwrap_err().to_string();
+            let e = private_config(text, "http://x", Path::new("/"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(expected), "{text:?}: {e}");
         }
     }

@@ -37,6 +37,12 @@ pub struct Delivery {
     /// Notifications received but not kept (past the receiver's limit).
     #[serde(default)]
     pub dropped: u64,
+    /// With `--alertmanager-config`: each receiver, what of it was captured and what was not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<crate::alerts::routing::ReceiverPlan>,
+    /// With `--alertmanager-config`: the messages its receivers rendered, in arrival order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rendered: Vec<crate::alerts::notify::Rendered>,
 }
 
 /// The hops of one expected alert, in seconds from its fault's start (`None`: not seen).
@@ -235,6 +241,8 @@ pub fn delivery(
         notifications: received.notifications,
         rejected: received.rejected,
         dropped: received.dropped,
+        receivers: Vec::new(),
+        rendered: received.rendered,
     }
 }
 
@@ -287,6 +295,25 @@ pub fn write_text(d: &Delivery, out: &mut impl Write) -> io::Result<()> {
     }
     if d.notifications.is_empty() {
         writeln!(out, "  none received")?;
+    }
+    for r in &d.receivers {
+        let kinds: Vec<&str> = r.captured.iter().map(|(k, _)| k.as_str()).collect();
+        let got = d.rendered.iter().filter(|m| m.receiver == r.name).count();
+        write!(
+            out,
+            "  receiver {:<16} captured: {:<24} {got} message{}",
+            r.name,
+            if kinds.is_empty() {
+                "loadgen's webhook only".to_owned()
+            } else {
+                kinds.join(", ")
+            },
+            if got == 1 { "" } else { "s" }
+        )?;
+        if !r.not_captured.is_empty() {
+            write!(out, "; not captured: {}", r.not_captured.join(", "))?;
+        }
+        writeln!(out)?;
     }
     if d.rejected > 0 {
         writeln!(

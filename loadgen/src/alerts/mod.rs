@@ -9,13 +9,18 @@
 //! prints nothing but the text it is asked to write.
 
 pub mod alertmanager;
+pub mod amstate;
 pub mod child;
 pub mod delivery;
 pub mod judge;
 pub mod notify;
 pub mod predict;
 pub mod prometheus;
+pub mod routed;
+pub mod routes;
+pub mod routing;
 pub mod scope;
+pub mod snapshot;
 pub mod watch;
 
 use std::io::{self, Write};

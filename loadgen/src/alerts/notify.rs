@@ -246,9 +246,26 @@ pub struct Received {
     /// Why the first refused body was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_rejection: Option<String>,
+    /// What receivers other than webhooks posted on `/receivers/<name>/<kind>` (Slack, PagerDuty, …
+    /// and the user's own webhooks), kept as sent: the rendered messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rendered: Vec<Rendered>,
     /// Bytes of the bodies kept.
     #[serde(skip)]
     pub(crate) kept_bytes: usize,
+}
+
+/// One message as a receiver of a user's Alertmanager configuration sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendered {
+    /// Seconds from the run's start to its arrival.
+    pub at_s: f64,
+    /// The Alertmanager receiver that sent it.
+    pub receiver: String,
+    /// Which of its configurations: `slack`, `pagerduty`, `slack.2` for the second Slack one, ….
+    pub kind: String,
+    /// The body: JSON as sent, or a string when it was not JSON.
+    pub body: serde_json::Value,
 }
 
 /// The receiver's shared record; times are seconds from `start`.
@@ -277,13 +294,12 @@ impl Inbox {
             (*old - start).as_secs_f64()
         };
         *old = start;
-        for n in &mut self
-            .received
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .notifications
-        {
+        let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        for n in &mut received.notifications {
             n.at_s += shift;
+        }
+        for r in &mut received.rendered {
+            r.at_s += shift;
         }
     }
 
@@ -323,6 +339,26 @@ impl Inbox {
         Ok(())
     }
 
+    /// Keeps one message a receiver (`receiver`, configuration `kind`) sent at `at`.
+    pub fn keep_rendered(&self, receiver: String, kind: String, body: &[u8], at: Instant) {
+        let at_s = self.seconds(at);
+        let body = serde_json::from_slice(body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()));
+        let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = received.notifications.len() + received.rendered.len();
+        if kept < MAX_KEPT && received.kept_bytes + body.to_string().len() <= MAX_KEPT_BYTES {
+            received.kept_bytes += body.to_string().len();
+            received.rendered.push(Rendered {
+                at_s,
+                receiver,
+                kind,
+                body,
+            });
+        } else {
+            received.dropped += 1;
+        }
+    }
+
     fn refuse(&self, why: String) {
         let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
         received.rejected += 1;
@@ -331,7 +367,10 @@ impl Inbox {
 }
 
 /// Serves the webhook on an already bound listener until `shutdown` changes: `POST` on any path takes
-/// a notification (Alertmanager's URL decides the path); `GET /` lists what was received.
+/// a notification (Alertmanager's URL decides the path), except `/receivers/<name>/<kind>`, where the
+/// receivers of a rewritten configuration ([`crate::alerts::routing`]) post their rendered messages
+/// (loadgen's own webhook on each, `/receivers/<name>/loadgen`, is a notification); `GET /` lists what
+/// was received.
 pub async fn serve(listener: TcpListener, inbox: Inbox, shutdown: watch::Receiver<bool>) {
     crate::http_server::serve(listener, shutdown, move |req| {
         let inbox = inbox.clone();
@@ -370,6 +409,7 @@ async fn answer(inbox: &Inbox, req: Request<Incoming>) -> Response<Full<Bytes>> 
         }
         _ => return error(StatusCode::METHOD_NOT_ALLOWED, "POST a notification"),
     }
+    let from = crate::alerts::routing::parse_path(req.uri().path());
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -399,6 +439,17 @@ async fn answer(inbox: &Inbox, req: Request<Incoming>) -> Response<Full<Bytes>> 
             return error(StatusCode::BAD_REQUEST, &why);
         }
     };
+    match from {
+        Some((receiver, kind)) if kind != crate::alerts::routing::OWN_KIND => {
+            inbox.keep_rendered(receiver, kind, &body, Instant::now());
+            // Shaped so that every notifier is content: Telegram's client reads `ok` and `result`.
+            return reply(
+                StatusCode::OK,
+                "{\"ok\":true,\"status\":\"success\",\"result\":{}}\n".to_owned(),
+            );
+        }
+        _ => {}
+    }
     match inbox.take(&body, Instant::now()) {
         Ok(()) => reply(StatusCode::OK, "{\"status\":\"ok\"}\n".to_owned()),
         Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),

@@ -175,7 +175,7 @@ pub struct RunArgs {
     /// Do not check the scenario's alert expectations: they are listed as SKIPPED and do not stand in
     /// the way of exit code 0. Without it, an alert expectation that cannot be checked (no
     /// Prometheus, Prometheus unreachable) is NOT VERIFIED and the run exits 4.
-    #[arg(long, conflicts_with_all = ["prometheus", "alert_match", "alertmanager", "rules"])]
+    #[arg(long, conflicts_with_all = ["prometheus", "alert_match", "alertmanager", "alertmanager_config", "rules"])]
     pub no_alerts: bool,
 
     /// Do not check the scenario's `alerts_notified` expectations: they are listed as SKIPPED and do
@@ -187,6 +187,25 @@ pub struct RunArgs {
     /// private one.
     #[arg(long, value_name = "HOST:PORT")]
     pub alertmanager: Option<String>,
+
+    /// Run the private Alertmanager with this configuration (routing tree, inhibit rules, time
+    /// intervals, templates) instead of the stack's, every HTTP receiver's endpoint pointed at
+    /// loadgen, which captures what each receiver would send on `/receivers/<name>/<kind>`. Email and
+    /// other receivers without an HTTP endpoint are removed and listed as not captured. Checked with
+    /// `amtool check-config` first.
+    #[arg(long, value_name = "FILE")]
+    pub alertmanager_config: Option<PathBuf>,
+
+    /// Ask this Alertmanager's API (e.g. `http://127.0.0.1:9093`) every second during the run which
+    /// alerts it holds and which it inhibits, for the `inhibited` and `not_notified` checks, when
+    /// loadgen runs no Alertmanager of its own (`--stack` gives the stack's).
+    #[arg(long, value_name = "URL")]
+    pub alertmanager_api: Option<String>,
+
+    /// Write the message each receiver rendered to the scenario's `snapshot` files instead of
+    /// comparing it with them (those checks are then SKIPPED); review the files and commit them.
+    #[arg(long)]
+    pub update_snapshots: bool,
 
     /// Receive Alertmanager's webhook notifications here (e.g. `0.0.0.0:9097`, path `/alerts`) and
     /// time each one. A private Alertmanager gets a loopback receiver of its own without it.

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::alerts::predict::{contradictions, coverage, mutants, predict, Prediction};
 use crate::cmd::exit::{EXIT_FAIL, EXIT_PASS, EXIT_RUN_ERROR, EXIT_USAGE};
-use crate::cmd::predict::{load, margin_sets, rules, warn_fragile, CoverageArgs};
+use crate::cmd::predict::{load, margin_sets, routing_config, rules, warn_fragile, CoverageArgs};
 
 /// `loadgen coverage`.
 pub fn coverage(args: &CoverageArgs) -> u8 {
@@ -90,6 +90,34 @@ pub fn coverage(args: &CoverageArgs) -> u8 {
             m.expect
         );
     }
+    let mut routes_json = None;
+    if args.routes.routes {
+        let config = match routing_config(&args.routes) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        let mut rows = Vec::new();
+        for (s, _, p, _) in &items {
+            match crate::alerts::routes::routes(&rules, p, &config.inhibit, |labels| {
+                crate::alerts::routes::receivers(&config.file, labels)
+            }) {
+                Ok(routes) => rows.push((s.name.clone(), routes)),
+                Err(e) => {
+                    eprintln!("loadgen: {}: {e}", config.name);
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        let _ = crate::alerts::routes::write_matrix(&config.name, &config.receivers, &rows, &mut out);
+        routes_json = Some(serde_json::json!({
+            "config": config.name,
+            "receivers": config.receivers,
+            "scenarios": rows
+                .iter()
+                .map(|(name, routes)| serde_json::json!({ "scenario": name, "routes": routes }))
+                .collect::<Vec<_>>(),
+        }));
+    }
     let _ = out.flush();
     for (f, sets) in &margins {
         warn_fragile(f, sets);
@@ -143,6 +171,9 @@ pub fn coverage(args: &CoverageArgs) -> u8 {
         );
         if let Some(report) = &report {
             json["mutants"] = serde_json::to_value(report).unwrap_or_default();
+        }
+        if let Some(routes) = routes_json.take() {
+            json["routes"] = routes;
         }
         let json = serde_json::to_string_pretty(&json).unwrap_or_default();
         if let Err(e) = std::fs::write(path, json + "\n") {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::alerts::predict::{contradictions, predict, to_json, write_timeline};
 use crate::cmd::exit::{EXIT_PASS, EXIT_RUN_ERROR};
-use crate::cmd::predict::{load, margin_sets, rules, warn, warn_fragile, PlanPredict};
+use crate::cmd::predict::{load, margin_sets, routing_config, rules, warn, warn_fragile, PlanPredict};
 
 /// `loadgen plan FILE [--predict ...]`: the plan, then the predicted alerts.
 pub fn plan(file: &Path, args: &PlanPredict) -> u8 {
@@ -45,6 +45,24 @@ pub fn plan(file: &Path, args: &PlanPredict) -> u8 {
     if sets.first().is_some_and(|s| !s.margins.is_empty()) {
         let _ = writeln!(out);
         let _ = crate::alerts::predict::margin::write_table(&sets, &mut out);
+    }
+    if args.routes.routes {
+        let config = match routing_config(&args.routes) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        let routes = crate::alerts::routes::routes(&rules, &prediction, &config.inhibit, |labels| {
+            crate::alerts::routes::receivers(&config.file, labels)
+        });
+        match routes {
+            Ok(routes) => {
+                let _ = crate::alerts::routes::write_routes(&config.name, &routes, &mut out);
+            }
+            Err(e) => {
+                eprintln!("loadgen: {}: {e}", config.name);
+                return crate::cmd::exit::EXIT_USAGE;
+            }
+        }
     }
     let _ = out.flush();
     warn_fragile(file, &sets);

@@ -52,6 +52,101 @@ pub struct PlanPredict {
     /// Write the prediction as JSON here.
     #[arg(long, value_name = "FILE", requires = "predict")]
     pub json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub routes: RoutesArgs,
+}
+
+/// Offline routing of the predicted alerts.
+#[derive(Debug, Clone, Args)]
+pub struct RoutesArgs {
+    /// Also show which receiver each predicted alert would reach and which would be inhibited
+    /// (`amtool config routes test` and the inhibit rules, on the predicted firing times).
+    #[arg(long)]
+    pub routes: bool,
+
+    /// The Alertmanager configuration to route with, instead of the stack's.
+    #[arg(long, value_name = "FILE", requires = "routes")]
+    pub alertmanager_config: Option<PathBuf>,
+}
+
+/// An Alertmanager configuration ready for `amtool config routes test`.
+pub(crate) struct RoutingConfig {
+    /// The file amtool reads.
+    pub file: PathBuf,
+    /// What to call it in the output.
+    pub name: String,
+    pub inhibit: Vec<crate::alerts::routes::Inhibit>,
+    /// Its receivers, in file order.
+    pub receivers: Vec<String>,
+    /// A directory of our own to remove afterwards (the stack's configuration written out).
+    own_dir: Option<PathBuf>,
+}
+
+impl Drop for RoutingConfig {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.own_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The configuration of `args` (the stack's by default), read and checked; a problem is told and
+/// is a usage error.
+pub(crate) fn routing_config(args: &RoutesArgs) -> Result<RoutingConfig, u8> {
+    use crate::alerts::alertmanager::{STACK_CONFIG, STACK_TEMPLATE};
+    let (file, name, text, own_dir) = match &args.alertmanager_config {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => (path.clone(), path.display().to_string(), text, None),
+            Err(e) => {
+                eprintln!("loadgen: --alertmanager-config {}: {e}", path.display());
+                return Err(EXIT_USAGE);
+            }
+        },
+        None => {
+            let dir = std::env::temp_dir().join(format!("loadgen-routes-{}", std::process::id()));
+            let written = std::fs::create_dir_all(dir.join("templates"))
+                .and_then(|()| std::fs::write(dir.join("templates/slack.tmpl"), STACK_TEMPLATE))
+                .and_then(|()| std::fs::write(dir.join("alertmanager.yml"), STACK_CONFIG));
+            if let Err(e) = written {
+                eprintln!(
+                    "loadgen: cannot write the stack's Alertmanager configuration to {}: {e}",
+                    dir.display()
+                );
+                return Err(crate::cmd::exit::EXIT_RUN_ERROR);
+            }
+            (
+                dir.join("alertmanager.yml"),
+                "stack/alertmanager/alertmanager.yml".to_owned(),
+                STACK_CONFIG.to_owned(),
+                Some(dir),
+            )
+        }
+    };
+    let inhibit = match crate::alerts::routes::inhibit_rules(&text) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("loadgen: {name}: {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    let receivers = serde_norway::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|doc| {
+            doc.get("receivers")?.as_array().map(|list| {
+                list.iter()
+                    .filter_map(|r| r.get("name")?.as_str().map(str::to_owned))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    Ok(RoutingConfig {
+        file,
+        name,
+        inhibit,
+        receivers,
+        own_dir,
+    })
 }
 
 /// Options of `loadgen coverage`.
@@ -88,6 +183,9 @@ pub struct CoverageArgs {
     /// With `--mutants`: exit 1 when the share of mutants killed is below this (0 to 1).
     #[arg(long, value_name = "SCORE", requires = "mutants", value_parser = parse_score)]
     pub min_score: Option<f64>,
+
+    #[command(flatten)]
+    pub routes: RoutesArgs,
 }
 
 fn parse_score(text: &str) -> Result<f64, String> {

@@ -1,14 +1,14 @@
 //! Checks of a phase's `expect` table: keyed and listed conditions, and alert names. Part of validation;
 //! see [`super::validate`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use toml::Spanned;
 
 use super::condition::{Condition, ConditionError, Metric};
 use super::diag::{one_of, Diagnostic};
-use super::model::Expectations;
-use super::raw::RawExpect;
+use super::model::{Expectations, NotNotified, Notified};
+use super::raw::{RawExpect, RawNotNotified, RawNotified};
 use super::validate::Ctx;
 
 pub(super) fn expectations(raw: Spanned<RawExpect>, ctx: &mut Ctx<'_>) -> Expectations {
@@ -87,6 +87,14 @@ pub(super) fn expectations(raw: Spanned<RawExpect>, ctx: &mut Ctx<'_>) -> Expect
             out.alerts_notified.push(name.into_inner());
         }
     }
+    routing(
+        &mut out,
+        raw.notified,
+        raw.inhibited,
+        raw.not_notified,
+        raw.grouped,
+        ctx,
+    );
     if let Some(within) = raw.notify_within {
         out.notify_within = ctx.duration(within.get_ref(), Some(within.span()), "notify_within");
         if notified.is_empty() {
@@ -97,6 +105,130 @@ pub(super) fn expectations(raw: Spanned<RawExpect>, ctx: &mut Ctx<'_>) -> Expect
         }
     }
     out
+}
+
+/// The routing expectations: `notified`, `inhibited`, `not_notified`, `grouped`.
+fn routing(
+    out: &mut Expectations,
+    notified: Option<Vec<RawNotified>>,
+    inhibited: Option<Vec<Spanned<String>>>,
+    not_notified: Option<Vec<RawNotNotified>>,
+    grouped: Option<Vec<Vec<Spanned<String>>>>,
+    ctx: &mut Ctx<'_>,
+) {
+    let mut pairs = HashSet::new();
+    for entry in notified.into_iter().flatten() {
+        if !alert_name(&entry.alert, ctx) {
+            continue;
+        }
+        let Some(receiver) = entry.receiver else {
+            ctx.push(
+                Diagnostic::new(
+                    format!("`notified`: no `receiver` for alert `{}`", entry.alert.get_ref()),
+                    Some(entry.alert.span()),
+                )
+                .hint("name the receiver of the Alertmanager configuration: `receiver = \"pager\"`"),
+            );
+            continue;
+        };
+        if receiver.get_ref().is_empty() {
+            ctx.push(Diagnostic::new("`receiver` is empty", Some(receiver.span())));
+            continue;
+        }
+        if !pairs.insert((entry.alert.get_ref().clone(), receiver.get_ref().clone())) {
+            ctx.push(Diagnostic::new(
+                format!(
+                    "alert `{}` to receiver `{}` is listed twice",
+                    entry.alert.get_ref(),
+                    receiver.get_ref()
+                ),
+                Some(entry.alert.span()),
+            ));
+            continue;
+        }
+        let within = entry
+            .notify_within
+            .and_then(|w| ctx.duration(w.get_ref(), Some(w.span()), "notify_within"));
+        let snapshot = match entry.snapshot {
+            Some(s) if s.get_ref().trim().is_empty() => {
+                ctx.push(
+                    Diagnostic::new("`snapshot` is empty", Some(s.span()))
+                        .expected("a file path, e.g. \"snapshots/outage/pager.txt\""),
+                );
+                None
+            }
+            Some(s) => Some(s.into_inner()),
+            None => None,
+        };
+        out.notified.push(Notified {
+            alert: entry.alert.into_inner(),
+            receiver: receiver.into_inner(),
+            within,
+            snapshot,
+        });
+    }
+    let mut seen = HashSet::new();
+    for name in inhibited.into_iter().flatten() {
+        if !alert_name(&name, ctx) {
+            continue;
+        }
+        if !seen.insert(name.get_ref().clone()) {
+            ctx.push(Diagnostic::new(
+                format!("alert `{}` is listed twice", name.get_ref()),
+                Some(name.span()),
+            ));
+        } else if let Some(n) = out.notified.iter().find(|n| &n.alert == name.get_ref()) {
+            ctx.push(Diagnostic::new(
+                format!(
+                    "alert `{}` is both `inhibited` and `notified` to `{}`: an inhibited alert reaches no receiver",
+                    name.get_ref(),
+                    n.receiver
+                ),
+                Some(name.span()),
+            ));
+        } else {
+            out.inhibited.push(name.into_inner());
+        }
+    }
+    for entry in not_notified.into_iter().flatten() {
+        if !alert_name(&entry.alert, ctx) {
+            continue;
+        }
+        let receiver = entry.receiver.map(Spanned::into_inner);
+        let clash = out.notified.iter().find(|n| {
+            &n.alert == entry.alert.get_ref() && receiver.as_ref().is_none_or(|r| *r == n.receiver)
+        });
+        if let Some(n) = clash {
+            ctx.push(Diagnostic::new(
+                format!(
+                    "alert `{}` is both `notified` to `{}` and `not_notified`",
+                    n.alert, n.receiver
+                ),
+                Some(entry.alert.span()),
+            ));
+            continue;
+        }
+        out.not_notified.push(NotNotified {
+            alert: entry.alert.into_inner(),
+            receiver,
+        });
+    }
+    for (i, group) in grouped.into_iter().flatten().enumerate() {
+        if group.len() < 2 {
+            ctx.push(
+                Diagnostic::new(
+                    format!("`grouped[{i}]` names fewer than two alerts"),
+                    group.first().map(Spanned::span),
+                )
+                .expected("two or more alerts that arrive in one notification, e.g. [\"ServiceDown\", \"HighLatency\"]"),
+            );
+            continue;
+        }
+        if group.iter().all(|n| alert_name(n, ctx)) {
+            out.grouped
+                .push(group.into_iter().map(Spanned::into_inner).collect());
+        }
+    }
 }
 
 /// Whether `name` is a valid alert name; says why not.

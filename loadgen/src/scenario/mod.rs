@@ -26,7 +26,10 @@ use std::path::Path;
 
 pub use condition::{Condition, ConditionError, Kind, Metric, Op};
 pub use diag::{Diagnostic, Diagnostics};
-pub use model::{Arrivals, Defaults, Expectations, Load, Mix, Phase, Rate, Request, Rps, Scenario, Step};
+pub use model::{
+    Arrivals, Defaults, Expectations, Load, Mix, NotNotified, Notified, Phase, Rate, Request, Rps, Scenario,
+    Step,
+};
 
 /// Parses and checks a scenario; `file` names it in diagnostics (and, without a `name` key, names the
 /// scenario after the file's stem).

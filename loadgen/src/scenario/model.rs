@@ -239,8 +239,35 @@ pub struct Expectations {
     pub alerts_notified: Vec<String>,
     /// How soon after the phase's start those notifications must arrive.
     pub notify_within: Option<Duration>,
+    /// Which receiver must be notified of which alert.
+    pub notified: Vec<Notified>,
+    /// Alerts that must be firing but inhibited by Alertmanager.
+    pub inhibited: Vec<String>,
+    /// Alerts that must reach no receiver (or not the one named).
+    pub not_notified: Vec<NotNotified>,
+    /// Sets of alerts that must arrive in one notification.
+    pub grouped: Vec<Vec<String>>,
     /// Byte range in the file of each alert name above, for messages that point at it.
     pub alert_spans: Vec<(String, std::ops::Range<usize>)>,
+}
+
+/// One `notified` entry: `alert` must reach `receiver` during the phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notified {
+    pub alert: String,
+    pub receiver: String,
+    /// How soon after the phase's start.
+    pub within: Option<Duration>,
+    /// The snapshot file of the receiver's rendered message, as written in the scenario.
+    pub snapshot: Option<String>,
+}
+
+/// One `not_notified` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotNotified {
+    pub alert: String,
+    /// `None`: no receiver at all.
+    pub receiver: Option<String>,
 }
 
 impl Expectations {
@@ -251,6 +278,7 @@ impl Expectations {
             && self.alerts_inactive.is_empty()
             && self.alerts_resolved.is_empty()
             && self.alerts_notified.is_empty()
+            && !self.has_routing()
     }
 
     /// Whether any Prometheus alert is checked (the engine then needs a Prometheus to ask).
@@ -258,6 +286,15 @@ impl Expectations {
         !(self.alerts_firing.is_empty()
             && self.alerts_inactive.is_empty()
             && self.alerts_resolved.is_empty()
-            && self.alerts_notified.is_empty())
+            && self.alerts_notified.is_empty()
+            && !self.has_routing())
+    }
+
+    /// Whether any routing expectation (`notified`, `inhibited`, `not_notified`, `grouped`) is set.
+    pub fn has_routing(&self) -> bool {
+        !(self.notified.is_empty()
+            && self.inhibited.is_empty()
+            && self.not_notified.is_empty()
+            && self.grouped.is_empty())
     }
 }

@@ -328,6 +328,53 @@ pub struct RawExpect {
     /// How soon after the phase's start each `alerts_notified` notification must arrive, e.g. `"90s"`.
     #[schemars(with = "Option<String>")]
     pub notify_within: Option<Spanned<String>>,
+    /// Which receiver of the Alertmanager configuration (`--alertmanager-config`, or the stack's) must
+    /// be notified of which alert during the phase:
+    /// `[{ alert = "ServiceDown", receiver = "pager", notify_within = "60s", snapshot = "snapshots/outage/pager.txt" }]`.
+    #[schemars(with = "Option<Vec<RawNotified>>")]
+    pub notified: Option<Vec<RawNotified>>,
+    /// Alerts that fire during the phase but that Alertmanager inhibits (seen in its API with
+    /// `inhibitedBy`), so no receiver is notified of them, e.g. `["HighErrorRate"]`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub inhibited: Option<Vec<Spanned<String>>>,
+    /// Alerts that must reach no receiver (or not the one named) during the phase:
+    /// `[{ alert = "HighLatency" }, { alert = "DiskFilling", receiver = "pager" }]`.
+    #[schemars(with = "Option<Vec<RawNotNotified>>")]
+    pub not_notified: Option<Vec<RawNotNotified>>,
+    /// Alerts that must arrive together, in one notification, e.g. `[["ServiceDown", "HighLatency"]]`.
+    #[schemars(with = "Option<Vec<Vec<String>>>")]
+    pub grouped: Option<Vec<Vec<Spanned<String>>>>,
+}
+
+/// One entry of `notified`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotified {
+    /// The alert, e.g. `"ServiceDown"`.
+    #[schemars(with = "String")]
+    pub alert: Spanned<String>,
+    /// The receiver's name in the Alertmanager configuration, e.g. `"pager"`.
+    #[schemars(with = "Option<String>")]
+    pub receiver: Option<Spanned<String>>,
+    /// How soon after the phase's start the notification must reach that receiver, e.g. `"60s"`.
+    #[schemars(with = "Option<String>")]
+    pub notify_within: Option<Spanned<String>>,
+    /// A file with the message this receiver rendered, normalised (times, ports, ids), relative to the
+    /// scenario file; a difference fails the check, `--update-snapshots` writes it.
+    #[schemars(with = "Option<String>")]
+    pub snapshot: Option<Spanned<String>>,
+}
+
+/// One entry of `not_notified`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotNotified {
+    /// The alert, e.g. `"HighLatency"`.
+    #[schemars(with = "String")]
+    pub alert: Spanned<String>,
+    /// The receiver it must not reach; every receiver when absent.
+    #[schemars(with = "Option<String>")]
+    pub receiver: Option<Spanned<String>>,
 }
 
 /// A value whose type errors are kept for validation instead of failing the whole file.

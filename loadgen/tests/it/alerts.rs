@@ -4,8 +4,10 @@
 //! webhook. The expected alerts must go firing, be notified, go inactive and be notified resolved, with
 //! every hop timed in the JSON report; a scenario that expects no alert to fire (the baseline) must
 //! raise none, not even pending. error-spike instead sends through an Alertmanager this test starts
-//! (`--alertmanager`), delivering to loadgen's `--notify-listen` address, and the notifications loadgen
-//! reports are checked against that Alertmanager's own count of what it sent.
+//! (`--alertmanager`) with the stack's routing, inhibitions and template, every receiver delivering to
+//! loadgen's `--notify-listen` address; its routing checks (the page receiver, the slow burn inhibited,
+//! the Slack message's snapshot) are judged on that, and the notifications loadgen reports are checked
+//! against that Alertmanager's own count of what it sent.
 //!
 //! The scenarios run at the same time, one child process each, so the whole test takes about as long
 //! as the longest scenario (error-spike and slow-burn, 4m30s each). Needs Debian's `prometheus` and
@@ -120,13 +122,15 @@ fn metric_sum(text: &str, metric: &str, labels: &str) -> f64 {
         .sum()
 }
 
-/// A real Alertmanager routing every alert to loadgen's webhook at `webhook`, with short waits.
+/// A real Alertmanager with the stack's routing, inhibitions and template, every receiver pointed
+/// at loadgen's receiver at `webhook` (as loadgen rewrites a configuration it is given).
 fn start_alertmanager(dir: &Path, webhook: SocketAddr) -> (Guard, SocketAddr) {
-    let config = format!(
-        "route:\n  receiver: webhook\n  group_by: [alertname, job]\n  group_wait: 1s\n  \
-         group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: webhook\n    \
-         webhook_configs:\n      - url: http://{webhook}/alerts\n        send_resolved: true\n"
-    );
+    use loadgen::alerts::alertmanager::{private_config, STACK_CONFIG, STACK_TEMPLATE};
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(dir.join("templates/slack.tmpl"), STACK_TEMPLATE).unwrap();
+    let config = private_config(STACK_CONFIG, &format!("http://{webhook}"), dir)
+        .unwrap()
+        .text;
     let config_file = dir.join("alertmanager.yml");
     std::fs::write(&config_file, config).unwrap();
     std::fs::create_dir_all(dir.join("alertmanager-data")).unwrap();

@@ -15,6 +15,7 @@ mod peers;
 mod plan;
 mod predict;
 mod queries;
+mod routing;
 mod run;
 mod scenario;
 mod scope;

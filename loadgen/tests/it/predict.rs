@@ -73,11 +73,37 @@ fn every_shipped_rule_is_covered_and_every_prediction_agrees_with_its_scenario()
     let dir = temp_dir("coverage");
     // The shipped suite's mutation score is the floor: a weakened scenario fails the build.
     let (out, report) = coverage(
-        &["--mutants", "--min-score", SHIPPED_MUTATION_SCORE],
+        &["--mutants", "--min-score", SHIPPED_MUTATION_SCORE, "--routes"],
         &dir.join("coverage.json"),
     );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // Who each scenario pages, through the stack's Alertmanager routing (amtool) and inhibitions.
+    let matrix = stdout
+        .split("routes: scenario × receiver")
+        .nth(1)
+        .unwrap_or_default();
+    let row = |scenario: &str| {
+        matrix
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{scenario} ")))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert!(
+        matrix.starts_with(" (Alertmanager configuration: stack/alertmanager/alertmanager.yml)\n  scenario                 page                                         ticket\n"),
+        "{stdout}"
+    );
+    assert_eq!(row("service-outage"), "service-outage ServiceDown -", "{stdout}");
+    assert_eq!(row("slow-burn"), "slow-burn - SLOErrorBudgetBurnSlow", "{stdout}");
+    assert!(
+        row("traffic-surge").ends_with("(SLOErrorBudgetBurnSlow inhibited)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        report["routes"]["receivers"],
+        serde_json::json!(["page", "ticket"])
+    );
     assert!(
         stdout.contains("; 0 fragile"),
         "no shipped expectation is fragile\n{stdout}"
@@ -684,4 +710,42 @@ fn near_misses_name_the_smallest_change_that_kills_a_survivor_or_why_none_does()
         "{stdout}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn plan_routes_follow_the_alertmanager_configuration() {
+    let scenario = repo_dir().join("scenarios/service-outage.toml");
+    let scenario = scenario.to_str().unwrap();
+    let out = loadgen(&["plan", "--predict", "--routes", scenario]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "routes (Alertmanager configuration: stack/alertmanager/alertmanager.yml; amtool config routes test)\n  \
+             ServiceDown              severity=critical  → page\n"
+        ),
+        "{stdout}"
+    );
+
+    // One changed matcher in the route: the page goes to the ticket queue.
+    let dir = temp_dir("routes");
+    let stack = std::fs::read_to_string(repo_dir().join("stack/alertmanager/alertmanager.yml")).unwrap();
+    let changed = stack.replace(r#"severity=~"critical|page""#, r#"severity="page""#);
+    assert_ne!(changed, stack);
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(&config, changed).unwrap();
+    let out = loadgen(&[
+        "plan",
+        "--predict",
+        "--routes",
+        "--alertmanager-config",
+        config.to_str().unwrap(),
+        scenario,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("  ServiceDown              severity=critical  → ticket\n"),
+        "{stdout}"
+    );
 }

@@ -106,7 +106,7 @@ impl Rules {
         }
     }
 
-    fn new(files: Vec<(String, String)>, origin: String) -> Rules {
+    pub(crate) fn new(files: Vec<(String, String)>, origin: String) -> Rules {
         let mut alerts = Vec::new();
         for (_, text) in &files {
             for name in alert_names(text) {

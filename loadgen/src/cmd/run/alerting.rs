@@ -61,6 +61,13 @@ impl Receiver {
     }
 }
 
+/// The task asking the private Alertmanager's API, its record and the switch that stops it.
+type AmPoller = (
+    Arc<std::sync::Mutex<crate::alerts::amstate::AmStates>>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
 /// Everything set up to check a run's alerts.
 pub(super) struct Alerting {
     prediction: Option<Result<Prediction, PredictError>>,
@@ -73,6 +80,10 @@ pub(super) struct Alerting {
     /// Why the alert expectations are not checked, when they are not.
     pub(super) alerts_skipped: Option<String>,
     notifications_skipped: Option<String>,
+    /// The receivers of `--alertmanager-config` and what of them is captured (empty without it).
+    pub(super) receivers: Vec<crate::alerts::routing::ReceiverPlan>,
+    /// What the private Alertmanager's API says during the run, and the task that asks it.
+    am_states: Option<AmPoller>,
 }
 
 impl Alerting {
@@ -105,6 +116,7 @@ impl Alerting {
         let mut local_alertmanager = None;
         let mut alerts_skipped = None;
         let mut notifications_skipped = None;
+        let mut receivers = Vec::new();
         let prometheus_url = match (&options.prometheus, wants_alerts, embedded) {
             (Some(url), _, _) => Some(url.clone()),
             (None, true, Some(e)) => {
@@ -113,15 +125,29 @@ impl Alerting {
                     && !options.skip_notifications
                     && crate::alerts::prometheus::installed()
                 {
-                    match start_alertmanager(&mut receiver).await {
-                        Ok(am) => {
+                    match start_alertmanager(&mut receiver, options.alertmanager_config.as_deref()).await {
+                        Ok((am, plans)) => {
                             if !quiet {
+                                let whose = match &options.alertmanager_config {
+                                    Some(path) => format!("the routing of {}", path.display()),
+                                    None => "the stack's routing".to_owned(),
+                                };
                                 eprintln!(
-                                    "loadgen: notifications go through a private Alertmanager at {} with \
-                                     the stack's routing",
+                                    "loadgen: notifications go through a private Alertmanager at {} with {whose}",
                                     am.url
                                 );
                             }
+                            for p in &plans {
+                                if !p.not_captured.is_empty() {
+                                    eprintln!(
+                                        "loadgen: receiver `{}`: {} not captured (no HTTP endpoint to point \
+                                         at loadgen), removed from the private Alertmanager",
+                                        p.name,
+                                        p.not_captured.join(", ")
+                                    );
+                                }
+                            }
+                            receivers = plans;
                             alertmanager = Some(am.addr.clone());
                             local_alertmanager = Some(am);
                         }
@@ -200,12 +226,51 @@ impl Alerting {
             local_alertmanager,
             alerts_skipped,
             notifications_skipped,
+            receivers,
+            am_states: None,
         })
     }
 
     /// Whether the alerts were predicted (and so are predicted again after each live change).
     pub(super) fn predicts(&self) -> bool {
         matches!(self.prediction, Some(Ok(_)))
+    }
+
+    /// Starts asking the Alertmanager's API which alerts it holds and which are inhibited, timed from
+    /// `start` (when there is one, and alerts are checked).
+    /// Without a private Alertmanager, the one `options` names is asked: `--alertmanager-api`, or the
+    /// `--alertmanager` (`host:port`) the private Prometheus sends to.
+    pub(super) fn watch_alertmanager(&mut self, start: Instant, options: &super::plan::AlertOptions) {
+        let url = match (
+            &self.local_alertmanager,
+            &options.alertmanager_api,
+            &options.alertmanager,
+        ) {
+            (Some(am), _, _) => am.url.clone(),
+            (None, Some(api), _) => api.clone(),
+            (None, None, Some(addr)) if self.local_prometheus.is_some() => format!("http://{addr}"),
+            _ => return,
+        };
+        let Some((_, scope)) = &self.checked else {
+            return;
+        };
+        let Ok(api) = Api::new(
+            &url,
+            &crate::client::Options::default(),
+            &crate::client::Auth::None,
+        ) else {
+            return;
+        };
+        let states = Arc::default();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(crate::alerts::amstate::watch(
+            api,
+            scope.clone(),
+            start,
+            Arc::clone(&states),
+            stop_rx,
+        ));
+        self.am_states = Some((states, stop, task));
     }
 
     /// The predicted alert changes, for the live panel (none without a prediction).
@@ -226,6 +291,12 @@ impl Alerting {
         let scenario = &plan.scenario;
         let options = &plan.alerts;
         let received = self.receiver.map(|r| (r.stop(), r.webhook));
+        let am_states = self.am_states.map(|(states, stop, task)| {
+            let _ = stop.send(true);
+            task.abort();
+            let states = states.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            states
+        });
         let alertmanager_name = self
             .local_alertmanager
             .as_ref()
@@ -241,15 +312,13 @@ impl Alerting {
                 (None, false) => (Verdict::NotVerified, "no Prometheus was asked".to_owned()),
             };
             let mut checks = alerts::unmade(scenario, verdict, &why);
-            checks.extend(crate::alerts::delivery::unmade(
-                scenario,
-                if options.skip_notifications {
-                    Verdict::Skipped
-                } else {
-                    verdict
-                },
-                &why,
-            ));
+            let notify_verdict = if options.skip_notifications {
+                Verdict::Skipped
+            } else {
+                verdict
+            };
+            checks.extend(crate::alerts::delivery::unmade(scenario, notify_verdict, &why));
+            checks.extend(crate::alerts::routed::unmade(scenario, notify_verdict, &why));
             return Some(AlertReport {
                 prometheus: String::new(),
                 unchecked: Some(why),
@@ -268,7 +337,21 @@ impl Alerting {
             (Some((received, webhook)), Some(scope)) => {
                 let scoped = crate::alerts::delivery::in_scope(&received.notifications, scope);
                 checks.extend(crate::alerts::delivery::check(scenario, timeline, &scoped));
-                Some(crate::alerts::delivery::delivery(
+                checks.extend(crate::alerts::routed::check(
+                    scenario,
+                    timeline,
+                    &scoped,
+                    am_states.as_ref(),
+                ));
+                checks.extend(super::snapshots::check(
+                    scenario,
+                    timeline,
+                    &scoped,
+                    &received.rendered,
+                    &options.snapshot_dir,
+                    options.update_snapshots,
+                ));
+                let mut d = crate::alerts::delivery::delivery(
                     scenario,
                     timeline,
                     &observed.transitions,
@@ -276,7 +359,9 @@ impl Alerting {
                     &scoped,
                     alertmanager_name,
                     webhook,
-                ))
+                );
+                d.receivers = self.receivers;
+                Some(d)
             }
             _ => {
                 let (verdict, why) = match &self.notifications_skipped {
@@ -291,6 +376,7 @@ impl Alerting {
                     ),
                 };
                 checks.extend(crate::alerts::delivery::unmade(scenario, verdict, &why));
+                checks.extend(crate::alerts::routed::unmade(scenario, verdict, &why));
                 None
             }
         };
@@ -323,8 +409,13 @@ impl Alerting {
     }
 }
 
-/// A private Alertmanager delivering to `receiver` (one on a free loopback port if none listens yet).
-async fn start_alertmanager(receiver: &mut Option<Receiver>) -> Result<LocalAlertmanager, AmError> {
+/// A private Alertmanager delivering to `receiver` (one on a free loopback port if none listens yet),
+/// with the stack's routing, or `config`'s rewritten to send every receiver to `receiver` (with what
+/// each receiver sends captured).
+async fn start_alertmanager(
+    receiver: &mut Option<Receiver>,
+    config: Option<&std::path::Path>,
+) -> Result<(LocalAlertmanager, Vec<crate::alerts::routing::ReceiverPlan>), AmError> {
     if crate::alerts::alertmanager::binary().is_none() {
         return Err(AmError::NotInstalled);
     }
@@ -335,7 +426,13 @@ async fn start_alertmanager(receiver: &mut Option<Receiver>) -> Result<LocalAler
         *receiver = Some(Receiver::new(listener));
     }
     let webhook = receiver.as_ref().map(|r| r.webhook.clone()).unwrap_or_default();
-    LocalAlertmanager::start(&webhook).await
+    let base = webhook.trim_end_matches("/alerts");
+    let am = match config {
+        None => LocalAlertmanager::start(base).await?,
+        Some(path) => LocalAlertmanager::start_config(crate::alerts::routing::load(path, base)?).await?,
+    };
+    let plans = am.receivers.clone();
+    Ok((am, plans))
 }
 
 /// How long a Prometheus may take to list the target among its scrape targets.

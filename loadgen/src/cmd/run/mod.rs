@@ -9,6 +9,7 @@ mod alerting;
 pub mod embedded;
 pub mod free;
 pub mod plan;
+mod snapshots;
 pub mod stack;
 
 use std::io::Write;
@@ -246,7 +247,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
             .map_err(RunError::Prometheus),
         Err(e) => Err(RunError::Target(e)),
     };
-    let ((client, chaos), alerting) = match alerting {
+    let ((client, chaos), mut alerting) = match alerting {
         Ok(set) => set,
         Err(e) => {
             let e = told(e);
@@ -268,6 +269,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
     if let Some(r) = &alerting.receiver {
         r.inbox.restart(start);
     }
+    alerting.watch_alertmanager(start, &plan.alerts);
     let (position, position_rx) = watch::channel(crate::shared::Position::default());
     let (snapshot, snapshot_rx) = crate::shared::snapshot::channel();
     let sink = crate::engine::stats::Sink::new();

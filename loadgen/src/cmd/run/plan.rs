@@ -117,6 +117,16 @@ pub struct AlertOptions {
     pub alertmanager: Option<String>,
     /// Where loadgen's webhook receiver listens.
     pub notify_listen: Option<SocketAddr>,
+    /// The user's Alertmanager configuration for the private Alertmanager, instead of the stack's
+    /// (checked with amtool when the plan is made).
+    pub alertmanager_config: Option<PathBuf>,
+    /// An Alertmanager whose API is asked about inhibitions when loadgen runs none (without a trailing
+    /// `/`).
+    pub alertmanager_api: Option<String>,
+    /// `--update-snapshots`: rendered messages are written to the `snapshot` files, not compared.
+    pub update_snapshots: bool,
+    /// Where `snapshot` paths start: the scenario file's directory.
+    pub snapshot_dir: PathBuf,
     /// Which alerts count for the run, when not found from the target.
     pub alert_match: Option<Matchers>,
     /// `--no-alerts`: alert expectations are skipped by request.
@@ -255,6 +265,25 @@ impl RunPlan {
                 ));
             }
         }
+        if let Some(path) = &args.alertmanager_config {
+            let value = Some(path.display().to_string());
+            let private = args.prometheus.is_none() && matches!(target, Target::Embedded { .. });
+            if !private || args.alertmanager.is_some() {
+                errors.push(PlanError::new(
+                    "--alertmanager-config",
+                    value,
+                    "only loadgen's private Alertmanager (for the embedded target, without --prometheus, \
+                     --target or --alertmanager) runs a configuration given here",
+                ));
+            } else if let Err(e) = check_alertmanager_config(path) {
+                errors.push(PlanError::new("--alertmanager-config", value, e.to_string()));
+            }
+        }
+        if let Some(url) = &args.alertmanager_api {
+            if let Err(problem) = check_url(url, "http://localhost:9093") {
+                errors.push(PlanError::new("--alertmanager-api", Some(url.clone()), problem));
+            }
+        }
         if let Some(pair) = &args.prometheus_basic_auth {
             if !pair.contains(':') {
                 // The value is a secret: named, never repeated.
@@ -355,6 +384,16 @@ impl RunPlan {
                 rules: args.rules.clone(),
                 alertmanager: args.alertmanager.clone(),
                 notify_listen: args.notify_listen,
+                alertmanager_config: args.alertmanager_config.clone(),
+                alertmanager_api: args
+                    .alertmanager_api
+                    .as_deref()
+                    .map(|u| u.trim_end_matches('/').to_owned()),
+                update_snapshots: args.update_snapshots,
+                snapshot_dir: match args.file.as_deref().and_then(Path::parent) {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                },
                 alert_match: args.alert_match.clone(),
                 skip_alerts: args.no_alerts,
                 skip_notifications: args.no_alerts || args.no_notifications,
@@ -384,8 +423,26 @@ impl RunPlan {
         self.scenario
             .phases
             .iter()
-            .any(|p| !p.expect.alerts_notified.is_empty())
+            .any(|p| !p.expect.alerts_notified.is_empty() || p.expect.has_routing())
     }
+}
+
+/// Reads, rewrites and checks (amtool) a user's Alertmanager configuration, so that a bad one is a
+/// usage error before anything starts.
+fn check_alertmanager_config(path: &Path) -> Result<(), crate::alerts::routing::RoutingError> {
+    let rewritten = crate::alerts::routing::load(path, "http://127.0.0.1:9")?;
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-amcheck-{}-{}",
+        std::process::id(),
+        crate::alerts::prometheus::unique()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| crate::alerts::routing::RoutingError::Read {
+        file: dir.display().to_string(),
+        source,
+    })?;
+    let checked = crate::alerts::routing::check(&rewritten, &path.display().to_string(), &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    checked
 }
 
 /// Whether `url` is an http or https URL with a host.

@@ -29,7 +29,7 @@ pub struct Stack {
     /// Base URL of the stack's Prometheus, e.g. `http://127.0.0.1:9090`.
     pub prometheus: String,
     /// Base URL of the stack's Alertmanager (the one its Prometheus sends to), e.g.
-    /// `http://127.0.0.1:9093`: told to the user, loadgen does not speak to it.
+    /// `http://127.0.0.1:9093`: its API is asked which alerts it inhibits (`--alertmanager-api`).
     pub alertmanager: String,
     /// `CHAOS_TOKEN` from `.env`.
     pub chaos_token: String,
@@ -158,6 +158,10 @@ impl Stack {
                 args.notify_listen = Some(self.notify_listen);
                 given.push("--notify-listen");
             }
+            if args.alertmanager_api.is_none() && !args.no_notifications {
+                args.alertmanager_api = Some(self.alertmanager.clone());
+                given.push("--alertmanager-api");
+            }
         }
         given
     }
@@ -174,6 +178,7 @@ impl Stack {
                 ),
                 "--chaos-token" => format!("chaos token from {}", self.dir.join(".env").display()),
                 "--notify-listen" => format!("notifications received at {}", self.notify_listen),
+                "--alertmanager-api" => format!("inhibitions asked of {}", self.alertmanager),
                 other => other.to_owned(),
             });
         }

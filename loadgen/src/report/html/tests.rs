@@ -219,6 +219,8 @@ fn notifications_are_marked_on_the_alert_timeline_with_every_hop_in_a_table() {
         ],
         rejected: 1,
         dropped: 0,
+        receivers: Vec::new(),
+        rendered: Vec::new(),
     });
     let html = render(&s);
     assert_eq!(html.matches("data-notified=\"firing\"").count(), 1);

@@ -56,15 +56,22 @@ fn the_repository_stack_gives_its_published_addresses_and_the_token_of_its_env()
     let given = stack.apply(&mut a);
     assert_eq!(
         given,
-        ["--target", "--chaos-token", "--prometheus", "--notify-listen"]
+        [
+            "--target",
+            "--chaos-token",
+            "--prometheus",
+            "--notify-listen",
+            "--alertmanager-api"
+        ]
     );
+    assert_eq!(a.alertmanager_api.as_deref(), Some("http://127.0.0.1:9093"));
     assert_eq!(a.target.as_deref(), Some("http://127.0.0.1:8080"));
     assert_eq!(a.prometheus.as_deref(), Some("http://127.0.0.1:9090"));
     assert_eq!(a.chaos_token.as_deref(), Some("s3cret"));
     assert_eq!(a.notify_listen, Some(stack.notify_listen));
     let line = stack.describe(&given);
     assert!(
-        line.contains("http://127.0.0.1:9093") && !line.contains("s3cret"),
+        line.contains("inhibitions asked of http://127.0.0.1:9093") && !line.contains("s3cret"),
         "{line}"
     );
 }
@@ -83,6 +90,8 @@ fn a_flag_given_wins_over_the_stack() {
         "from-flag",
         "--notify-listen",
         "172.17.0.1:9097",
+        "--alertmanager-api",
+        "http://127.0.0.1:19093",
     ]);
     assert_eq!(
         a.stack,
@@ -94,12 +103,18 @@ fn a_flag_given_wins_over_the_stack() {
     assert_eq!(a.prometheus.as_deref(), Some("http://127.0.0.1:19090"));
     assert_eq!(a.chaos_token.as_deref(), Some("from-flag"));
     assert_eq!(a.notify_listen, Some("172.17.0.1:9097".parse().unwrap()));
+    assert_eq!(a.alertmanager_api.as_deref(), Some("http://127.0.0.1:19093"));
 
     // One flag given, the rest from the stack.
     let mut a = args(&["--chaos-token", "from-flag"]);
     assert_eq!(
         stack.apply(&mut a),
-        ["--target", "--prometheus", "--notify-listen"]
+        [
+            "--target",
+            "--prometheus",
+            "--notify-listen",
+            "--alertmanager-api"
+        ]
     );
     assert_eq!(a.chaos_token.as_deref(), Some("from-flag"));
 }
@@ -113,7 +128,7 @@ fn without_alert_checks_the_stack_gives_no_prometheus_and_no_listener() {
     assert_eq!((a.prometheus, a.notify_listen), (None, None));
     let mut a = args(&["--no-notifications"]);
     assert_eq!(stack.apply(&mut a), ["--target", "--chaos-token", "--prometheus"]);
-    assert_eq!(a.notify_listen, None);
+    assert_eq!((a.notify_listen, a.alertmanager_api), (None, None));
 }
 
 #[test]
