@@ -81,6 +81,12 @@ pub trait Transport: Send + Sync + 'static {
         let _ = own;
         self.send(request, deadline)
     }
+
+    /// Opens up to `n` connections before the first request needs one. By default, nothing.
+    fn warm(&self, n: usize) -> impl Future<Output = ()> + Send {
+        let _ = n;
+        std::future::ready(())
+    }
 }
 
 impl Transport for Client {
@@ -95,6 +101,10 @@ impl Transport for Client {
         deadline: Instant,
     ) -> impl Future<Output = Response> + Send {
         Client::send_own(self, own, request, deadline)
+    }
+
+    async fn warm(&self, n: usize) {
+        Client::warm(self, n).await;
     }
 }
 
@@ -253,6 +263,10 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         };
         let max_in_flight = self.scenario.defaults.max_in_flight.get() as usize;
         let slots = Arc::new(Semaphore::new(max_in_flight));
+        // An open loop's first requests find connections open, and are as punctual as the rest.
+        if let Some(Load::Open { .. }) = self.scenario.phases.first().map(|p| &p.load) {
+            self.client.warm(WARM.min(max_in_flight)).await;
+        }
         let result = self
             .phases(&mut control, &shared, &slots, &mut timeline, &mut driven)
             .await;
@@ -352,6 +366,9 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         workers
     }
 }
+
+/// Connections opened before an open loop's first phase.
+const WARM: usize = 8;
 
 /// Below this much time to a deadline, the precise pacer sleeps on the OS clock; above, on tokio's
 /// timer (where a stop can interrupt it).

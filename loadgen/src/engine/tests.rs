@@ -27,6 +27,8 @@ struct Scripted {
     sends: Mutex<Vec<Duration>>,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
+    /// Each `warm(n)`, with the number of sends before it.
+    warmed: Mutex<Vec<(usize, usize)>>,
 }
 
 impl Scripted {
@@ -38,6 +40,7 @@ impl Scripted {
             sends: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
+            warmed: Mutex::new(Vec::new()),
         })
     }
 
@@ -47,6 +50,11 @@ impl Scripted {
 }
 
 impl Transport for Scripted {
+    async fn warm(&self, n: usize) {
+        let sent = self.sends.lock().unwrap().len();
+        self.warmed.lock().unwrap().push((n, sent));
+    }
+
     async fn send(&self, request: &Request, deadline: Instant) -> Response {
         self.sends.lock().unwrap().push(self.start.elapsed());
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -763,3 +771,36 @@ fn the_precise_pacer_wakes_once_per_arrival_at_low_rates_and_batches_at_high_one
 }
 
 mod control;
+
+#[tokio::test(start_paused = true)]
+async fn an_open_loop_opens_its_first_connections_before_its_first_request() {
+    let open = "name = \"o\"\n[defaults]\nmax_in_flight = 5\n[[mix]]\npath = \"/\"\n[[phases]]\nduration = \"1s\"\nrate = { shape = \"constant\", rps = 10 }\n";
+    let transport = Scripted::new(Duration::from_millis(5));
+    run(
+        scenario(open),
+        transport.clone(),
+        NO_FAULTS,
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(
+        *transport.warmed.lock().unwrap(),
+        [(5, 0)],
+        "at most max_in_flight, before any send"
+    );
+    let closed = "name = \"c\"\n[[mix]]\npath = \"/\"\n[[phases]]\nduration = \"1s\"\nconcurrency = 2\n";
+    let transport = Scripted::new(Duration::from_millis(5));
+    run(
+        scenario(closed),
+        transport.clone(),
+        NO_FAULTS,
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        transport.warmed.lock().unwrap().is_empty(),
+        "closed-loop workers open their own"
+    );
+}
