@@ -2,6 +2,7 @@
 //! scenario asked (it was not the run asked for): NOT VERIFIED, "changed live" with the time. Pure.
 
 use super::ExpectationResult;
+use crate::alerts::AlertCheck;
 use crate::scenario::{Condition, Metric};
 use crate::shared::control::{Change, Command};
 use crate::shared::Verdict;
@@ -48,6 +49,28 @@ pub fn changed_live<'a>(
             r
         })
         .collect()
+}
+
+/// Alert checks given the `changes` made live: an alert reads windows of the past, so a change moves
+/// every alert state from its time on, whatever it changed. The checks of the phase of the first
+/// change and of every later phase are not judged on what the scenario asked (NOT VERIFIED, changed
+/// live, with the time); earlier phases keep their verdicts. `phases` names the scenario's phases.
+pub fn alerts_changed_live(checks: &mut [AlertCheck], phases: &[String], changes: &[Change]) {
+    let Some(first) = changes.iter().min_by_key(|c| c.phase) else {
+        return;
+    };
+    for check in checks {
+        let index = phases.iter().position(|p| *p == check.phase);
+        if index.is_some_and(|i| i >= first.phase) {
+            check.detail = format!(
+                "changed live at {:.1}s ({}); observed: {}",
+                first.at_s, first.text, check.detail
+            );
+            if check.verdict != Verdict::Skipped {
+                check.verdict = Verdict::NotVerified;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +127,43 @@ mod tests {
         let none: [Change; 0] = [];
         let out = changed_live(&conditions, results(&conditions), none.iter());
         assert!(out.iter().all(|r| r.verdict == Verdict::Pass));
+    }
+
+    #[test]
+    fn alert_checks_from_the_first_changed_phase_on_are_changed_live() {
+        let phases: Vec<String> = ["calm", "spike", "after"].map(String::from).to_vec();
+        let mut checks: Vec<AlertCheck> = phases
+            .iter()
+            .map(|p| AlertCheck::unmade(p, "HighErrorRate", "inactive", Verdict::Pass, "stayed inactive"))
+            .collect();
+        checks.push(AlertCheck::unmade(
+            "after",
+            "HighErrorRate",
+            "resolved",
+            Verdict::Fail,
+            "still firing",
+        ));
+        let mut off = change(70.5, Command::FaultOff { kind: "error".into() });
+        off.phase = 1;
+        alerts_changed_live(&mut checks, &phases, &[off]);
+        let verdicts: Vec<Verdict> = checks.iter().map(|c| c.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Pass,
+                Verdict::NotVerified,
+                Verdict::NotVerified,
+                Verdict::NotVerified
+            ]
+        );
+        assert!(
+            checks[1].detail.starts_with("changed live at 70.5s ("),
+            "{}",
+            checks[1].detail
+        );
+        assert_eq!(checks[0].detail, "stayed inactive");
+        let mut untouched = checks[..1].to_vec();
+        alerts_changed_live(&mut untouched, &phases, &[]);
+        assert_eq!(untouched[0].verdict, Verdict::Pass);
     }
 }

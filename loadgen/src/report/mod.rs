@@ -26,7 +26,7 @@ use crate::shared::control::Change;
 use crate::shared::outcome::Class;
 use crate::shared::snapshot::Point;
 use crate::shared::{Timeline, Verdict};
-pub use changed::{changed_live, touches};
+pub use changed::{alerts_changed_live, changed_live, touches};
 
 pub use crate::report::histograms::Histograms;
 
@@ -414,6 +414,11 @@ pub fn summarize(
             }
         })
         .collect();
+    let alerts = alerts.map(|mut a| {
+        let names: Vec<String> = scenario.phases.iter().map(|p| p.name.clone()).collect();
+        alerts_changed_live(&mut a.checks, &names, &timeline.changes);
+        a
+    });
     let result = result(&phases, alerts.as_ref(), ending == Ending::Completed);
     Summary {
         format_version: FORMAT_VERSION,
