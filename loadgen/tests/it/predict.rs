@@ -176,28 +176,31 @@ expect = {{ alerts_inactive = ["{quiet}"] }}
     (dir, rules, scenario)
 }
 
+/// `loadgen coverage --mutants FLAGS…` on the rules and scenario of [`errors_inactive`]: the
+/// directory, the output (exit 0 checked) and the JSON report.
+fn mutants_of(name: &str, alerts: &str, quiet: &str, flags: &[&str]) -> (PathBuf, Output, Value) {
+    let (dir, rules, scenario) = errors_inactive(name, alerts, quiet);
+    let json = dir.join("coverage.json");
+    let mut args = vec!["coverage", "--mutants", "--rules", rules.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    args.extend(["--json", json.to_str().unwrap(), scenario.to_str().unwrap()]);
+    let out = loadgen(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (dir, out, report)
+}
+
 /// An alert whose threshold no scenario comes near, checked only as inactive: lowering its threshold
 /// goes unnoticed (a surviving mutant, with the scenario that came closest), flipping its comparison
 /// makes it fire where the scenario expects it quiet (killed).
 #[test]
 fn mutants_of_a_rule_no_scenario_comes_near_survive_and_are_listed() {
-    let (dir, rules, scenario) = errors_inactive(
+    let (dir, out, report) = mutants_of(
         "far",
         "      - alert: FarAway\n        expr: job:http_request_errors:ratio_rate1m > 0.9\n        for: 15s\n",
         "FarAway",
+        &[],
     );
-    let json = dir.join("coverage.json");
-    let out = loadgen(&[
-        "coverage",
-        "--mutants",
-        "--rules",
-        rules.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        scenario.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let far = &report["mutants"]["rules"][0];
     assert_eq!(far["alert"], "FarAway");
     let mutants = far["mutants"].as_array().unwrap();
@@ -643,24 +646,12 @@ expect = { alerts_firing = ["HighErrorRate"] }
 /// and why there is none for the others.
 #[test]
 fn near_misses_name_the_smallest_change_that_kills_a_survivor_or_why_none_does() {
-    let (dir, rules, scenario) = errors_inactive(
+    let (dir, out, report) = mutants_of(
         "near",
         "      - alert: Near\n        expr: job:http_request_errors:ratio_rate1m > 0.8\n        for: 15s\n      - alert: Unchecked\n        expr: job:http_request_errors:ratio_rate1m > 0.5\n",
         "Near",
+        &["--near-misses"],
     );
-    let json = dir.join("coverage.json");
-    let out = loadgen(&[
-        "coverage",
-        "--mutants",
-        "--near-misses",
-        "--rules",
-        rules.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-        scenario.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rule = |name: &str| {
         report["mutants"]["rules"]
             .as_array()
