@@ -306,10 +306,14 @@ impl Client {
             return 0;
         }
         let n = n.min(self.max_idle);
-        let opened = join_all((0..n).map(|_| self.endpoint.open())).await;
+        let opened = join_all((0..n).map(|_| async {
+            let begun = Instant::now();
+            self.endpoint.open().await.map(|s| (s, begun.elapsed()))
+        }))
+        .await;
         let mut count = 0;
-        for stream in opened.into_iter().flatten() {
-            self.keep(Own::opened(stream));
+        for (stream, handshake) in opened.into_iter().flatten() {
+            self.keep(Own::opened(stream, handshake));
             count += 1;
         }
         count
@@ -355,7 +359,8 @@ impl Client {
             // (one per connection, ten thousand of them).
             return Box::pin(self.send_pooled(req, deadline)).await;
         }
-        let mut handshake = None;
+        // A connection opened ahead of its first request: that request reports its handshake.
+        let mut handshake = own.take_handshake();
         let mut timer = own.take_timer(deadline);
         let mut response = tokio::select! {
             biased;

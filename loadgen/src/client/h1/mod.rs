@@ -109,6 +109,8 @@ pub struct Own {
     /// The request being sent, as written on the wire.
     out: Vec<u8>,
     input: Input,
+    /// The handshake of a connection opened ahead of its first request, reported with that request.
+    handshake: Option<Duration>,
 }
 
 struct Conn {
@@ -150,15 +152,21 @@ impl Own {
         self.timer = Some(timer);
     }
 
-    /// A worker's state around a connection just opened.
-    pub(super) fn opened(stream: Stream) -> Own {
+    /// A worker's state around a connection just opened ahead of its first request, in `handshake`.
+    pub(super) fn opened(stream: Stream, handshake: Duration) -> Own {
         Own {
             conn: Some(Conn {
                 stream,
                 idle_since: Instant::now(),
             }),
+            handshake: Some(handshake),
             ..Own::default()
         }
+    }
+
+    /// The handshake of the connection opened ahead, once: its first request reports it.
+    pub(super) fn take_handshake(&mut self) -> Option<Duration> {
+        self.handshake.take()
     }
 
     /// Whether it keeps a connection for the next request.
