@@ -323,7 +323,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
         concurrency: u32,
         end: Instant,
         shared: &Arc<Shared>,
-        halt: &watch::Receiver<bool>,
+        halt: &Halt,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let numbers = Arc::new(AtomicU64::new(CLOSED_LOOP_NUMBERS + ((piece as u64) << 32)));
         let mut workers = Vec::with_capacity(concurrency as usize);
@@ -343,7 +343,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                     let mut own = Own::default();
                     // One clock reading per request: when an answer ends, the next request starts.
                     let mut now = Instant::now();
-                    while now < end && !*stop.borrow() {
+                    while now < end && !stop.is_set() {
                         let number = numbers.fetch_add(1, Ordering::Relaxed);
                         let which = crate::schedule::pick(&phase.mix, scenario.seed, number);
                         let request = &phase.mix.requests()[which];
@@ -400,12 +400,42 @@ impl Batch {
     }
 }
 
+/// What halts a piece: the run's stop, or the piece's own halt (a live change, or the engine passing
+/// the run's stop on). The run's stop is read directly, so that a busy runtime, late to pass it on,
+/// lets nothing due after it go out.
+#[derive(Clone)]
+struct Halt {
+    run: watch::Receiver<bool>,
+    piece: watch::Receiver<bool>,
+}
+
+impl Halt {
+    fn is_set(&self) -> bool {
+        *self.run.borrow() || *self.piece.borrow()
+    }
+
+    /// Waits until either turns true; a channel whose sender is gone never halts.
+    async fn wait(&mut self) {
+        tokio::select! {
+            () = stopped(&mut self.run) => {}
+            () = stopped(&mut self.piece) => {}
+        }
+    }
+}
+
+/// Waits until `stop` turns true; never, once its sender is gone.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Hands one phase's open-loop arrivals to the runtime at their deadlines.
 struct Pacer<T: Transport> {
     launch: Launch<T>,
     slots: Arc<Semaphore>,
     /// Turns true on a stop, or when live control cuts the piece short.
-    stop: watch::Receiver<bool>,
+    halt: Halt,
     position: watch::Sender<Position>,
     /// The pieces run so far, the one being paced last: its arrivals are paced.
     pieces: Arc<Scenario>,
@@ -443,10 +473,10 @@ impl<T: Transport> Pacer<T> {
             if Instant::now() < intended {
                 tokio::select! {
                     () = tokio::time::sleep_until(intended) => {}
-                    _ = self.stop.changed() => return true,
+                    () = self.halt.wait() => return true,
                 }
             }
-            if *self.stop.borrow() {
+            if self.halt.is_set() {
                 return true;
             }
             let Some(permit) = self.slot().await else {
@@ -467,7 +497,7 @@ impl<T: Transport> Pacer<T> {
         let mut batch = Batch::new(Instant::now());
         for arrival in self.arrivals(&pieces) {
             let intended = later(self.started, arrival.offset);
-            if *self.stop.borrow() {
+            if self.halt.is_set() {
                 return true;
             }
             // `None`: due already, sent at once with the others of this wake-up.
@@ -476,11 +506,11 @@ impl<T: Transport> Pacer<T> {
                 .and_then(|w| w.checked_sub(FINE_WAIT))
                 .filter(|&t| Instant::now() < t)
             {
-                let mut stop = self.stop.clone();
+                let mut halt = self.halt.clone();
                 let stopped = self.handle.block_on(async {
                     tokio::select! {
                         () = tokio::time::sleep_until(early) => false,
-                        _ = stop.changed() => true,
+                        () = halt.wait() => true,
                     }
                 });
                 if stopped {
@@ -496,7 +526,7 @@ impl<T: Transport> Pacer<T> {
             }
             // A stop that came during the wait on the OS clock: a request sent now would have its
             // deadline after the drain's end, and be cancelled instead of timing out.
-            if *self.stop.borrow() {
+            if self.halt.is_set() {
                 return true;
             }
             let permit = match self.slots.clone().try_acquire_owned() {
@@ -521,7 +551,7 @@ impl<T: Transport> Pacer<T> {
         tokio::select! {
             p = self.slots.clone().acquire_owned() => Some(if Instant::now() >= self.end { None } else { p.ok() }),
             () = tokio::time::sleep_until(self.end) => Some(None),
-            _ = self.stop.changed() => None,
+            () = self.halt.wait() => None,
         }
     }
 

@@ -61,12 +61,6 @@ fn refuse(field: &str, problem: impl Into<String>) -> Refusal {
 }
 
 /// Waits for a stop; a stop channel whose sender is gone never stops.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|s| *s).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// The first instant at or after `now` a whole number of milliseconds after `from`.
 fn whole_ms(from: Instant, now: Instant) -> Instant {
     let nanos = now.saturating_duration_since(from).as_nanos();
@@ -316,6 +310,10 @@ impl<T: Transport, F: Faults> Engine<T, F> {
 
                 let end = later(piece_start, len);
                 let (halt_tx, halt) = watch::channel(false);
+                let halt = Halt {
+                    run: self.stop.clone(),
+                    piece: halt,
+                };
                 let (pacer, workers) = match &driven.pieces[piece_index].load {
                     Load::Open { .. } => {
                         let pacer = Pacer {
@@ -327,7 +325,7 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                                 index,
                             },
                             slots: slots.clone(),
-                            stop: halt.clone(),
+                            halt: halt.clone(),
                             position: self.position.clone(),
                             pieces: self.as_scenario(&driven.pieces),
                             first_number,
