@@ -306,11 +306,11 @@ bench_generator() {
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-# Open loop at a constant 5k and 20k rps for 30 s, loadgen pinned to core 0 and nginx (one worker) to
-# core 1. loadgen runs twice per rate, with each pacer (`--pacing precise`, the default: a thread sleeping
-# on the OS clock; `--pacing timer`: tokio's millisecond timer), so the precise pacer's gain (schedule lag)
-# and its cost (CPU-seconds) sit side by side; oha at the same rate (`-q`) on the same core is the peer for
-# CPU and memory (oha reports no schedule lag).
+# Open loop at a constant 5k, 20k and 50k rps for 10 s, loadgen pinned to core 0 and nginx (one worker)
+# to core 1. loadgen runs twice per rate, with each pacer (`--pacing precise`, the default: a task woken
+# by an OS timer, at most once per 500 µs; `--pacing timer`: tokio's millisecond timer), so the precise
+# pacer's gain (schedule lag) and its cost (CPU-seconds) sit side by side; oha at the same rate (`-q`)
+# on the same core is the peer for CPU and memory (oha reports no schedule lag).
 bench_accuracy() {
     local before=${1:-} have_oha=yes
     ensure_oha || { have_oha=no; echo "oha could not be installed: no oha rows" >&2; }

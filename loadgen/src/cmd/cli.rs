@@ -118,9 +118,9 @@ pub struct RunArgs {
     #[arg(long, help_heading = "TLS and HTTP")]
     pub http2_prior_knowledge: bool,
 
-    /// Open loop: `precise` paces on a thread of its own that sleeps on the OS clock to each send
-    /// time (tens of microseconds late); `timer` on the async runtime's millisecond timer (up to 1 ms
-    /// late, slightly less CPU).
+    /// Open loop: `precise` wakes on the OS clock at each send time (tens of microseconds late),
+    /// at most once every 500 µs, sending all that is due; `timer` on the async runtime's
+    /// millisecond timer (up to 1 ms late).
     #[arg(long, value_enum, default_value_t = crate::engine::Pacing::Precise)]
     pub pacing: crate::engine::Pacing,
 

@@ -10,6 +10,8 @@
 //! time; those still running then are cancelled and counted as `cancelled`, so the run always ends
 //! within the drain time of the stop. A second stop (the stop channel sent again) cancels them at once.
 
+#[cfg(target_os = "linux")]
+mod clock;
 mod pieces;
 
 pub use pieces::Driven;
@@ -154,8 +156,9 @@ pub struct Engine<T: Transport = Client, F: Faults = ChaosClient> {
 /// How the open-loop pacer waits for each request's deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Pacing {
-    /// On a thread of its own that sleeps on the OS clock to each deadline (tens of microseconds
-    /// late) and hands the request to the runtime.
+    /// As a task woken by the OS clock at each deadline (tens of microseconds late), at most once
+    /// every 500 µs, sending every request due by then. On systems without timer descriptors
+    /// (other than Linux), as [`Pacing::Timer`].
     #[default]
     Precise,
     /// As a task on tokio's timer, which wakes on millisecond ticks (up to one tick late). Needed
@@ -370,10 +373,6 @@ impl<T: Transport, F: Faults> Engine<T, F> {
 /// Connections opened before an open loop's first phase.
 const WARM: usize = 8;
 
-/// Below this much time to a deadline, the precise pacer sleeps on the OS clock; above, on tokio's
-/// timer (where a stop can interrupt it).
-const FINE_WAIT: Duration = Duration::from_millis(2);
-
 /// The precise pacer wakes at most once in this long, sending every arrival due by then: at high
 /// rates a wake-up (and the runtime's) per request cost more than the request; this bounds what
 /// batching adds to a request's lag.
@@ -446,16 +445,21 @@ struct Pacer<T: Transport> {
     started: Instant,
     phase_started: Instant,
     end: Instant,
-    handle: tokio::runtime::Handle,
 }
 
 impl<T: Transport> Pacer<T> {
-    /// Paces the piece on its own task (or thread, see [`Pacing`]); the handle tells whether it was
+    /// Paces the piece on its own task (see [`Pacing`]); the handle tells whether it was
     /// stopped.
     fn spawn(self, pacing: Pacing) -> tokio::task::JoinHandle<bool> {
         match pacing {
             Pacing::Timer => tokio::spawn(self.on_timer()),
-            Pacing::Precise => tokio::task::spawn_blocking(move || self.on_thread()),
+            #[cfg(target_os = "linux")]
+            Pacing::Precise => match clock::OsClock::new() {
+                Ok(clock) => tokio::spawn(self.on_clock(clock)),
+                Err(_) => tokio::spawn(self.on_timer()),
+            },
+            #[cfg(not(target_os = "linux"))]
+            Pacing::Precise => tokio::spawn(self.on_timer()),
         }
     }
 
@@ -482,62 +486,40 @@ impl<T: Transport> Pacer<T> {
             let Some(permit) = self.slot().await else {
                 return true;
             };
-            self.launch.send(&self.handle, arrival.request, intended, permit);
+            self.launch.send(arrival.request, intended, permit);
             self.publish(&mut next_position);
         }
         false
     }
 
-    /// Paces on the calling thread, which must be outside the runtime's workers (a blocking-pool
-    /// thread): long waits on tokio's timer, the last [`FINE_WAIT`] on the OS clock. Returns whether
-    /// it was stopped.
-    fn on_thread(mut self) -> bool {
+    /// Paces as a task on the OS clock (see [`clock`]), in batches. Returns whether it was stopped.
+    #[cfg(target_os = "linux")]
+    async fn on_clock(mut self, mut clock: clock::OsClock) -> bool {
         let pieces = self.pieces.clone();
         let mut next_position = Instant::now();
         let mut batch = Batch::new(Instant::now());
         for arrival in self.arrivals(&pieces) {
             let intended = later(self.started, arrival.offset);
-            if self.halt.is_set() {
-                return true;
-            }
             // `None`: due already, sent at once with the others of this wake-up.
-            let wake = batch.wake(intended, Instant::now());
-            if let Some(early) = wake
-                .and_then(|w| w.checked_sub(FINE_WAIT))
-                .filter(|&t| Instant::now() < t)
-            {
-                let mut halt = self.halt.clone();
-                let stopped = self.handle.block_on(async {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(early) => false,
-                        () = halt.wait() => true,
-                    }
-                });
-                if stopped {
-                    return true;
-                }
-            }
-            if let Some(wake) = wake {
-                let now = Instant::now();
-                if now < wake {
-                    std::thread::sleep(wake - now);
+            if let Some(wake) = batch.wake(intended, Instant::now()) {
+                tokio::select! {
+                    biased;
+                    () = self.halt.wait() => return true,
+                    () = clock.sleep_until(wake) => {}
                 }
                 batch.woke(Instant::now());
             }
-            // A stop that came during the wait on the OS clock: a request sent now would have its
-            // deadline after the drain's end, and be cancelled instead of timing out.
             if self.halt.is_set() {
                 return true;
             }
-            let permit = match self.slots.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => match self.handle.clone().block_on(self.slot()) {
-                    Some(permit) => permit,
-                    None => return true,
-                },
+            let Some(permit) = self.slot().await else {
+                return true;
             };
-            self.launch.send(&self.handle, arrival.request, intended, permit);
+            self.launch.send(arrival.request, intended, permit);
             self.publish(&mut next_position);
+            // A late runtime has many arrivals due at once: the answers in the meantime are read
+            // (and timed) between them, not after the whole backlog.
+            tokio::task::consume_budget().await;
         }
         false
     }
@@ -581,13 +563,7 @@ struct Launch<T: Transport> {
 
 impl<T: Transport> Launch<T> {
     /// Sends request `which` of the phase's mix on its own task, or counts it dropped without a slot.
-    fn send(
-        &self,
-        handle: &tokio::runtime::Handle,
-        which: usize,
-        intended: Instant,
-        permit: Option<OwnedSemaphorePermit>,
-    ) {
+    fn send(&self, which: usize, intended: Instant, permit: Option<OwnedSemaphorePermit>) {
         let index = self.index;
         let Some(permit) = permit else {
             self.samples
@@ -599,7 +575,7 @@ impl<T: Transport> Launch<T> {
         let mut cancel = self.shared.cancel.clone();
         let mut in_flight = InFlight::new(self.shared.clone(), self.samples.clone());
         in_flight.start((index, which, intended, None));
-        handle.spawn(async move {
+        tokio::spawn(async move {
             let request = &scenario.phases[index].mix.requests()[which];
             let sent = Instant::now();
             in_flight.request = Some((index, which, intended, Some(sent)));

@@ -333,7 +333,6 @@ impl<T: Transport, F: Faults> Engine<T, F> {
                             started: piece_start,
                             phase_started: started,
                             end,
-                            handle: tokio::runtime::Handle::current(),
                         };
                         (Some(pacer.spawn(self.pacing)), Vec::new())
                     }

@@ -347,7 +347,7 @@ fn every_shipped_scenario_plans() {
 #[test]
 fn on_one_core_every_loop_runs_the_same() {
     // Pinned to one core, loadgen runs on a single-threaded runtime, with the embedded target in it:
-    // the same counts and faults, the precise pacer's thread included, and a closed-loop phase.
+    // the same counts and faults, the precise pacer's OS timer included, and a closed-loop phase.
     let text = format!(
         "{TWO_PHASES}\n[[phases]]\nname = \"closed\"\nduration = \"1s\"\nconcurrency = 4\nexpect = {{ error_ratio = \"== 0\" }}\n"
     );
