@@ -310,7 +310,9 @@ bench_generator() {
 # to core 1. loadgen runs twice per rate, with each pacer (`--pacing precise`, the default: a task woken
 # by an OS timer, at most once per 500 µs; `--pacing timer`: tokio's millisecond timer), so the precise
 # pacer's gain (schedule lag) and its cost (CPU-seconds) sit side by side; oha at the same rate (`-q`)
-# on the same core is the peer for CPU and memory (oha reports no schedule lag).
+# on the same core is the peer for CPU and memory (oha reports no schedule lag; its latency p99, with
+# --latency-correction, counts from the intended send time as loadgen's does). `wakeups` are the
+# voluntary context switches: each is a sleep and a wake-up of the process.
 bench_accuracy() {
     local before=${1:-} have_oha=yes
     ensure_oha || { have_oha=no; echo "oha could not be installed: no oha rows" >&2; }
@@ -320,8 +322,8 @@ bench_accuracy() {
     local secs=${SECONDS_EACH:-10}
     echo "open loop, $secs s constant rate, even arrivals; generator on core 0, nginx (1 worker, return 200) on core 1"
     echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-    printf '%-16s %6s %9s %10s %8s %11s %11s %6s %7s %6s %7s\n' run target requests achieved error% \
-        lag_p99_ms lag_max_ms late dropped cpu_s rss_mib
+    printf '%-16s %6s %9s %10s %8s %11s %11s %6s %7s %11s %6s %7s %7s\n' run target requests achieved error% \
+        lag_p99_ms lag_max_ms late dropped lat_p99_ms cpu_s wakeups rss_mib
     local times="$WORK/time.txt"
     for rps in 5000 20000 50000; do
         cat > "$WORK/open.toml" <<TOML
@@ -341,28 +343,33 @@ TOML
         for run in "${runs[@]}"; do
             local bin=${run% *} pacing=${run##* } name="loadgen ${run##* }"
             [ "$bin" = "$before" ] && name="before $pacing"
-            /usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0 "$bin" run "$WORK/open.toml" --quiet \
+            /usr/bin/time -f '%U %S %w %M' -o "$times" taskset -c 0 "$bin" run "$WORK/open.toml" --quiet \
                 --pacing "$pacing" --target "$url" --json "$WORK/r.json" > /dev/null 2>&1 || true
             python3 - "$WORK/r.json" "$rps" "$name" "$times" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); p = r["phases"][0]; t = p["totals"]; target = float(sys.argv[2])
-user, system, rss_kib = open(sys.argv[4]).read().split()[-3:]
+user, system, wakeups, rss_kib = open(sys.argv[4]).read().split()[-4:]
 achieved = t["requests"] / (p["end_s"] - p["start_s"])
-print("%-16s %6d %9d %10.1f %8.3f %11.3f %11.3f %6d %7d %6.2f %7.1f" % (sys.argv[3], target, t["requests"], achieved,
-      100 * (achieved - target) / target, t["schedule_lag_ms"]["p99"], t["schedule_lag_ms"]["max"], t["late"],
-      t["dropped"], float(user) + float(system), int(rss_kib) / 1024))
+print("%-16s %6d %9d %10.1f %8.3f %11.3f %11.3f %6d %7d %11.3f %6.2f %7s %7.1f" % (sys.argv[3], target,
+      t["requests"], achieved, 100 * (achieved - target) / target, t["schedule_lag_ms"]["p99"],
+      t["schedule_lag_ms"]["max"], t["late"], t["dropped"], t["latency_ms"]["p99"], float(user) + float(system),
+      wakeups, int(rss_kib) / 1024))
 PY
         done
         if [ "$have_oha" = yes ]; then
-            /usr/bin/time -f '%U %S %M' -o "$times" taskset -c 0 oha --no-tui -q "$rps" -z "${secs}s" "$url/" > "$WORK/oha.txt" || true
+            /usr/bin/time -f '%U %S %w %M' -o "$times" taskset -c 0 oha --no-tui -q "$rps" --latency-correction \
+                -z "${secs}s" "$url/" > "$WORK/oha.txt" || true
             python3 - "$WORK/oha.txt" "$rps" "$times" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read(); target = float(sys.argv[2])
-user, system, rss_kib = open(sys.argv[3]).read().split()[-3:]
+user, system, wakeups, rss_kib = open(sys.argv[3]).read().split()[-4:]
 answered = sum(int(n) for n in re.findall(r"\[\d+\]\s+(\d+) responses", text))
 achieved = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-print("%-16s %6d %9d %10.1f %8.3f %11s %11s %6s %7s %6.2f %7.1f" % ("oha -q", target, answered, achieved,
-      100 * (achieved - target) / target, "-", "-", "-", "-", float(user) + float(system), int(rss_kib) / 1024))
+value, unit = re.search(r"99\.00% in ([\d.]+) (\w+)", text).groups()
+p99_ms = float(value) * {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "secs": 1e3, "sec": 1e3, "s": 1e3}[unit]
+print("%-16s %6d %9d %10.1f %8.3f %11s %11s %6s %7s %11.3f %6.2f %7s %7.1f" % ("oha -q", target, answered, achieved,
+      100 * (achieved - target) / target, "-", "-", "-", "-", p99_ms, float(user) + float(system), wakeups,
+      int(rss_kib) / 1024))
 PY
         fi
     done
