@@ -399,6 +399,56 @@ impl Batch {
     }
 }
 
+/// How a pacer waits for a deadline.
+enum Wait {
+    /// On tokio's timer, to each arrival's deadline.
+    Timer,
+    /// On the OS clock, in batches.
+    #[cfg(target_os = "linux")]
+    Clock(clock::OsClock, Batch),
+}
+
+impl Wait {
+    /// The wait for `pacing`. Without timer descriptors, the precise pacer waits on tokio's timer.
+    fn new(pacing: Pacing) -> Wait {
+        match pacing {
+            Pacing::Timer => Wait::Timer,
+            #[cfg(target_os = "linux")]
+            Pacing::Precise => match clock::OsClock::new() {
+                Ok(clock) => Wait::Clock(clock, Batch::new(Instant::now())),
+                Err(_) => Wait::Timer,
+            },
+            #[cfg(not(target_os = "linux"))]
+            Pacing::Precise => Wait::Timer,
+        }
+    }
+
+    /// When to wake for an arrival due at `intended`, seen at `now`; `None` to send it at once.
+    fn wake(&self, intended: Instant, now: Instant) -> Option<Instant> {
+        match self {
+            Wait::Timer => (now < intended).then_some(intended),
+            #[cfg(target_os = "linux")]
+            Wait::Clock(_, batch) => batch.wake(intended, now),
+        }
+    }
+
+    async fn sleep_until(&mut self, at: Instant) {
+        match self {
+            Wait::Timer => tokio::time::sleep_until(at).await,
+            #[cfg(target_os = "linux")]
+            Wait::Clock(clock, _) => clock.sleep_until(at).await,
+        }
+    }
+
+    fn woke(&mut self, at: Instant) {
+        match self {
+            Wait::Timer => {}
+            #[cfg(target_os = "linux")]
+            Wait::Clock(_, batch) => batch.woke(at),
+        }
+    }
+}
+
 /// What halts a piece: the run's stop, or the piece's own halt (a live change, or the engine passing
 /// the run's stop on). The run's stop is read directly, so that a busy runtime, late to pass it on,
 /// lets nothing due after it go out.
@@ -451,16 +501,7 @@ impl<T: Transport> Pacer<T> {
     /// Paces the piece on its own task (see [`Pacing`]); the handle tells whether it was
     /// stopped.
     fn spawn(self, pacing: Pacing) -> tokio::task::JoinHandle<bool> {
-        match pacing {
-            Pacing::Timer => tokio::spawn(self.on_timer()),
-            #[cfg(target_os = "linux")]
-            Pacing::Precise => match clock::OsClock::new() {
-                Ok(clock) => tokio::spawn(self.on_clock(clock)),
-                Err(_) => tokio::spawn(self.on_timer()),
-            },
-            #[cfg(not(target_os = "linux"))]
-            Pacing::Precise => tokio::spawn(self.on_timer()),
-        }
+        tokio::spawn(self.pace(Wait::new(pacing)))
     }
 
     fn arrivals<'a>(&self, pieces: &'a Scenario) -> crate::schedule::PhaseArrivals<'a> {
@@ -468,46 +509,20 @@ impl<T: Transport> Pacer<T> {
         crate::schedule::PhaseArrivals::new(pieces, last, self.first_number, self.shard)
     }
 
-    /// Paces as a task on tokio's timer. Returns whether it was stopped.
-    async fn on_timer(mut self) -> bool {
+    /// Paces as a task, waiting for each deadline as `wait` does. Returns whether it was stopped.
+    async fn pace(mut self, mut wait: Wait) -> bool {
         let pieces = self.pieces.clone();
         let mut next_position = Instant::now();
         for arrival in self.arrivals(&pieces) {
             let intended = later(self.started, arrival.offset);
-            if Instant::now() < intended {
-                tokio::select! {
-                    () = tokio::time::sleep_until(intended) => {}
-                    () = self.halt.wait() => return true,
-                }
-            }
-            if self.halt.is_set() {
-                return true;
-            }
-            let Some(permit) = self.slot().await else {
-                return true;
-            };
-            self.launch.send(arrival.request, intended, permit);
-            self.publish(&mut next_position);
-        }
-        false
-    }
-
-    /// Paces as a task on the OS clock (see [`clock`]), in batches. Returns whether it was stopped.
-    #[cfg(target_os = "linux")]
-    async fn on_clock(mut self, mut clock: clock::OsClock) -> bool {
-        let pieces = self.pieces.clone();
-        let mut next_position = Instant::now();
-        let mut batch = Batch::new(Instant::now());
-        for arrival in self.arrivals(&pieces) {
-            let intended = later(self.started, arrival.offset);
-            // `None`: due already, sent at once with the others of this wake-up.
-            if let Some(wake) = batch.wake(intended, Instant::now()) {
+            // `None`: due already (with the precise pacer, sent with the others of this wake-up).
+            if let Some(wake) = wait.wake(intended, Instant::now()) {
                 tokio::select! {
                     biased;
                     () = self.halt.wait() => return true,
-                    () = clock.sleep_until(wake) => {}
+                    () = wait.sleep_until(wake) => {}
                 }
-                batch.woke(Instant::now());
+                wait.woke(Instant::now());
             }
             if self.halt.is_set() {
                 return true;
