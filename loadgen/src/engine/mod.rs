@@ -498,8 +498,7 @@ struct Pacer<T: Transport> {
 }
 
 impl<T: Transport> Pacer<T> {
-    /// Paces the piece on its own task (see [`Pacing`]); the handle tells whether it was
-    /// stopped.
+    /// Paces the piece on its own task (see [`Pacing`]); the handle tells whether it was stopped.
     fn spawn(self, pacing: Pacing) -> tokio::task::JoinHandle<bool> {
         tokio::spawn(self.pace(Wait::new(pacing)))
     }

@@ -60,7 +60,6 @@ fn refuse(field: &str, problem: impl Into<String>) -> Refusal {
     }
 }
 
-/// Waits for a stop; a stop channel whose sender is gone never stops.
 /// The first instant at or after `now` a whole number of milliseconds after `from`.
 fn whole_ms(from: Instant, now: Instant) -> Instant {
     let nanos = now.saturating_duration_since(from).as_nanos();
