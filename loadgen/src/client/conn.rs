@@ -162,7 +162,28 @@ impl Endpoint {
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 handshake(*tls, h2).await
             }
+            #[cfg(target_os = "linux")]
+            Stream::Tick(tcp) => handshake(tcp, self.prior_knowledge).await,
         }
+    }
+
+    /// Whether connections to it speak TLS.
+    pub(super) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Opens a new plain TCP stream in `ticker`'s set (cleartext targets only).
+    #[cfg(target_os = "linux")]
+    pub(super) async fn open_ticked(
+        &self,
+        ticker: &super::h1::tick::Ticker,
+    ) -> Result<Stream, ConnectFailure> {
+        let tcp = match self.open().await? {
+            Stream::Plain(tcp) => tcp,
+            other => return Ok(other),
+        };
+        let ticked = tcp.into_std().and_then(|tcp| ticker.stream(tcp));
+        ticked.map(Stream::Tick).map_err(|e| classify_error(&e).into())
     }
 
     /// Opens a new stream: TCP, then TLS when the URL says https.

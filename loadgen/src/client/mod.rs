@@ -17,7 +17,10 @@
 //! is told apart from one it may have processed, and only the first is sent again.
 //!
 //! A closed-loop worker does not use the pool: over HTTP/1.1 it keeps a connection of its own, spoken
-//! directly on the socket (module `h1`) under the same rules ([`Client::send_own`]).
+//! directly on the socket (module `h1`) under the same rules ([`Client::send_own`]). The open loop's
+//! HTTP/1.1 requests go on such connections too, taken from a list of the client's own; on Linux,
+//! over cleartext, their answers are read at the precise pacer's wake-ups and timed by the kernel's
+//! receive timestamps (module `h1::tick`).
 
 mod api;
 pub mod chaos;
@@ -46,6 +49,8 @@ use tokio::time::Instant;
 pub use api::{Api, Auth};
 pub use conn::{BadTarget, Protocol};
 use conn::{ConnectFailure, Endpoint, Sender, H2};
+#[cfg(target_os = "linux")]
+pub use h1::tick::Lease;
 use h1::Failed;
 pub use h1::Own;
 use tls::TlsOptions;
@@ -110,6 +115,10 @@ pub struct Response {
     pub handshake: Option<Duration>,
     /// Whether the request was handed back unsent and sent again on a fresh connection.
     pub resent: bool,
+    /// When the answer's last bytes arrived, by the kernel's receive timestamp, on connections
+    /// whose answers may be read a little after they arrive (the open loop's); `None` elsewhere:
+    /// the answer ended when it was read.
+    pub received: Option<Instant>,
 }
 
 impl Response {
@@ -121,6 +130,7 @@ impl Response {
             version: Some(version),
             handshake: None,
             resent: false,
+            received: None,
         }
     }
 
@@ -152,6 +162,7 @@ impl Response {
             version: None,
             handshake: None,
             resent: false,
+            received: None,
         }
     }
 }
@@ -229,6 +240,10 @@ pub struct Client {
     /// from here, as a closed-loop worker keeps its one, and give it back when its answer ended
     /// cleanly: most recently used first, at most `max_idle` kept.
     owns: Mutex<Vec<Own>>,
+    /// The set the open loop's plain HTTP/1.1 connections are in, made with the first of them
+    /// (`None` in it: TLS, HTTP/2, or no epoll).
+    #[cfg(target_os = "linux")]
+    ticker: std::sync::OnceLock<Option<h1::tick::Ticker>>,
 }
 
 /// The HTTP/2 connection requests share, numbered so that one that refused a stream is not taken
@@ -266,6 +281,8 @@ impl Client {
             speaks_h2: Mutex::new(None),
             wants_h2: options.protocol != Protocol::Http1,
             owns: Mutex::new(Vec::new()),
+            #[cfg(target_os = "linux")]
+            ticker: std::sync::OnceLock::new(),
         })
     }
 
@@ -281,7 +298,7 @@ impl Client {
         if !self.wants_h2 {
             let taken = self.owns.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut own = taken.unwrap_or_default();
-            let response = self.send_own(&mut own, req, deadline).await;
+            let response = self.send_on(&mut own, req, deadline, true).await;
             self.keep(own);
             return response;
         }
@@ -308,7 +325,7 @@ impl Client {
         let n = n.min(self.max_idle);
         let opened = join_all((0..n).map(|_| async {
             let begun = Instant::now();
-            self.endpoint.open().await.map(|s| (s, begun.elapsed()))
+            self.open(true).await.map(|s| (s, begun.elapsed()))
         }))
         .await;
         let mut count = 0;
@@ -354,6 +371,39 @@ impl Client {
     /// giving up at `deadline`. For one closed-loop worker: no pool, no connection task. HTTP/2
     /// targets share the pool's connection instead.
     pub async fn send_own(&self, own: &mut Own, req: &Request, deadline: Instant) -> Response {
+        self.send_on(own, req, deadline, false).await
+    }
+
+    /// A lease on the set of the open loop's connections, for a pacer that reads their answers
+    /// at its own wake-ups (see `h1::tick`); `None` when they are not in one.
+    #[cfg(target_os = "linux")]
+    pub fn lease(&self) -> Option<h1::tick::Lease> {
+        self.ticker().map(h1::tick::Ticker::lease)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn ticker(&self) -> Option<&h1::tick::Ticker> {
+        self.ticker
+            .get_or_init(|| {
+                (!self.wants_h2 && !self.endpoint.is_tls())
+                    .then(|| h1::tick::Ticker::new().ok())
+                    .flatten()
+            })
+            .as_ref()
+    }
+
+    /// Opens a connection; `ticked`, in the open loop's set when there is one.
+    async fn open(&self, ticked: bool) -> Result<h1::Stream, ConnectFailure> {
+        #[cfg(target_os = "linux")]
+        if let Some(ticker) = ticked.then(|| self.ticker()).flatten() {
+            return self.endpoint.open_ticked(ticker).await;
+        }
+        let _ = ticked;
+        self.endpoint.open().await
+    }
+
+    /// [`Client::send_own`], on a connection of the open loop's set when `ticked`.
+    async fn send_on(&self, own: &mut Own, req: &Request, deadline: Instant, ticked: bool) -> Response {
         if self.wants_h2 {
             // Boxed, as the connect below: a worker's future is kept as small as its common path
             // (one per connection, ten thousand of them).
@@ -364,7 +414,7 @@ impl Client {
         let mut timer = own.take_timer(deadline);
         let mut response = tokio::select! {
             biased;
-            r = self.exchange_own(own, req, &mut handshake) => r,
+            r = self.exchange_own(own, req, &mut handshake, ticked) => r,
             () = timer.as_mut() => Response::failed(Class::Timeout),
         };
         own.put_timer(timer);
@@ -372,7 +422,13 @@ impl Client {
         response
     }
 
-    async fn exchange_own(&self, own: &mut Own, req: &Request, handshake: &mut Option<Duration>) -> Response {
+    async fn exchange_own(
+        &self,
+        own: &mut Own,
+        req: &Request,
+        handshake: &mut Option<Duration>,
+        ticked: bool,
+    ) -> Response {
         own.encode(req, &self.prefix, self.host.as_bytes());
         let mut resent = false;
         let class = 'attempts: {
@@ -381,7 +437,7 @@ impl Client {
                     Some(stream) => stream,
                     None => {
                         let begun = Instant::now();
-                        match Box::pin(self.endpoint.open()).await {
+                        match Box::pin(self.open(ticked)).await {
                             Ok(stream) => {
                                 *handshake = Some(handshake.unwrap_or_default() + begun.elapsed());
                                 stream
@@ -406,6 +462,7 @@ impl Client {
                             version: Some(Version::Http1),
                             handshake: None,
                             resent,
+                            received: answer.received,
                         }
                     }
                     // Not one byte taken by the server (a request cut short cannot have been acted

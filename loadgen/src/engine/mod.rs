@@ -29,6 +29,8 @@ use std::future::Future;
 use target_app::chaos::Fault;
 
 use crate::client::chaos::{ChaosClient, ChaosError};
+#[cfg(target_os = "linux")]
+pub use crate::client::Lease;
 use crate::client::{Client, Own, Response};
 use crate::engine::stats::{Record, Sample};
 use crate::scenario::{Load, Request, Scenario};
@@ -89,6 +91,13 @@ pub trait Transport: Send + Sync + 'static {
         let _ = n;
         std::future::ready(())
     }
+
+    /// A lease for a pacer that reads the open loop's answers at its own wake-ups; `None` (the
+    /// default) when they wake the runtime as they arrive.
+    #[cfg(target_os = "linux")]
+    fn lease(&self) -> Option<Lease> {
+        None
+    }
 }
 
 impl Transport for Client {
@@ -107,6 +116,11 @@ impl Transport for Client {
 
     async fn warm(&self, n: usize) {
         Client::warm(self, n).await;
+    }
+
+    #[cfg(target_os = "linux")]
+    fn lease(&self) -> Option<Lease> {
+        Client::lease(self)
     }
 }
 
@@ -378,15 +392,60 @@ const WARM: usize = 8;
 /// batching adds to a request's lag.
 const BATCH: Duration = Duration::from_micros(500);
 
+#[cfg(target_os = "linux")]
+/// The longest wait of the precise pacer during which answers wait for its next wake-up (when the
+/// transport supports it): over it, they wake the runtime as they arrive.
+const READ_AT_WAKE_WITHIN: Duration = Duration::from_millis(2);
+
 /// When the precise pacer wakes: at an arrival's deadline, but at most once every [`BATCH`]; an
 /// arrival already due when its turn comes is sent without a wait.
+#[cfg(target_os = "linux")]
 struct Batch {
     woke: Instant,
+    /// Held while answers are read at the pacer's wake-ups (see [`READ_AT_WAKE_WITHIN`]).
+    lease: Option<Lease>,
+    /// When answers were last read.
+    polled: Instant,
 }
 
+#[cfg(target_os = "linux")]
 impl Batch {
-    fn new(now: Instant) -> Batch {
-        Batch { woke: now }
+    fn new(now: Instant, lease: Option<Lease>) -> Batch {
+        Batch {
+            woke: now,
+            lease,
+            polled: now,
+        }
+    }
+
+    /// Before a wait until `wake`: wakes the requests answered since the last wake-up, and keeps
+    /// reading answers at wake-ups only if the wait is short.
+    fn before_wait(&mut self, wake: Instant, now: Instant) {
+        if let Some(lease) = &mut self.lease {
+            lease.poll();
+            self.polled = now;
+            lease.hold(wake.saturating_duration_since(now) <= READ_AT_WAKE_WITHIN);
+        }
+    }
+
+    /// After a send: a pacer behind its schedule sends without waiting, and reads the answers
+    /// between its sends at least once a window.
+    fn sent(&mut self, now: Instant) {
+        if let Some(lease) = &self.lease {
+            if now >= later(self.polled, BATCH) {
+                lease.poll();
+                self.polled = now;
+            }
+        }
+    }
+
+    /// Before a wait for something other than the clock (an in-flight slot): answers must then
+    /// wake the runtime, or the slot they free would never come.
+    fn let_go(&mut self) {
+        if let Some(lease) = &mut self.lease {
+            lease.poll();
+            lease.hold(false);
+        }
     }
 
     /// When to wake for an arrival due at `intended`, seen at `now`; `None` to send it at once.
@@ -409,17 +468,45 @@ enum Wait {
 }
 
 impl Wait {
-    /// The wait for `pacing`. Without timer descriptors, the precise pacer waits on tokio's timer.
-    fn new(pacing: Pacing) -> Wait {
+    /// The wait for `pacing`, reading answers at its wake-ups with `lease`, if any. Without timer
+    /// descriptors, the precise pacer waits on tokio's timer.
+    fn new(pacing: Pacing, lease: impl FnOnce() -> Option<Lease>) -> Wait {
         match pacing {
             Pacing::Timer => Wait::Timer,
             #[cfg(target_os = "linux")]
             Pacing::Precise => match clock::OsClock::new() {
-                Ok(clock) => Wait::Clock(clock, Batch::new(Instant::now())),
+                Ok(clock) => Wait::Clock(clock, Batch::new(Instant::now(), lease())),
                 Err(_) => Wait::Timer,
             },
             #[cfg(not(target_os = "linux"))]
-            Pacing::Precise => Wait::Timer,
+            Pacing::Precise => {
+                let _ = lease;
+                Wait::Timer
+            }
+        }
+    }
+
+    fn before_wait(&mut self, wake: Instant, now: Instant) {
+        match self {
+            Wait::Timer => {}
+            #[cfg(target_os = "linux")]
+            Wait::Clock(_, batch) => batch.before_wait(wake, now),
+        }
+    }
+
+    fn let_go(&mut self) {
+        match self {
+            Wait::Timer => {}
+            #[cfg(target_os = "linux")]
+            Wait::Clock(_, batch) => batch.let_go(),
+        }
+    }
+
+    fn sent(&mut self, now: Instant) {
+        match self {
+            Wait::Timer => {}
+            #[cfg(target_os = "linux")]
+            Wait::Clock(_, batch) => batch.sent(now),
         }
     }
 
@@ -500,7 +587,11 @@ struct Pacer<T: Transport> {
 impl<T: Transport> Pacer<T> {
     /// Paces the piece on its own task (see [`Pacing`]); the handle tells whether it was stopped.
     fn spawn(self, pacing: Pacing) -> tokio::task::JoinHandle<bool> {
-        tokio::spawn(self.pace(Wait::new(pacing)))
+        #[cfg(target_os = "linux")]
+        let wait = Wait::new(pacing, || self.launch.client.lease());
+        #[cfg(not(target_os = "linux"))]
+        let wait = Wait::new(pacing, || None);
+        tokio::spawn(self.pace(wait))
     }
 
     fn arrivals<'a>(&self, pieces: &'a Scenario) -> crate::schedule::PhaseArrivals<'a> {
@@ -516,6 +607,7 @@ impl<T: Transport> Pacer<T> {
             let intended = later(self.started, arrival.offset);
             // `None`: due already (with the precise pacer, sent with the others of this wake-up).
             if let Some(wake) = wait.wake(intended, Instant::now()) {
+                wait.before_wait(wake, Instant::now());
                 tokio::select! {
                     biased;
                     () = self.halt.wait() => return true,
@@ -526,10 +618,11 @@ impl<T: Transport> Pacer<T> {
             if self.halt.is_set() {
                 return true;
             }
-            let Some(permit) = self.slot().await else {
+            let Some(permit) = self.slot(&mut wait).await else {
                 return true;
             };
             self.launch.send(arrival.request, intended, permit);
+            wait.sent(Instant::now());
             self.publish(&mut next_position);
             // A late runtime has many arrivals due at once: the answers in the meantime are read
             // (and timed) between them, not after the whole backlog.
@@ -540,10 +633,11 @@ impl<T: Transport> Pacer<T> {
 
     /// Takes an in-flight slot, waiting for one until the phase ends (then `Some(None)`: the request
     /// is dropped). `None` when stopped.
-    async fn slot(&mut self) -> Option<Option<OwnedSemaphorePermit>> {
+    async fn slot(&mut self, wait: &mut Wait) -> Option<Option<OwnedSemaphorePermit>> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Some(Some(permit));
         }
+        wait.let_go();
         tokio::select! {
             p = self.slots.clone().acquire_owned() => Some(if Instant::now() >= self.end { None } else { p.ok() }),
             () = tokio::time::sleep_until(self.end) => Some(None),
@@ -598,7 +692,9 @@ impl<T: Transport> Launch<T> {
             let sample = tokio::select! {
                 biased;
                 resp = client.send(request, later(intended, scenario.defaults.timeout)) => {
-                    Sample::answered(index, which, intended, sent, Instant::now(), &resp)
+                    // Read at the pacer's next wake-up, an answer is timed from its arrival.
+                    let ended = resp.received.map_or_else(Instant::now, |at| at.max(sent));
+                    Sample::answered(index, which, intended, sent, ended, &resp)
                 }
                 _ = cancel.wait_for(|c| *c) => {
                     Sample::unanswered(index, which, intended, Some(sent), Class::Cancelled)

@@ -77,6 +77,7 @@ impl Transport for Scripted {
             version: answered.is_ok().then_some(Version::Http1),
             handshake: None,
             resent: false,
+            received: None,
         }
     }
 }
@@ -404,6 +405,7 @@ impl Transport for GivesUpAt {
             version: None,
             handshake: None,
             resent: false,
+            received: None,
         }
     }
 }
@@ -662,6 +664,7 @@ impl Transport for Panicky {
             version: Some(Version::Http1),
             handshake: None,
             resent: false,
+            received: None,
         }
     }
 }
@@ -740,7 +743,7 @@ rate = { shape = "constant", rps = 10 }
 /// own lateness aside), so the schedule of wake-ups and sends is exact.
 fn simulate(every: Duration, count: u32) -> (usize, Vec<Duration>) {
     let start = Instant::now();
-    let mut batch = super::Batch::new(start);
+    let mut batch = super::Batch::new(start, None);
     let mut now = start;
     let mut wakes = 0;
     let mut lags = Vec::new();

@@ -45,10 +45,12 @@ const INPUT_MOST: usize = 64 * 1024;
 /// A connection idle for longer than this is checked for a close by the server before it is used.
 const PROBE_AFTER: Duration = Duration::from_millis(1);
 
-/// An open connection: plain TCP or TLS.
+/// An open connection: plain TCP or TLS, or plain TCP whose answers are read when the pacer wakes.
 pub(super) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    #[cfg(target_os = "linux")]
+    Tick(tick::TickStream),
 }
 
 impl AsyncRead for Stream {
@@ -56,6 +58,8 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(target_os = "linux")]
+            Stream::Tick(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -65,6 +69,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(target_os = "linux")]
+            Stream::Tick(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -72,6 +78,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(target_os = "linux")]
+            Stream::Tick(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -79,6 +87,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(target_os = "linux")]
+            Stream::Tick(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -87,14 +97,34 @@ impl Stream {
     /// Whether the server closed (or reset) this idle connection. Only plain connections can tell
     /// without reading; a TLS one is assumed open (a close then shows as a failed write or read).
     fn closed_while_idle(&self) -> bool {
-        let Stream::Plain(s) = self else {
-            return false;
+        let s = match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(_) => return false,
+            #[cfg(target_os = "linux")]
+            Stream::Tick(s) => return s.closed_while_idle(),
         };
         let mut byte = [0u8; 1];
         match s.try_read(&mut byte) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
             // End of stream, an error, or bytes nobody asked for: not usable.
             _ => true,
+        }
+    }
+
+    /// Marks the start of an exchange on it.
+    fn begin(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Stream::Tick(s) = self {
+            s.expect_answer();
+        }
+    }
+
+    /// When the last bytes read arrived, by the kernel's clock, where the stream knows.
+    fn received(&self) -> Option<Instant> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Stream::Tick(s) => s.received(),
+            _ => None,
         }
     }
 }
@@ -126,6 +156,8 @@ pub(super) struct Answer {
     pub bytes: u64,
     /// The body went past the cap; the rest was not read.
     pub too_large: bool,
+    /// When its last bytes arrived, by the kernel's clock, where the stream knows (see [`tick`]).
+    pub received: Option<Instant>,
 }
 
 /// Why an exchange did not give an answer.
@@ -225,6 +257,7 @@ impl Own {
         body_cap: usize,
     ) -> Result<Answer, Failed> {
         self.input.clear();
+        stream.begin();
         let written = write_watching(&mut stream, &self.out, &mut self.input).await;
         let whole = match written {
             Written::All => true,
@@ -239,9 +272,10 @@ impl Own {
                 }
             }
         };
-        let (answer, reusable) = read_answer(&mut stream, &mut self.input, head_request, body_cap)
+        let (mut answer, reusable) = read_answer(&mut stream, &mut self.input, head_request, body_cap)
             .await
             .map_err(Failed::Class)?;
+        answer.received = stream.received();
         // A request cut short by an early answer leaves the connection in the middle of it.
         let reusable = reusable && whole;
         if reusable && self.input.is_empty() {
@@ -451,6 +485,7 @@ async fn read_answer(
         status: head.status,
         bytes: 0,
         too_large: false,
+        received: None,
     };
     let cap = body_cap as u64;
     let ended = match framing {
@@ -615,6 +650,9 @@ async fn read_trailers(stream: &mut (impl AsyncRead + Unpin), input: &mut Input)
         }
     }
 }
+
+#[cfg(target_os = "linux")]
+pub mod tick;
 
 #[cfg(test)]
 mod tests;
