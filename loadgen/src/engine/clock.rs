@@ -65,7 +65,12 @@ impl OsClock {
             let mut ready = self.fd.readable().await?;
             let mut count = [0u8; 8];
             match rustix::io::read(&ready.get_inner().0, &mut count) {
-                Ok(_) => return Ok(()),
+                // Gone off and read: not readable again until armed again, so the next wait need
+                // not try a read that finds nothing first.
+                Ok(_) => {
+                    ready.clear_ready();
+                    return Ok(());
+                }
                 // Readiness left from a timer armed before: not gone off yet.
                 Err(e) if e == rustix::io::Errno::AGAIN => ready.clear_ready(),
                 Err(e) if e == rustix::io::Errno::INTR => {}
