@@ -1,4 +1,5 @@
-// The scripted exchanges of `tests.rs`, included there in a module.
+// The scripted exchanges of `tests.rs`, included there in a module per kind of connection; the
+// module's `send` chooses the kind.
 
 #[tokio::test]
 async fn answers_with_a_length_share_one_connection() {

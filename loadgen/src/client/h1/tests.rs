@@ -134,9 +134,11 @@ fn client(url: &str, body_cap: usize) -> Client {
     Client::new(url, &options).unwrap()
 }
 
-async fn send(client: &Client, own: &mut Own, req: &Request) -> Response {
+/// Sends `req` on `own`'s connection; with `ticked`, on a connection of the open loop's set (no
+/// lease is held, so its driver reads the answers).
+async fn send_on(client: &Client, own: &mut Own, req: &Request, ticked: bool) -> Response {
     client
-        .send_own(own, req, Instant::now() + Duration::from_secs(10))
+        .send_on(own, req, Instant::now() + Duration::from_secs(10), ticked)
         .await
 }
 
@@ -150,6 +152,23 @@ fn keep(bytes: &'static [u8]) -> Reply {
 /// Every exchange, on a worker's own connection.
 mod own {
     use super::*;
+
+    async fn send(client: &Client, own: &mut Own, req: &Request) -> Response {
+        send_on(client, own, req, false).await
+    }
+
+    include!("exchanges.rs");
+}
+
+/// Every exchange again, on connections of the open loop's set: read and written outside the
+/// reactor, with the set's events for readiness.
+#[cfg(target_os = "linux")]
+mod ticked {
+    use super::*;
+
+    async fn send(client: &Client, own: &mut Own, req: &Request) -> Response {
+        send_on(client, own, req, true).await
+    }
 
     include!("exchanges.rs");
 }
