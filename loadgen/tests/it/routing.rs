@@ -299,6 +299,11 @@ async fn judge_real_with(
     let path = config_dir(name, config, template);
     let (base, inbox, _stop) = receiver().await;
     let rewritten = loadgen::alerts::routing::load(&path, &base).unwrap();
+    let integrations: Vec<(String, usize)> = rewritten
+        .receivers
+        .iter()
+        .map(|r| (r.name.clone(), r.captured.len()))
+        .collect();
     let am = LocalAlertmanager::start_config(rewritten).await.unwrap();
     let start = Instant::now();
     inbox.restart(start);
@@ -326,7 +331,14 @@ async fn judge_real_with(
             .iter()
             .flat_map(|n| n.alerts.iter().map(|a| a.alert.as_str()))
             .collect();
-        alerts.contains(&"ServiceDown") && alerts.contains(&"DiskFilling")
+        // Alertmanager sends a flush to each of a receiver's integrations on its own, so loadgen's
+        // webhook can hear of it before the Slack or PagerDuty message arrives: wait for all of them.
+        let all_rendered = integrations.iter().all(|(name, kinds)| {
+            let flushes = r.notifications.iter().filter(|n| &n.receiver == name).count();
+            let rendered = r.rendered.iter().filter(|m| &m.receiver == name).count();
+            rendered >= flushes * kinds
+        });
+        alerts.contains(&"ServiceDown") && alerts.contains(&"DiskFilling") && all_rendered
     })
     .await;
     // Two more polls of the API after the notifications, so the inhibition has been seen.
