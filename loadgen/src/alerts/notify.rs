@@ -457,7 +457,7 @@ async fn answer(inbox: &Inbox, req: Request<Incoming>) -> Response<Full<Bytes>> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A notification in the shape Alertmanager 0.25 sends (the fields of its webhook payload, version 4).

@@ -13,6 +13,7 @@ use regex_automata::meta::Regex;
 use serde_json::Value;
 
 use crate::alerts::notify::Rendered;
+use crate::alerts::routing::ReceiverPlan;
 
 /// The text of one rendered message: the fields a person reads, by receiver kind (`slack.2` is read
 /// as `slack`); any other kind, its JSON, keys sorted.
@@ -185,7 +186,7 @@ pub fn flush<'a>(rendered: &'a [Rendered], receiver: &str, alert: &str, at_s: f6
     let is_webhook = |m: &Rendered| m.kind.split('.').next() == Some("webhook");
     let mut near: Vec<&Rendered> = rendered
         .iter()
-        .filter(|m| m.receiver == receiver && (m.at_s - at_s).abs() <= 1.0)
+        .filter(|m| m.receiver == receiver && (m.at_s - at_s).abs() <= NEAR_S)
         .collect();
     if near.iter().any(|m| !is_webhook(m)) {
         near.retain(|m| !is_webhook(m));
@@ -213,6 +214,25 @@ pub fn flush<'a>(rendered: &'a [Rendered], receiver: &str, alert: &str, at_s: f6
         }
     }
     out
+}
+
+/// Seconds between a notification and the messages of the same flush, at most.
+const NEAR_S: f64 = 1.0;
+
+/// The captured configurations of `plan` (`slack`, `pagerduty`, …) with no message within a second
+/// of a firing notification to it at `at_s`. Alertmanager sends a flush to each of a receiver's
+/// configurations on its own, so loadgen's webhook can hear of it before the others have arrived; a
+/// flush with one missing cannot be compared whole.
+pub fn missing<'a>(rendered: &[Rendered], plan: &'a ReceiverPlan, at_s: f64) -> Vec<&'a str> {
+    plan.captured
+        .iter()
+        .map(|(kind, _)| kind.as_str())
+        .filter(|kind| {
+            !rendered
+                .iter()
+                .any(|m| m.receiver == plan.name && m.kind == *kind && (m.at_s - at_s).abs() <= NEAR_S)
+        })
+        .collect()
 }
 
 /// Lines compared at most; past it, the diff says only that the texts differ.

@@ -20,6 +20,20 @@ use crate::cmd::run::embedded::Embedded;
 use crate::shared::Timeline;
 use crate::shared::{Transition, Verdict};
 
+/// How long the end of a run waits for the rest of a flush whose notification has arrived.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// [`Alerting::settle`] for `receiver` and the receivers of `--alertmanager-config` (`plans`).
+async fn settle(receiver: &Receiver, plans: &[crate::alerts::routing::ReceiverPlan]) {
+    if plans.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + SETTLE;
+    while !receiver.flushes_whole(plans) && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// loadgen's webhook receiver, serving while the run goes on.
 pub(super) struct Receiver {
     pub(super) inbox: crate::alerts::notify::Inbox,
@@ -51,6 +65,20 @@ impl Receiver {
     /// Where Alertmanager reaches it.
     pub(super) fn webhook(&self) -> &str {
         &self.webhook
+    }
+
+    /// Whether every firing notification to a receiver of `plans` has the messages of its flush.
+    fn flushes_whole(&self, plans: &[crate::alerts::routing::ReceiverPlan]) -> bool {
+        let got = self.inbox.snapshot();
+        got.notifications
+            .iter()
+            .filter(|n| n.status == crate::alerts::notify::Status::Firing)
+            .all(|n| {
+                plans
+                    .iter()
+                    .find(|p| p.name == n.receiver)
+                    .is_none_or(|p| crate::alerts::snapshot::missing(&got.rendered, p, n.at_s).is_empty())
+            })
     }
 
     /// Stops serving and returns what was received.
@@ -278,6 +306,16 @@ impl Alerting {
         crate::alerts::predict::live::transitions(&self.prediction)
     }
 
+    /// Waits, at most [`SETTLE`], until each firing notification to a receiver of
+    /// `--alertmanager-config` has the other messages of its flush: Alertmanager sends a flush to each
+    /// of a receiver's configurations on its own, so the last can arrive after loadgen's webhook
+    /// heard of it.
+    pub(super) async fn settle(&self) {
+        if let Some(receiver) = &self.receiver {
+            settle(receiver, &self.receivers).await;
+        }
+    }
+
     /// Stops the receiver and the private Prometheus and Alertmanager, and judges what `watched` saw
     /// (when alerts were checked) against the scenario and the `timeline` the engine returned. Every
     /// alert expectation gets a check: judged, NOT VERIFIED with the reason it could not be, or SKIPPED
@@ -348,6 +386,7 @@ impl Alerting {
                     timeline,
                     &scoped,
                     &received.rendered,
+                    &self.receivers,
                     &options.snapshot_dir,
                     options.update_snapshots,
                 ));
@@ -469,4 +508,64 @@ async fn alert_scope(
         eprintln!("loadgen: note: {note}");
     }
     scope
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::alerts::notify::tests::FIRING;
+    use crate::alerts::routing::ReceiverPlan;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_run_waits_for_the_rest_of_a_flush_and_no_longer() {
+        let receiver = Receiver::new(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let inbox = receiver.inbox.clone();
+        // FIRING is a notification to the receiver `loadgen`, which also sends to Slack and PagerDuty.
+        let plan = ReceiverPlan {
+            name: "loadgen".into(),
+            captured: vec![
+                ("slack".into(), "/receivers/loadgen/slack".into()),
+                ("pagerduty".into(), "/receivers/loadgen/pagerduty".into()),
+            ],
+            not_captured: vec![],
+        };
+        let plans = std::slice::from_ref(&plan);
+        let message = |kind: &str| inbox.keep_rendered("loadgen".into(), kind.into(), b"{}", Instant::now());
+        inbox.take(FIRING.as_bytes(), Instant::now()).unwrap();
+        message("slack");
+        assert!(!receiver.flushes_whole(plans));
+
+        // PagerDuty's message comes 300 ms after the webhook's: the wait ends with it.
+        let late = inbox.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            late.keep_rendered("loadgen".into(), "pagerduty".into(), b"{}", Instant::now());
+        });
+        let t = Instant::now();
+        settle(&receiver, plans).await;
+        let waited = t.elapsed();
+        assert!(receiver.flushes_whole(plans));
+        assert!(
+            (Duration::from_millis(300)..=Duration::from_millis(320)).contains(&waited),
+            "{waited:?}"
+        );
+
+        // Another flush, seconds later, whose messages never come: the wait gives up at SETTLE.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        inbox.take(FIRING.as_bytes(), Instant::now()).unwrap();
+        let t = Instant::now();
+        settle(&receiver, plans).await;
+        let waited = t.elapsed();
+        assert!(
+            (SETTLE..=SETTLE + Duration::from_millis(20)).contains(&waited),
+            "{waited:?}"
+        );
+
+        // Without --alertmanager-config nothing is captured, and nothing is waited for.
+        let t = Instant::now();
+        settle(&receiver, &[]).await;
+        assert_eq!(t.elapsed(), Duration::ZERO);
+    }
 }

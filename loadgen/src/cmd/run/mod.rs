@@ -389,6 +389,7 @@ pub async fn run(plan: RunPlan, cancel: watch::Receiver<bool>) -> Result<Summary
         Some(w) => Some(w.await.unwrap_or_default()),
         None => None,
     };
+    alerting.settle().await;
     let alert_report = alerting.finish(&plan, watched, &timeline);
     if let Some(e) = embedded {
         e.stop().await;

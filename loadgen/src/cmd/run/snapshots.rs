@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::alerts::notify::{Notification, Rendered};
 use crate::alerts::routed::{arrow, first_to, SNAPSHOT};
+use crate::alerts::routing::ReceiverPlan;
 use crate::alerts::snapshot;
 use crate::alerts::AlertCheck;
 use crate::scenario::Scenario;
@@ -17,6 +18,7 @@ pub(super) fn check(
     timeline: &Timeline,
     notifications: &[Notification],
     rendered: &[Rendered],
+    receivers: &[ReceiverPlan],
     dir: &Path,
     update: bool,
 ) -> Vec<AlertCheck> {
@@ -34,7 +36,24 @@ pub(super) fn check(
                 ),
                 Some(m) => {
                     let messages = snapshot::flush(rendered, &n.receiver, &n.alert, m.at_s);
-                    if messages.is_empty() {
+                    let missing = receivers
+                        .iter()
+                        .find(|r| r.name == n.receiver)
+                        .map(|plan| snapshot::missing(rendered, plan, m.at_s))
+                        .unwrap_or_default();
+                    if !missing.is_empty() {
+                        let kinds: Vec<String> = missing.iter().map(|k| format!("`{k}`")).collect();
+                        (
+                            Verdict::NotVerified,
+                            format!(
+                                "`{}` was notified at {:.1}s, but no {} message of that flush had \
+                                 arrived when the run ended, so it cannot be compared whole",
+                                n.receiver,
+                                m.at_s,
+                                kinds.join(" or ")
+                            ),
+                        )
+                    } else if messages.is_empty() {
                         (
                             Verdict::NotVerified,
                             format!(
@@ -142,6 +161,7 @@ expect = { notified = [{ alert = "ServiceDown", receiver = "pager", snapshot = "
                 &timeline,
                 std::slice::from_ref(&page),
                 &[slack(title)],
+                &[],
                 &dir,
                 update,
             );
@@ -162,8 +182,63 @@ expect = { notified = [{ alert = "ServiceDown", receiver = "pager", snapshot = "
             detail.contains("-title: ServiceDown\n+title: ServiceD0wn\n"),
             "{detail}"
         );
-        let none = check(&scenario, &timeline, &[], &[], &dir, false);
+        let none = check(&scenario, &timeline, &[], &[], &[], &dir, false);
         assert_eq!(none[0].verdict, Verdict::NotVerified);
+
+        // The pager sends to Slack and PagerDuty; with PagerDuty's message still on its way the
+        // flush is not compared, nor written.
+        let plan = ReceiverPlan {
+            name: "pager".into(),
+            captured: vec![
+                ("slack".into(), "/receivers/pager/slack".into()),
+                ("pagerduty".into(), "/receivers/pager/pagerduty".into()),
+            ],
+            not_captured: vec![],
+        };
+        let partial = |update: bool| {
+            check(
+                &scenario,
+                &timeline,
+                std::slice::from_ref(&page),
+                &[slack("ServiceDown")],
+                std::slice::from_ref(&plan),
+                &dir,
+                update,
+            )
+        };
+        for update in [false, true] {
+            let c = partial(update);
+            assert_eq!(c[0].verdict, Verdict::NotVerified, "{}", c[0].detail);
+            assert_eq!(
+                c[0].detail,
+                "`pager` was notified at 20.0s, but no `pagerduty` message of that flush had arrived \
+                 when the run ended, so it cannot be compared whole"
+            );
+        }
+        let pd = Rendered {
+            kind: "pagerduty".into(),
+            body: json!({ "event_action": "trigger", "payload": { "summary": "ServiceDown" } }),
+            ..slack("ServiceDown")
+        };
+        let whole = check(
+            &scenario,
+            &timeline,
+            std::slice::from_ref(&page),
+            &[slack("ServiceDown"), pd],
+            std::slice::from_ref(&plan),
+            &dir,
+            false,
+        );
+        assert_eq!(
+            whole[0].verdict,
+            Verdict::Fail,
+            "the stored file has Slack's only"
+        );
+        assert!(
+            whole[0].detail.contains("+--- pagerduty ---"),
+            "{}",
+            whole[0].detail
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
