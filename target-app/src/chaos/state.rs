@@ -412,15 +412,29 @@ fn start_memory_growth(f: &MemoryFault) -> Effect {
     }
 }
 
-/// Allocates and touches 1 MiB blocks at `rate` per second up to `limit`; frees them all when stopped.
+/// Maps and touches 1 MiB blocks at `rate` per second up to `limit`; unmaps them all when stopped.
+/// Each block is an anonymous mapping of its own, not the allocator's, so clearing the fault returns
+/// the memory to the OS whatever the allocator would keep: glibc's malloc, for one, serves blocks of
+/// this size from its heap once the process has freed a larger one, and keeps them after they are
+/// freed.
 #[inline(never)]
 fn grow_memory(stop: &AtomicBool, rate: u32, limit: u32) {
-    let mut held: Vec<Vec<u8>> = Vec::with_capacity(limit as usize);
+    let mut held: Vec<memmap2::MmapMut> = Vec::with_capacity(limit as usize);
     let step = Duration::from_secs(1) / rate.max(1);
+    let mut refused = false;
     while !stop.load(Ordering::Relaxed) {
-        if held.len() < limit as usize {
-            // Filled, not just reserved, so the pages are resident and show in RSS.
-            held.push(vec![0xA5; 1 << 20]);
+        if held.len() < limit as usize && !refused {
+            match memmap2::MmapMut::map_anon(1 << 20) {
+                Ok(mut block) => {
+                    // Filled, not just reserved, so the pages are resident and show in RSS.
+                    block.fill(0xA5);
+                    held.push(block);
+                }
+                Err(e) => {
+                    tracing::warn!(held_mb = held.len(), error = %e, "chaos memory: no more memory mapped");
+                    refused = true;
+                }
+            }
         }
         std::thread::sleep(step.min(Duration::from_millis(100)));
     }
